@@ -1,0 +1,67 @@
+"""Storage backends: the only package that touches a filesystem library.
+
+:func:`open_storage` turns a path or URL into a :class:`Storage`: local paths
+and ``file://`` URLs get :class:`LocalStorage`, ``memory://`` gets
+:class:`MemoryStorage`, ``s3://`` gets :class:`S3Storage`, and any other fsspec
+protocol gets the generic :class:`FsspecStorage`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from scribestore._storage.base import Storage, check_relpath
+from scribestore._storage.local import LocalStorage
+
+__all__ = ["LocalStorage", "Storage", "check_relpath", "join_url", "open_storage", "split_url"]
+
+
+def split_url(url: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(protocol, rest)`` of a path or URL; protocol ``""`` means local disk."""
+    text = os.fspath(url)
+    if "://" in text:
+        protocol, rest = text.split("://", 1)
+        protocol = protocol.lower()
+        if protocol == "file":
+            return "", rest
+        return protocol, rest
+    return "", text
+
+
+def join_url(base: str, name: str) -> str:
+    """``name`` inside the directory ``base`` (path or URL)."""
+    protocol, _ = split_url(base)
+    if protocol:
+        return base.rstrip("/") + "/" + name
+    return os.path.join(base, name)
+
+
+def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage:
+    """The backend for ``url`` (a directory); ``storage_options`` go to fsspec.
+
+    Raises:
+        ValueError: the URL's protocol is not known to fsspec.
+    """
+    protocol, rest = split_url(url)
+    if not protocol:
+        fsync = bool(storage_options.pop("fsync", True))
+        if storage_options:
+            raise ValueError(f"unknown storage options for a local path: {sorted(storage_options)}")
+        return LocalStorage(rest, fsync=fsync)
+
+    import fsspec
+
+    text = os.fspath(url).rstrip("/")
+    fs, root = fsspec.core.url_to_fs(text, **storage_options)
+    if protocol == "memory":
+        from scribestore._storage.fsspec import MemoryStorage
+
+        return MemoryStorage(fs, root, text)
+    if protocol in ("s3", "s3a"):
+        from scribestore._storage.s3 import S3Storage
+
+        return S3Storage(fs, root, text)
+    from scribestore._storage.fsspec import FsspecStorage
+
+    return FsspecStorage(fs, root, text)

@@ -1,0 +1,140 @@
+"""Storage over any fsspec filesystem, plus the in-memory variant.
+
+:class:`FsspecStorage` is the generic backend (SFTP, GCS, Azure, ...): a write
+goes to a temporary name in the destination directory and is then moved into
+place. :class:`MemoryStorage` specialises it for fsspec's ``memory://``
+filesystem, whose files are shared objects that must be copied on read.
+The S3 backend lives in :mod:`scribestore._storage.s3`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import secrets
+from typing import IO, TYPE_CHECKING, Any
+
+from scribestore._storage.base import Storage, check_relpath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = ["FsspecStorage", "MemoryStorage"]
+
+TMP_PREFIX = ".tmp-"
+
+
+class FsspecStorage(Storage):
+    """Files under ``root`` on an fsspec filesystem ``fs``."""
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url.rstrip("/")
+
+    def _abs(self, path: str) -> str:
+        return f"{self.root}/{check_relpath(path)}"
+
+    def read_bytes(self, path: str) -> bytes:
+        return bytes(self.fs.cat_file(self._abs(path)))
+
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        return bytes(self.fs.cat_file(self._abs(path), start=start, end=start + length))
+
+    def open_read(self, path: str) -> IO[bytes]:
+        f: IO[bytes] = self.fs.open(self._abs(path), "rb")
+        return f
+
+    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+        final = self._abs(path)
+        if self.fs.exists(final):
+            return False
+        tmp = self._write_tmp(final, chunks)
+        try:
+            if self.fs.exists(final):
+                return False
+            self.fs.mv(tmp, final)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if self.fs.exists(tmp):
+                    self.fs.rm_file(tmp)
+
+    def _write_tmp(self, final: str, chunks: Iterable[bytes]) -> str:
+        parent = final.rsplit("/", 1)[0]
+        tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(8)}"
+        self.fs.makedirs(parent, exist_ok=True)
+        try:
+            with self.fs.open(tmp, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(tmp)
+            raise
+        return tmp
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        final = self._abs(path)
+        tmp = self._write_tmp(final, (data,))
+        self.fs.mv(tmp, final)
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.isfile(self._abs(path)))
+
+    def size(self, path: str) -> int:
+        return int(self.fs.size(self._abs(path)))
+
+    def modified(self, path: str) -> datetime.datetime:
+        when = self.fs.modified(self._abs(path))
+        if not isinstance(when, datetime.datetime):
+            raise TypeError(f"{self!r}: modified() returned {when!r}")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return when
+
+    def delete(self, path: str) -> None:
+        final = self._abs(path)
+        if not self.fs.isfile(final):
+            raise FileNotFoundError(final)
+        self.fs.rm_file(final)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        top = self._abs(prefix) if prefix else self.root
+        try:
+            found = self.fs.find(top)
+        except FileNotFoundError:
+            return
+        base = self.root + "/"
+        for full in sorted(found):
+            if full.startswith(base):
+                yield full[len(base) :]
+
+
+class MemoryStorage(FsspecStorage):
+    """fsspec ``memory://``: one process, files held in a shared dict.
+
+    fsspec's memory files are shared objects (one position for all readers) and
+    become visible as soon as they are opened for writing, so this backend
+    assembles a file completely before publishing it and reads by copy.
+    """
+
+    def open_read(self, path: str) -> IO[bytes]:
+        return io.BytesIO(self.read_bytes(path))
+
+    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+        final = self._abs(path)
+        if self.fs.exists(final):
+            return False
+        data = b"".join(chunks)
+        try:
+            self.fs.pipe_file(final, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        self.fs.pipe_file(self._abs(path), data)

@@ -1,0 +1,138 @@
+"""Local-disk storage: plain ``os`` calls for atomic rename and fsync.
+
+Writes go to a temporary name in the destination directory, are fsynced, and
+are then published with ``os.link`` (create-only: the first writer wins) or
+``os.replace`` (manifests); the directory is fsynced after each publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import os
+import secrets
+from typing import IO, TYPE_CHECKING
+
+from scribestore._storage.base import Storage, check_relpath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = ["TMP_PREFIX", "LocalStorage"]
+
+TMP_PREFIX = ".tmp-"
+# Errors meaning "this filesystem has no hard links": fall back to rename.
+_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+class LocalStorage(Storage):
+    """Files under a directory on local disk."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.url = self.root
+        self._fsync = fsync
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(self.root, *check_relpath(path).split("/"))
+
+    def read_bytes(self, path: str) -> bytes:
+        with open(self._abs(path), "rb") as f:
+            return f.read()
+
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        with open(self._abs(path), "rb") as f:
+            f.seek(start)
+            return f.read(length)
+
+    def open_read(self, path: str) -> IO[bytes]:
+        return open(self._abs(path), "rb")
+
+    def _write_tmp(self, final: str, chunks: Iterable[bytes]) -> str:
+        """Write ``chunks`` to a fresh temp file beside ``final``; return its path."""
+        directory = os.path.dirname(final)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, TMP_PREFIX + secrets.token_hex(8))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                if self._fsync:
+                    os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def _fsync_dir(self, directory: str) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+        final = self._abs(path)
+        if os.path.exists(final):
+            return False
+        tmp = self._write_tmp(final, chunks)
+        try:
+            try:
+                os.link(tmp, final)
+                created = True
+            except FileExistsError:
+                created = False
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                created = not os.path.exists(final)
+                if created:
+                    os.replace(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if created:
+            self._fsync_dir(os.path.dirname(final))
+        return created
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        final = self._abs(path)
+        tmp = self._write_tmp(final, (data,))
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._fsync_dir(os.path.dirname(final))
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(self._abs(path))
+
+    def size(self, path: str) -> int:
+        return os.stat(self._abs(path)).st_size
+
+    def modified(self, path: str) -> datetime.datetime:
+        mtime = os.stat(self._abs(path)).st_mtime
+        return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+
+    def delete(self, path: str) -> None:
+        os.unlink(self._abs(path))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        top = self._abs(prefix) if prefix else self.root
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, self.root)
+            base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            for name in sorted(filenames):
+                yield base + name
+
+    def local_path(self, path: str) -> str:
+        """The absolute local path of ``path`` (local backend only)."""
+        return self._abs(path)

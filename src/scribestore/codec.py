@@ -1,0 +1,117 @@
+"""The on-disk encoding of one object: a 16-byte header, then the payload.
+
+Pure functions and constants only; no I/O. See docs/FORMAT.md, "Object encoding".
+
+    offset size  field
+    0      4     magic b"SSOB"
+    4      1     object format version (1)
+    5      1     codec: 0 raw, 1 zstd (2 and up reserved: chunk lists, packs)
+    6      2     reserved, zero
+    8      8     logical size, unsigned little-endian
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+import msgspec
+import zstandard
+
+from scribestore.errors import CorruptObjectError, UnsupportedFormatError
+
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC",
+    "OBJECT_FORMAT_VERSION",
+    "Codec",
+    "ObjectHeader",
+    "choose_codec",
+    "decode_header",
+    "encode_header",
+    "make_compressor",
+]
+
+MAGIC = b"SSOB"
+OBJECT_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<4sBBHQ")
+HEADER_SIZE = _HEADER.size  # 16
+
+# The probe compresses this much of the start of the content to decide whether
+# zstd pays for the whole object.
+PROBE_SIZE = 256 << 10
+# zstd is kept only if the probe shrinks to at most this fraction; float weights
+# (~0.93 with plain zstd) stay raw, where decompression would cost more than
+# the few percent of disk it saves.
+COMPRESS_RATIO_MAX = 0.90
+# Content this small is stored raw: the zstd frame overhead eats the gain.
+COMPRESS_MIN_SIZE = 64
+ZSTD_LEVEL = 3
+# Above this size, compress with zstd's worker threads.
+_THREADED_MIN = 8 << 20
+
+
+class Codec(enum.IntEnum):
+    """How an object's payload encodes its logical content."""
+
+    RAW = 0
+    ZSTD = 1
+
+
+class ObjectHeader(msgspec.Struct, frozen=True):
+    """The decoded header of one object."""
+
+    codec: Codec
+    size: int
+
+
+def encode_header(codec: Codec, size: int) -> bytes:
+    """The 16 header bytes for an object of ``size`` logical bytes."""
+    return _HEADER.pack(MAGIC, OBJECT_FORMAT_VERSION, int(codec), 0, size)
+
+
+def decode_header(buf: bytes, *, digest: str, path: str | None = None) -> ObjectHeader:
+    """Parse the first :data:`HEADER_SIZE` bytes of an object.
+
+    Raises:
+        CorruptObjectError: too short, wrong magic, or an unknown codec byte in a
+            version this reader knows.
+        UnsupportedFormatError: the object was written by a newer format version.
+    """
+    if len(buf) < HEADER_SIZE:
+        raise CorruptObjectError(
+            digest, "truncated", path=path, detail=f"header is {len(buf)} of {HEADER_SIZE} bytes"
+        )
+    magic, version, codec, _reserved, size = _HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise CorruptObjectError(digest, "not an object", path=path, detail=f"bad magic {magic!r}")
+    if version > OBJECT_FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"object {digest} uses object format version {version}, newer than the "
+            f"{OBJECT_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
+        )
+    try:
+        return ObjectHeader(Codec(codec), size)
+    except ValueError:
+        raise CorruptObjectError(
+            digest, "not an object", path=path, detail=f"unknown codec byte {codec}"
+        ) from None
+
+
+def choose_codec(probe: bytes, total_size: int) -> Codec:
+    """Decide raw vs zstd from the first bytes of the content.
+
+    Deterministic: the same content always gets the same codec.
+    """
+    if total_size < COMPRESS_MIN_SIZE or not probe:
+        return Codec.RAW
+    compressed = zstandard.ZstdCompressor(level=1).compress(probe[:PROBE_SIZE])
+    if len(compressed) <= COMPRESS_RATIO_MAX * min(len(probe), PROBE_SIZE):
+        return Codec.ZSTD
+    return Codec.RAW
+
+
+def make_compressor(total_size: int) -> zstandard.ZstdCompressor:
+    """A zstd compressor suited to content of ``total_size`` bytes."""
+    threads = -1 if total_size >= _THREADED_MIN else 0
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads, write_checksum=False)

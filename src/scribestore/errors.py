@@ -1,0 +1,192 @@
+"""The scribestore error tree.
+
+Every error raised on purpose by scribestore derives from :class:`ScribeStoreError`.
+Leaf classes also inherit the builtin that fits, so ``except LookupError`` or
+``except ValueError`` keeps working for code written against plain Python or
+lazyscribe. Every message names the object, artifact, version or path involved
+and says what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactLoadError",
+    "ArtifactLogError",
+    "ArtifactNotFoundError",
+    "CorruptManifestError",
+    "CorruptObjectError",
+    "IntegrityError",
+    "InvalidDigestError",
+    "InvalidNameError",
+    "InvalidVersionError",
+    "ObjectNotFoundError",
+    "ReadOnlyError",
+    "SaveError",
+    "ScribeStoreError",
+    "StorageError",
+    "UnknownHandlerError",
+    "UnsupportedFormatError",
+    "VersionNotFoundError",
+]
+
+
+class ScribeStoreError(Exception):
+    """Base class of every error scribestore raises on purpose."""
+
+
+# --- data integrity -------------------------------------------------------------
+
+
+class IntegrityError(ScribeStoreError):
+    """Stored bytes do not hash to the digest they are stored under.
+
+    Attributes:
+        expected: the digest the data was stored under (or recorded in a manifest).
+        actual: the digest of the bytes actually read, or a short description
+            (``"truncated"``) when the bytes could not be read to the end.
+        artifact: the artifact name, when the read was for an artifact.
+        version: the artifact version, when known.
+        path: the object path inside the store, when known.
+    """
+
+    def __init__(
+        self,
+        expected: str,
+        actual: str,
+        *,
+        artifact: str | None = None,
+        version: int | None = None,
+        path: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.artifact = artifact
+        self.version = version
+        self.path = path
+        where = []
+        if artifact is not None:
+            where.append(f"artifact {artifact!r}")
+        if version is not None:
+            where.append(f"version {version}")
+        if path is not None:
+            where.append(f"object {path}")
+        subject = ", ".join(where) if where else f"object {expected}"
+        msg = f"integrity check failed for {subject}: expected blake3 {expected}, got {actual}"
+        if detail:
+            msg += f" ({detail})"
+        msg += (
+            ". The stored bytes are damaged; do not use them. Restore the object from "
+            "another copy of the store or log the artifact again."
+        )
+        super().__init__(msg)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_integrity_error,
+            (
+                type(self),
+                self.expected,
+                self.actual,
+                self.artifact,
+                self.version,
+                self.path,
+                self.args,
+            ),
+        )
+
+
+def _rebuild_integrity_error(
+    cls: type[IntegrityError],
+    expected: str,
+    actual: str,
+    artifact: str | None,
+    version: int | None,
+    path: str | None,
+    args: tuple[object, ...],
+) -> IntegrityError:
+    err = cls.__new__(cls)
+    err.expected, err.actual = expected, actual
+    err.artifact, err.version, err.path = artifact, version, path
+    err.args = args
+    return err
+
+
+class CorruptObjectError(IntegrityError):
+    """An object file is not a valid scribestore object (bad header, bad zstd frame)."""
+
+
+# --- lookups ----------------------------------------------------------------------
+
+
+class ObjectNotFoundError(ScribeStoreError, LookupError):
+    """No object with this digest is in the store."""
+
+
+class ArtifactNotFoundError(ScribeStoreError, LookupError, ValueError):
+    """No artifact with this name.
+
+    Also a ``ValueError`` because lazyscribe raises ``ValueError`` for an unknown
+    artifact name, and code written for it catches that.
+    """
+
+
+class VersionNotFoundError(ScribeStoreError, LookupError, ValueError):
+    """The artifact exists but no version matches the request.
+
+    Also a ``ValueError`` for the same compatibility reason as
+    :class:`ArtifactNotFoundError`.
+    """
+
+
+# --- bad input --------------------------------------------------------------------
+
+
+class InvalidDigestError(ScribeStoreError, ValueError):
+    """A digest that is not 64 lowercase hexadecimal characters."""
+
+
+class InvalidNameError(ScribeStoreError, ValueError):
+    """An artifact or experiment name that is empty or could escape the store."""
+
+
+class InvalidVersionError(ScribeStoreError, ValueError):
+    """A version that is neither an int, a datetime, nor an ISO timestamp string."""
+
+
+class UnknownHandlerError(ScribeStoreError, ValueError):
+    """No artifact handler is registered under this name."""
+
+
+class ReadOnlyError(ScribeStoreError, PermissionError):
+    """A write was attempted on something opened read-only (mode ``"r"``)."""
+
+
+# --- formats ----------------------------------------------------------------------
+
+
+class UnsupportedFormatError(ScribeStoreError, ValueError):
+    """Data written by a newer (or unknown) scribestore format version."""
+
+
+class CorruptManifestError(ScribeStoreError, ValueError):
+    """A manifest that is truncated, not JSON, or does not match the schema."""
+
+
+# --- operations -------------------------------------------------------------------
+
+
+class ArtifactLogError(ScribeStoreError):
+    """An artifact could not be logged (for example, a promotion that is not newer)."""
+
+
+class ArtifactLoadError(ScribeStoreError):
+    """An artifact could not be loaded (not saved yet, or environment mismatch)."""
+
+
+class SaveError(ScribeStoreError):
+    """A save failed; the previously saved manifest is intact."""
+
+
+class StorageError(ScribeStoreError, OSError):
+    """The storage backend failed (I/O error, permission, network)."""

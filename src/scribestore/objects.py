@@ -1,0 +1,455 @@
+"""The content-addressed object store.
+
+An object is the bytes of one logical content, stored once under its BLAKE3
+digest at ``<root>/<digest[:2]>/<digest>`` with the header of
+:mod:`scribestore.codec`. This module stores bytes; it knows nothing of
+manifests. Every read re-hashes what it returns.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+import zstandard
+
+from scribestore import codec
+from scribestore._storage import Storage, open_storage
+from scribestore.errors import (
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    ScribeStoreError,
+    StorageError,
+)
+from scribestore.hashing import Hasher, hash_bytes, hash_file, is_digest, validate_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+
+__all__ = ["ObjectInfo", "ObjectReader", "ObjectStore", "StoreStats", "object_path"]
+
+#: Bytes read from a source per step while storing: bounds memory per put.
+BLOCK_SIZE = 4 << 20
+# Streams are spooled to a temp file once they exceed this size.
+_SPOOL_MAX = 16 << 20
+
+_T = TypeVar("_T")
+
+Source = bytes | bytearray | memoryview | IO[bytes] | os.PathLike[str]
+
+
+def object_path(digest: str) -> str:
+    """The storage path of ``digest``: the one place a digest becomes a path.
+
+    Raises:
+        InvalidDigestError: ``digest`` is not 64 lowercase hex characters.
+    """
+    validate_digest(digest)
+    return f"{digest[:2]}/{digest}"
+
+
+class ObjectInfo(msgspec.Struct, frozen=True):
+    """What the store knows of one object without reading its payload."""
+
+    digest: str
+    size: int
+    stored_size: int
+    codec: codec.Codec
+
+
+class StoreStats(msgspec.Struct, frozen=True):
+    """Totals over every object in a store."""
+
+    objects: int
+    logical_size: int
+    stored_size: int
+
+
+class ObjectReader(io.RawIOBase):
+    """A readable stream of one object's content, verified as it is read.
+
+    Once the content is exhausted the digest and size are checked; on a
+    mismatch :class:`IntegrityError` is raised instead of the final empty read,
+    so a reader that reaches a clean end has seen exactly the stored content.
+    """
+
+    def __init__(self, raw: IO[bytes], digest: str, header: codec.ObjectHeader, path: str) -> None:
+        super().__init__()
+        self.digest = digest
+        self.size = header.size
+        self._path = path
+        self._raw = raw
+        self._hasher = Hasher()
+        self._verified = False
+        self._source: IO[bytes] | Any
+        if header.codec is codec.Codec.ZSTD:
+            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        else:
+            self._source = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._verified or len(view) == 0:
+            return 0
+        # Never read past the recorded size: trailing garbage is an integrity error.
+        want = min(len(view), self.size - self._hasher.size + 1)
+        try:
+            data = self._source.read(want)
+        except zstandard.ZstdError as exc:
+            raise CorruptObjectError(
+                self.digest, self._hasher.hexdigest(), path=self._path, detail=f"zstd: {exc}"
+            ) from exc
+        if data:
+            self._hasher.update(data)
+            if self._hasher.size > self.size:
+                raise IntegrityError(
+                    self.digest,
+                    "longer than recorded",
+                    path=self._path,
+                    detail=f"more than the {self.size} bytes in the header",
+                )
+            n = len(data)
+            view[:n] = data
+            return n
+        self._finish()
+        return 0
+
+    def _finish(self) -> None:
+        actual = self._hasher.hexdigest()
+        if self._hasher.size != self.size or actual != self.digest:
+            raise IntegrityError(
+                self.digest,
+                actual,
+                path=self._path,
+                detail=f"read {self._hasher.size} of {self.size} bytes",
+            )
+        self._verified = True
+
+    def readall(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            chunk = self.read(BLOCK_SIZE)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    @property
+    def verified(self) -> bool:
+        """True once the whole content has been read and matched its digest."""
+        return self._verified
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._raw.close()
+            finally:
+                super().close()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Prepared(msgspec.Struct, frozen=True):
+    """A source whose digest and size are known: a local file or an in-memory buffer."""
+
+    digest: str
+    size: int
+    path: str | None
+    data: bytes | memoryview | None
+
+
+class ObjectStore:
+    """Content-addressed, deduplicated, verified object storage.
+
+    Args:
+        root: directory path or fsspec URL (``memory://…``, ``s3://bucket/prefix``).
+        **storage_options: passed to fsspec (e.g. ``endpoint_url`` for S3).
+            For local paths only ``fsync`` (default True) is accepted.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], **storage_options: Any) -> None:
+        self._storage = open_storage(root, **storage_options)
+
+    @classmethod
+    def _from_storage(cls, storage: Storage) -> ObjectStore:
+        self = cls.__new__(cls)
+        self._storage = storage
+        return self
+
+    @property
+    def url(self) -> str:
+        """The root of this store as a path or URL."""
+        return self._storage.url
+
+    @property
+    def storage(self) -> Storage:
+        """The storage backend (internal API)."""
+        return self._storage
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"
+
+    # --- writing -------------------------------------------------------------
+
+    def put(self, data: Source) -> str:
+        """Store ``data`` and return its digest (lowercase hex BLAKE3-256).
+
+        ``data`` is bytes-like, a readable binary stream, or a local file path.
+        Streams and files are read in blocks, never whole. Content already in
+        the store is not written again.
+
+        Raises:
+            TypeError: ``data`` is none of the accepted kinds.
+            StorageError: the backend failed; nothing was published.
+            ScribeStoreError: a file or stream changed while it was being stored.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            buf = memoryview(data).cast("B")
+            return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf))
+        if isinstance(data, (str, os.PathLike)):
+            if isinstance(data, str):
+                raise TypeError(
+                    "put() takes bytes, a binary stream or an os.PathLike path; "
+                    "wrap a path string in pathlib.Path to store the file it names"
+                )
+            path = os.fspath(data)
+            digest, size = self._wrap_os(lambda: hash_file(path), path)
+            return self._put_prepared(_Prepared(digest, size, path, None))
+        if hasattr(data, "read"):
+            return self._put_stream(data)
+        raise TypeError(
+            f"put() takes bytes, a binary stream or an os.PathLike path, not {type(data).__name__}"
+        )
+
+    def _put_stream(self, stream: IO[bytes]) -> str:
+        # The digest names the object, so it must be known before publishing;
+        # spool to a temp file (memory while small) while hashing.
+        hasher = Hasher()
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
+            while True:
+                block = stream.read(BLOCK_SIZE)
+                if not block:
+                    break
+                if not isinstance(block, (bytes, bytearray, memoryview)):
+                    raise TypeError("put() needs a binary stream; this one returned text")
+                hasher.update(block)
+                spool.write(block)
+            digest = hasher.hexdigest()
+            if self._exists(digest):
+                return digest
+            if hasher.size <= _SPOOL_MAX:
+                spool.seek(0)
+                data = spool.read()
+                return self._put_prepared(_Prepared(digest, len(data), None, data))
+            spool.flush()
+            spool.seek(0)
+            return self._publish(digest, hasher.size, spool)
+
+    def _put_prepared(self, src: _Prepared) -> str:
+        if self._exists(src.digest):
+            return src.digest
+        if src.data is not None:
+            return self._publish(src.digest, src.size, _BufferReader(src.data))
+        assert src.path is not None
+        with open(src.path, "rb") as f:
+            return self._publish(src.digest, src.size, f)
+
+    def _publish(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> str:
+        probe = f.read(codec.PROBE_SIZE)
+        chosen = codec.choose_codec(probe, size)
+        chunks = _encode(digest, size, chosen, probe, f)
+        self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
+        return digest
+
+    # --- reading -------------------------------------------------------------
+
+    def get(self, digest: str) -> bytes:
+        """The verified content of ``digest``.
+
+        Raises:
+            InvalidDigestError: ``digest`` is malformed (before any I/O).
+            ObjectNotFoundError: no such object.
+            IntegrityError: the stored bytes do not hash to ``digest``.
+        """
+        path = object_path(digest)
+        blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
+        header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
+        payload = memoryview(blob)[codec.HEADER_SIZE :]
+        if header.codec is codec.Codec.ZSTD:
+            try:
+                content = _decompress(payload, header.size)
+            except zstandard.ZstdError as exc:
+                raise CorruptObjectError(digest, "undecodable", path=path, detail=str(exc)) from exc
+        else:
+            content = bytes(payload)
+        actual = hash_bytes(content)
+        if actual != digest or len(content) != header.size:
+            raise IntegrityError(
+                digest, actual, path=path, detail=f"{len(content)} of {header.size} bytes"
+            )
+        return content
+
+    def open(self, digest: str) -> ObjectReader:
+        """A stream of the content of ``digest``, verified as it is read.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError: as :meth:`get`.
+            IntegrityError: from ``read`` when the end is reached and the bytes
+                read do not hash to ``digest``.
+        """
+        path = object_path(digest)
+        raw = self._wrap_os(lambda: self._storage.open_read(path), digest)
+        try:
+            header = codec.decode_header(raw.read(codec.HEADER_SIZE), digest=digest, path=path)
+        except BaseException:
+            raw.close()
+            raise
+        return ObjectReader(raw, digest, header, path)
+
+    def has(self, digest: str) -> bool:
+        """Whether ``digest`` is stored (its content is not read).
+
+        Raises:
+            InvalidDigestError: ``digest`` is malformed.
+        """
+        return self._exists(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return is_digest(digest) and self._exists(str(digest))
+
+    def __iter__(self) -> Iterator[str]:
+        """Digests of every stored object, in sorted order."""
+        for path in self._wrap_os(lambda: list(self._storage.list()), self.url):
+            parts = path.split("/")
+            if len(parts) == 2 and is_digest(parts[1]) and parts[0] == parts[1][:2]:
+                yield parts[1]
+
+    def stat(self, digest: str) -> ObjectInfo:
+        """Header facts of ``digest``: logical size, stored size and codec.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        path = object_path(digest)
+        head = self._wrap_os(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
+        header = codec.decode_header(head, digest=digest, path=path)
+        stored = self._wrap_os(lambda: self._storage.size(path), digest)
+        return ObjectInfo(digest, header.size, stored, header.codec)
+
+    def stats(self) -> StoreStats:
+        """Object count, logical bytes and stored bytes over the whole store."""
+        count = logical = stored = 0
+        for digest in self:
+            info = self.stat(digest)
+            count += 1
+            logical += info.size
+            stored += info.stored_size
+        return StoreStats(count, logical, stored)
+
+    def delete(self, digest: str) -> None:
+        """Remove ``digest`` from the store.
+
+        Raises:
+            InvalidDigestError: ``digest`` is malformed.
+            ObjectNotFoundError: no such object.
+        """
+        path = object_path(digest)
+        self._wrap_os(lambda: self._storage.delete(path), digest)
+
+    # --- helpers -------------------------------------------------------------
+
+    def _exists(self, digest: str) -> bool:
+        path = object_path(digest)
+        return self._wrap_os(lambda: self._storage.exists(path), digest)
+
+    def _wrap_os(self, call: Callable[[], _T], subject: str) -> _T:
+        """Run ``call``, turning backend OSErrors into the scribestore error tree."""
+        try:
+            return call()
+        except ScribeStoreError:
+            raise
+        except FileNotFoundError:
+            if is_digest(subject):
+                raise ObjectNotFoundError(
+                    f"object {subject} is not in the store at {self.url}; check the "
+                    "digest, or that the store URL points at the right objects directory"
+                ) from None
+            raise StorageError(f"not found: {subject} in {self.url}") from None
+        except OSError as exc:
+            raise StorageError(f"storage at {self.url} failed on {subject}: {exc}") from exc
+
+
+def _encode(
+    digest: str, size: int, chosen: codec.Codec, probe: bytes, f: IO[bytes] | _BufferReader
+) -> Iterator[bytes]:
+    """Header plus payload of an object, re-hashing the source as it is read.
+
+    The source was hashed in an earlier pass; if it changed since, the last step
+    raises and the storage backend publishes nothing.
+    """
+    yield codec.encode_header(chosen, size)
+    hasher = Hasher()
+    compressor = (
+        codec.make_compressor(size).compressobj(size=size) if chosen is codec.Codec.ZSTD else None
+    )
+    block = probe
+    while block:
+        hasher.update(block)
+        if compressor is not None:
+            out = compressor.compress(block)
+            if out:
+                yield out
+        else:
+            yield block
+        block = f.read(BLOCK_SIZE)
+    if compressor is not None:
+        yield compressor.flush()
+    if hasher.size != size or hasher.hexdigest() != digest:
+        raise ScribeStoreError(
+            f"the content changed while it was being stored (expected {size} bytes with "
+            f"blake3 {digest}, read {hasher.size} bytes with blake3 {hasher.hexdigest()}); "
+            "nothing was stored. Do not modify a file while logging it, then retry."
+        )
+
+
+def _decompress(payload: memoryview, size: int) -> bytes:
+    # A damaged frame header could claim any size: never allocate past the header's.
+    if zstandard.frame_content_size(payload) not in (size, -1):
+        raise zstandard.ZstdError("frame content size disagrees with the object header")
+    dctx = zstandard.ZstdDecompressor()
+    out = (
+        dctx.decompressobj().decompress(payload)
+        if size == 0
+        else dctx.decompress(payload, max_output_size=size + 1)
+    )
+    return bytes(out)
+
+
+class _BufferReader:
+    """``read(n)`` over an in-memory buffer without copying it first."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n < 0 else min(len(self._view), self._pos + n)
+        out = bytes(self._view[self._pos : end])
+        self._pos = end
+        return out

@@ -1,0 +1,36 @@
+"""Helpers shared by tests: child processes that use a store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def python_child(code: str, *args: Any, **popen: Any) -> subprocess.Popen[str]:
+    """Start ``code`` in a fresh interpreter; ``sys.argv[1:]`` are JSON-encoded ``args``."""
+    argv = [sys.executable, "-c", textwrap.dedent(code), *(json.dumps(a) for a in args)]
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(argv, env=child_env(), text=True, **popen)
+
+
+def run_child(code: str, *args: Any, timeout: float = 300) -> str:
+    """Run ``code`` to completion; return its stdout; fail with its stderr."""
+    proc = python_child(code, *args)
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\n{err}")
+    return out
