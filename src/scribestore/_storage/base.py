@@ -87,7 +87,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
-        """Relative paths of every file under the directory ``prefix`` (recursive)."""
+        """Sorted relative paths of every file under the directory ``prefix`` (recursive)."""
 
     def same_root(self, other: Storage) -> bool:
         """Whether ``other`` addresses the same files as this storage."""

@@ -126,12 +126,12 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         top = self._abs(prefix) if prefix else self.root
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
+        found: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(top):
             rel = os.path.relpath(dirpath, self.root)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-            for name in sorted(filenames):
-                yield base + name
+            found.extend(base + name for name in filenames)
+        yield from sorted(found)
 
     def local_path(self, path: str) -> str:
         """The absolute local path of ``path`` (local backend only)."""

@@ -1,0 +1,117 @@
+"""The storage interface, run against every backend."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from conftest import Location
+
+from scribestore._storage import LocalStorage, Storage, check_relpath, open_storage
+
+
+def open_backend(loc: Location) -> Storage:
+    return open_storage(loc.url, **loc.options)
+
+
+def test_backend_class_per_protocol(location: Location) -> None:
+    storage = open_backend(location)
+    expected = {"local": "LocalStorage", "memory": "MemoryStorage", "s3": "S3Storage"}
+    assert type(storage).__name__ == expected[location.backend]
+
+
+def test_write_read_list_delete(location: Location) -> None:
+    storage = open_backend(location)
+    assert list(storage.list()) == []
+    assert storage.write_new("ab/one", [b"hello ", b"world"]) is True
+    assert storage.write_new("ab/one", [b"other"]) is False
+    assert storage.read_bytes("ab/one") == b"hello world"
+    assert storage.read_range("ab/one", 6, 100) == b"world"
+    assert storage.size("ab/one") == 11
+    with storage.open_read("ab/one") as f:
+        assert f.read() == b"hello world"
+    storage.write_atomic("top.json", b"{}")
+    storage.write_atomic("top.json", b'{"a": 1}')
+    assert storage.read_bytes("top.json") == b'{"a": 1}'
+    assert list(storage.list()) == ["ab/one", "top.json"]
+    assert list(storage.list("ab")) == ["ab/one"]
+    age = datetime.datetime.now(datetime.timezone.utc) - storage.modified("ab/one")
+    assert abs(age.total_seconds()) < 120
+    storage.delete("ab/one")
+    assert not storage.exists("ab/one")
+    with pytest.raises(FileNotFoundError):
+        storage.delete("ab/one")
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes("ab/one")
+
+
+def test_failed_write_publishes_nothing(location: Location) -> None:
+    storage = open_backend(location)
+
+    def chunks():
+        yield b"x" * (6 << 20)
+        yield b"y" * (1 << 20)
+        raise RuntimeError("source failed")
+
+    with pytest.raises(RuntimeError, match="source failed"):
+        storage.write_new("cd/partial", chunks())
+    assert not storage.exists("cd/partial")
+    assert [p for p in storage.list() if not p.rsplit("/", 1)[-1].startswith(".tmp-")] == []
+    assert list(storage.list()) == []
+
+
+def test_racing_create_only_writes_first_wins(location: Location) -> None:
+    storage = open_backend(location)
+    barrier = threading.Barrier(2)
+    results: dict[str, bool] = {}
+
+    def writer(tag: str) -> None:
+        def chunks():
+            barrier.wait(timeout=30)  # both writers are past the exists() check
+            yield tag.encode() * 1000
+
+        results[tag] = storage.write_new("ef/race", chunks())
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results.values()) == [False, True]
+    winner = next(tag for tag, won in results.items() if won)
+    assert storage.read_bytes("ef/race") == winner.encode() * 1000
+    assert list(storage.list()) == ["ef/race"]
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "a/../b", "..", "a//b", "./a", "a\x00b", "a\\b"])
+def test_unsafe_relative_paths_rejected(location: Location, bad: str) -> None:
+    storage = open_backend(location)
+    with pytest.raises(ValueError, match="unsafe"):
+        check_relpath(bad)
+    with pytest.raises(ValueError, match="unsafe"):
+        storage.write_atomic(bad, b"x")
+    assert list(storage.list()) == []
+
+
+def test_local_options_are_checked(tmp_path) -> None:
+    assert isinstance(open_storage(tmp_path, fsync=False), LocalStorage)
+    assert isinstance(open_storage(f"file://{tmp_path}"), LocalStorage)
+    with pytest.raises(ValueError, match="unknown storage options"):
+        open_storage(tmp_path, endpoint_url="http://x")
+
+
+def test_s3_failed_upload_leaves_no_multipart(s3_server) -> None:
+    from conftest import S3_BUCKET
+
+    storage = open_storage(f"s3://{S3_BUCKET}/mpu-test", **s3_server.storage_options())
+
+    def chunks():
+        yield b"z" * (40 << 20)  # past one part: a multipart upload is open
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        storage.write_new("aa/big", chunks())
+    uploads = storage.fs.call_s3("list_multipart_uploads", Bucket=S3_BUCKET, Prefix="mpu-test/")
+    assert uploads.get("Uploads", []) == []
+    assert not storage.exists("aa/big")
