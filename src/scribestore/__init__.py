@@ -6,6 +6,8 @@ The public surface is re-exported here; everything else is internal.
 from __future__ import annotations
 
 from scribestore.errors import (
+    AmbiguousVersionError,
+    BinaryArtifactError,
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
@@ -25,10 +27,14 @@ from scribestore.errors import (
     VersionNotFoundError,
 )
 from scribestore.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
+from scribestore.repository import Repository
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousVersionError",
+    "BinaryArtifactError",
+    "Repository",
     "ArtifactLoadError",
     "ArtifactLogError",
     "ArtifactNotFoundError",

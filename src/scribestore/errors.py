@@ -10,9 +10,11 @@ and says what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousVersionError",
     "ArtifactLoadError",
     "ArtifactLogError",
     "ArtifactNotFoundError",
+    "BinaryArtifactError",
     "CorruptManifestError",
     "CorruptObjectError",
     "IntegrityError",
@@ -123,12 +125,17 @@ class ObjectNotFoundError(ScribeStoreError, LookupError):
     """No object with this digest is in the store."""
 
 
-class ArtifactNotFoundError(ScribeStoreError, LookupError, ValueError):
+class ArtifactNotFoundError(ScribeStoreError, KeyError, ValueError):
     """No artifact with this name.
 
-    Also a ``ValueError`` because lazyscribe raises ``ValueError`` for an unknown
-    artifact name, and code written for it catches that.
+    A ``KeyError`` (so a ``LookupError``) for ``repo[name]``, and also a
+    ``ValueError`` because lazyscribe raises ``ValueError`` for an unknown
+    artifact name and code written for it catches that.
     """
+
+    def __str__(self) -> str:
+        # KeyError would repr() the message.
+        return str(self.args[0]) if self.args else ""
 
 
 class VersionNotFoundError(ScribeStoreError, LookupError, ValueError):
@@ -137,6 +144,10 @@ class VersionNotFoundError(ScribeStoreError, LookupError, ValueError):
     Also a ``ValueError`` for the same compatibility reason as
     :class:`ArtifactNotFoundError`.
     """
+
+
+class AmbiguousVersionError(VersionNotFoundError):
+    """A second-precision timestamp matches several versions; the message lists them."""
 
 
 # --- bad input --------------------------------------------------------------------
@@ -156,6 +167,10 @@ class InvalidVersionError(ScribeStoreError, ValueError):
 
 class UnknownHandlerError(ScribeStoreError, ValueError):
     """No artifact handler is registered under this name."""
+
+
+class BinaryArtifactError(ScribeStoreError, ValueError):
+    """A text-only operation (a diff) was asked of an artifact stored in binary form."""
 
 
 class ReadOnlyError(ScribeStoreError, PermissionError):

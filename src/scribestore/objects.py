@@ -78,8 +78,19 @@ class ObjectReader(io.RawIOBase):
     so a reader that reaches a clean end has seen exactly the stored content.
     """
 
-    def __init__(self, raw: IO[bytes], digest: str, header: codec.ObjectHeader, path: str) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        digest: str,
+        header: codec.ObjectHeader,
+        path: str,
+        *,
+        artifact: str | None = None,
+        version: int | None = None,
+    ) -> None:
         super().__init__()
+        self._artifact = artifact
+        self._version = version
         self.digest = digest
         self.size = header.size
         self._path = path
@@ -105,7 +116,12 @@ class ObjectReader(io.RawIOBase):
             data = self._source.read(want)
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(
-                self.digest, self._hasher.hexdigest(), path=self._path, detail=f"zstd: {exc}"
+                self.digest,
+                self._hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"zstd: {exc}",
             ) from exc
         if data:
             self._hasher.update(data)
@@ -114,6 +130,8 @@ class ObjectReader(io.RawIOBase):
                     self.digest,
                     "longer than recorded",
                     path=self._path,
+                    artifact=self._artifact,
+                    version=self._version,
                     detail=f"more than the {self.size} bytes in the header",
                 )
             n = len(data)
@@ -129,6 +147,8 @@ class ObjectReader(io.RawIOBase):
                 self.digest,
                 actual,
                 path=self._path,
+                artifact=self._artifact,
+                version=self._version,
                 detail=f"read {self._hasher.size} of {self.size} bytes",
             )
         self._verified = True
@@ -279,8 +299,10 @@ class ObjectStore:
 
     # --- reading -------------------------------------------------------------
 
-    def get(self, digest: str) -> bytes:
+    def get(self, digest: str, *, artifact: str | None = None, version: int | None = None) -> bytes:
         """The verified content of ``digest``.
+
+        ``artifact`` and ``version`` only label errors for the reader's benefit.
 
         Raises:
             InvalidDigestError: ``digest`` is malformed (before any I/O).
@@ -295,18 +317,34 @@ class ObjectStore:
             try:
                 content = _decompress(payload, header.size)
             except zstandard.ZstdError as exc:
-                raise CorruptObjectError(digest, "undecodable", path=path, detail=str(exc)) from exc
+                raise CorruptObjectError(
+                    digest,
+                    "undecodable",
+                    path=path,
+                    artifact=artifact,
+                    version=version,
+                    detail=str(exc),
+                ) from exc
         else:
             content = bytes(payload)
         actual = hash_bytes(content)
         if actual != digest or len(content) != header.size:
             raise IntegrityError(
-                digest, actual, path=path, detail=f"{len(content)} of {header.size} bytes"
+                digest,
+                actual,
+                path=path,
+                artifact=artifact,
+                version=version,
+                detail=f"{len(content)} of {header.size} bytes",
             )
         return content
 
-    def open(self, digest: str) -> ObjectReader:
+    def open(
+        self, digest: str, *, artifact: str | None = None, version: int | None = None
+    ) -> ObjectReader:
         """A stream of the content of ``digest``, verified as it is read.
+
+        ``artifact`` and ``version`` only label errors for the reader's benefit.
 
         Raises:
             InvalidDigestError, ObjectNotFoundError: as :meth:`get`.
@@ -320,7 +358,7 @@ class ObjectStore:
         except BaseException:
             raw.close()
             raise
-        return ObjectReader(raw, digest, header, path)
+        return ObjectReader(raw, digest, header, path, artifact=artifact, version=version)
 
     def has(self, digest: str) -> bool:
         """Whether ``digest`` is stored (its content is not read).

@@ -115,3 +115,52 @@ def test_s3_failed_upload_leaves_no_multipart(s3_server) -> None:
     uploads = storage.fs.call_s3("list_multipart_uploads", Bucket=S3_BUCKET, Prefix="mpu-test/")
     assert uploads.get("Uploads", []) == []
     assert not storage.exists("aa/big")
+
+
+def _increment(current: bytes | None) -> bytes:
+    return str(int(current or b"0") + 1).encode()
+
+
+def test_update_is_atomic_across_threads(location: Location) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage = open_backend(location)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: storage.update("counter", _increment), range(40)))
+    assert storage.read_bytes("counter") == b"40"
+
+
+def test_update_change_that_raises_writes_nothing(location: Location) -> None:
+    storage = open_backend(location)
+    storage.update("m.json", lambda cur: b"v1")
+
+    def boom(current: bytes | None) -> bytes:
+        assert current == b"v1"
+        raise RuntimeError("merge failed")
+
+    with pytest.raises(RuntimeError):
+        storage.update("m.json", boom)
+    assert storage.read_bytes("m.json") == b"v1"
+
+
+_UPDATE_CHILD = """
+import json, sys
+from scribestore._storage import open_storage
+url, options, n = (json.loads(a) for a in sys.argv[1:])
+storage = open_storage(url, **options)
+for _ in range(n):
+    storage.update("counter", lambda cur: str(int(cur or b"0") + 1).encode())
+"""
+
+
+def test_update_is_atomic_across_processes(shared_location: Location) -> None:
+    from helpers import python_child
+
+    procs = [
+        python_child(_UPDATE_CHILD, shared_location.url, shared_location.options, 15)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    assert open_backend(shared_location).read_bytes("counter") == b"60"

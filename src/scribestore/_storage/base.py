@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["Storage", "check_relpath"]
 
@@ -88,6 +88,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Sorted relative paths of every file under the directory ``prefix`` (recursive)."""
+
+    @abc.abstractmethod
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        """Atomically replace ``path`` with ``change(current)`` and return it.
+
+        ``current`` is the file's content, or None if it does not exist. No other
+        ``update`` of the same file commits between the read and the write: a
+        lock on local disk and in memory, a conditional write (retried on
+        conflict) on object stores. If ``change`` raises, nothing is written.
+        """
 
     def same_root(self, other: Storage) -> bool:
         """Whether ``other`` addresses the same files as this storage."""

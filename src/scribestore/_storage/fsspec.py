@@ -13,16 +13,25 @@ import contextlib
 import datetime
 import io
 import secrets
+import threading
 from typing import IO, TYPE_CHECKING, Any
 
 from scribestore._storage.base import Storage, check_relpath
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["FsspecStorage", "MemoryStorage"]
 
 TMP_PREFIX = ".tmp-"
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(url: str, path: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((url, path), threading.Lock())
 
 
 class FsspecStorage(Storage):
@@ -81,6 +90,19 @@ class FsspecStorage(Storage):
         final = self._abs(path)
         tmp = self._write_tmp(final, (data,))
         self.fs.mv(tmp, final)
+
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        # Generic filesystems offer no lock or conditional write: serialize the
+        # writers of this process only. Concurrent writers from several
+        # machines need local disk or an object store with conditional writes.
+        with _lock_for(self.url, path):
+            try:
+                current: bytes | None = self.read_bytes(path)
+            except FileNotFoundError:
+                current = None
+            data = change(current)
+            self.write_atomic(path, data)
+            return data
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.isfile(self._abs(path)))

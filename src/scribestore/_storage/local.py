@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import fcntl
 import os
 import secrets
 from typing import IO, TYPE_CHECKING
@@ -17,11 +18,13 @@ from typing import IO, TYPE_CHECKING
 from scribestore._storage.base import Storage, check_relpath
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["TMP_PREFIX", "LocalStorage"]
+__all__ = ["LOCK_SUFFIX", "TMP_PREFIX", "LocalStorage"]
 
 TMP_PREFIX = ".tmp-"
+#: Suffix of the lock file that serializes updates of one manifest.
+LOCK_SUFFIX = ".lock"
 # Errors meaning "this filesystem has no hard links": fall back to rename.
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -110,6 +113,25 @@ class LocalStorage(Storage):
                 os.unlink(tmp)
             raise
         self._fsync_dir(os.path.dirname(final))
+
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        final = self._abs(path)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        # The lock file is never removed: removing it would let two writers hold
+        # locks on different inodes.
+        with open(final + LOCK_SUFFIX, "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                try:
+                    with open(final, "rb") as f:
+                        current: bytes | None = f.read()
+                except FileNotFoundError:
+                    current = None
+                data = change(current)
+                self.write_atomic(path, data)
+                return data
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def exists(self, path: str) -> bool:
         return os.path.isfile(self._abs(path))

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import random
+import time
 from typing import IO, TYPE_CHECKING, Any
+
+import fsspec.asyn
 
 from scribestore._storage.fsspec import FsspecStorage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["S3Storage"]
 
@@ -24,6 +28,7 @@ __all__ = ["S3Storage"]
 # while bounding the memory s3fs buffers per upload.
 PART_SIZE = 32 << 20
 READ_BLOCK = 8 << 20
+_UPDATE_ATTEMPTS = 200
 
 
 class S3Storage(FsspecStorage):
@@ -53,6 +58,30 @@ class S3Storage(FsspecStorage):
             return False
         return True
 
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        key = self._abs(path)
+        bucket, _, obj = key.partition("/")
+        delay = 0.02
+        for _attempt in range(_UPDATE_ATTEMPTS):
+            try:
+                current, etag = fsspec.asyn.sync(self.fs.loop, _get_with_etag, self.fs, bucket, obj)
+                condition = {"IfMatch": etag}
+            except FileNotFoundError:
+                current, condition = None, {"IfNoneMatch": "*"}
+            data = change(current)
+            try:
+                self.fs.call_s3("put_object", Bucket=bucket, Key=obj, Body=data, **condition)
+                return data
+            except OSError as exc:
+                if not _is_conflict(exc):
+                    raise
+            # Another writer committed first: re-read and merge again.
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
+        raise TimeoutError(
+            f"{key}: gave up after {_UPDATE_ATTEMPTS} conflicting concurrent updates"
+        )
+
     def write_atomic(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self._abs(path), data)
 
@@ -61,6 +90,33 @@ class S3Storage(FsspecStorage):
         if not isinstance(when, datetime.datetime):
             raise TypeError(f"{self!r}: LastModified is {when!r}")
         return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+async def _get_with_etag(fs: Any, bucket: str, key: str) -> tuple[bytes | None, str]:
+    """Content and ETag of one key from a single GET, so the two agree."""
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    body = resp["Body"]
+    try:
+        data = await body.read()
+    finally:
+        body.close()
+    return bytes(data), str(resp["ETag"])
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is S3's answer to a failed conditional write (412 / 409)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
+            409,
+            412,
+        )
+    return False
 
 
 def _abort(f: Any) -> None:

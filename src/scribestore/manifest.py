@@ -1,0 +1,152 @@
+"""Manifest schemas and their encoding: msgspec Structs, no I/O.
+
+See docs/FORMAT.md section 5. Decoding checks the envelope first, so a newer
+format version is refused with :class:`UnsupportedFormatError` before its
+content is interpreted, and anything malformed raises
+:class:`CorruptManifestError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+
+from scribestore.errors import CorruptManifestError, InvalidNameError, UnsupportedFormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "REPOSITORY_FORMAT",
+    "REPOSITORY_FORMAT_VERSION",
+    "ArtifactVersion",
+    "RepositoryManifest",
+    "decode_repository",
+    "encode_manifest",
+    "validate_name",
+]
+
+REPOSITORY_FORMAT = "scribestore.repository"
+REPOSITORY_FORMAT_VERSION = 1
+
+Digest = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Param = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+class ArtifactVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One saved version of an artifact."""
+
+    version: NonNegative
+    hash: Digest
+    size: NonNegative
+    created_at: UtcTime
+    handler: str
+    fname: str
+    expiry: UtcTime | None = None
+    params: dict[str, Param] = msgspec.field(default_factory=dict)
+    environment: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class RepositoryManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The content of ``repository.json``."""
+
+    format: str = REPOSITORY_FORMAT
+    format_version: int = REPOSITORY_FORMAT_VERSION
+    artifacts: dict[str, list[ArtifactVersion]] = msgspec.field(default_factory=dict)
+
+
+class _Envelope(msgspec.Struct):
+    format: str
+    format_version: int
+
+
+def validate_name(name: object, *, kind: str = "artifact") -> str:
+    """Return ``name`` if it is a usable artifact (or experiment) name.
+
+    A name is any non-empty string that could not escape a directory if used
+    as a path: no NUL, not absolute, no ``..`` component.
+
+    Raises:
+        InvalidNameError: otherwise.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{kind} name must be a non-empty string, not {name!r}")
+    parts = name.replace("\\", "/").split("/")
+    if (
+        "\x00" in name
+        or name.startswith(("/", "\\"))
+        or (len(name) >= 2 and name[1] == ":" and name[0].isalpha())
+        or any(part in ("..", ".") for part in parts)
+    ):
+        raise InvalidNameError(
+            f"invalid {kind} name {name!r}: a name may not be absolute, contain NUL, "
+            "or have a '.' or '..' path component"
+        )
+    return name
+
+
+def encode_manifest(manifest: msgspec.Struct) -> bytes:
+    """JSON bytes of ``manifest``, indented for people who read it."""
+    return msgspec.json.format(msgspec.json.encode(manifest), indent=1) + b"\n"
+
+
+def _check_envelope(data: bytes, expected: str, supported: int, where: str) -> None:
+    try:
+        envelope = msgspec.json.decode(data, type=_Envelope)
+    except msgspec.DecodeError as exc:
+        raise CorruptManifestError(
+            f"manifest {where} is not a scribestore manifest ({exc}); restore it from a "
+            "backup or the previous version of the file"
+        ) from None
+    if envelope.format != expected:
+        raise CorruptManifestError(
+            f"manifest {where} has format {envelope.format!r}, expected {expected!r}"
+        )
+    if envelope.format_version > supported or envelope.format_version < 1:
+        raise UnsupportedFormatError(
+            f"manifest {where} has format version {envelope.format_version}; this "
+            f"scribestore reads versions 1 to {supported}. Upgrade scribestore to read it."
+        )
+
+
+def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
+    """Decode and validate ``repository.json`` content read from ``where``.
+
+    Raises:
+        UnsupportedFormatError: written by a newer format version.
+        CorruptManifestError: truncated, not JSON, wrong schema, or versions
+            that are not numbered 0, 1, 2, ... in order.
+    """
+    _check_envelope(data, REPOSITORY_FORMAT, REPOSITORY_FORMAT_VERSION, where)
+    try:
+        manifest = msgspec.json.decode(data, type=RepositoryManifest)
+    except msgspec.DecodeError as exc:
+        raise CorruptManifestError(f"manifest {where} does not match the schema: {exc}") from None
+    for name, versions in manifest.artifacts.items():
+        try:
+            validate_name(name)
+        except InvalidNameError as exc:
+            raise CorruptManifestError(f"manifest {where}: {exc}") from None
+        for index, entry in enumerate(versions):
+            if entry.version != index:
+                raise CorruptManifestError(
+                    f"manifest {where}: artifact {name!r} lists version {entry.version} "
+                    f"at position {index}; versions must be numbered 0, 1, 2, ..."
+                )
+    return manifest
+
+
+def jsonable_params(params: Mapping[str, Any]) -> dict[str, Param]:
+    """``params`` with every value that JSON cannot hold replaced by its repr."""
+    out: dict[str, Param] = {}
+    for key, value in params.items():
+        try:
+            msgspec.json.encode(value)
+            out[key] = value
+        except (TypeError, msgspec.EncodeError):
+            out[key] = repr(value)
+    return out

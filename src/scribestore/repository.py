@@ -1,0 +1,636 @@
+"""The versioned artifact Repository, with lazyscribe's API.
+
+A repository is a manifest (``repository.json``) listing, for each artifact
+name, its versions in order; each version names the object holding its bytes
+in a content-addressed :class:`~scribestore.objects.ObjectStore`. Nothing is
+written until :meth:`Repository.save`, which stores objects first and then
+replaces the manifest atomically, merging versions other writers committed
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import io
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from scribestore._storage import join_url, open_storage, split_url
+from scribestore.errors import (
+    ArtifactLoadError,
+    ArtifactLogError,
+    ArtifactNotFoundError,
+    BinaryArtifactError,
+    CorruptManifestError,
+    IntegrityError,
+    InvalidNameError,
+    InvalidVersionError,
+    ReadOnlyError,
+    SaveError,
+    ScribeStoreError,
+    StorageError,
+)
+from scribestore.handlers import get_handler
+from scribestore.manifest import (
+    ArtifactVersion,
+    RepositoryManifest,
+    decode_repository,
+    encode_manifest,
+    jsonable_params,
+    validate_name,
+)
+from scribestore.objects import ObjectReader, ObjectStore
+from scribestore.versions import (
+    Match,
+    VersionSelector,
+    check_match,
+    parse_timestamp,
+    select,
+    to_utc,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["Repository"]
+
+MODES = ("r", "a", "w", "w+")
+_ONE_MICRO = dt.timedelta(microseconds=1)
+_UNSAFE_FNAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A version logged but not yet saved."""
+
+    name: str
+    value: Any
+    handler: str
+    params: dict[str, Any]
+    created_at: dt.datetime
+    fname: str
+    version: int
+    environment: dict[str, str]
+    expiry: dt.datetime | None = None
+    # Set once the bytes are in the object store: (hash, size).
+    stored: tuple[str, int] | None = None
+
+
+Entry = ArtifactVersion | _Pending
+
+
+def _split_fpath(fpath: str) -> tuple[str, str]:
+    """``(directory URL, file name)`` of a manifest path or URL."""
+    protocol, rest = split_url(fpath)
+    if protocol:
+        directory, _, name = fpath.rstrip("/").rpartition("/")
+        if not name or directory.endswith("://"):
+            raise ValueError(f"manifest URL {fpath!r} needs a directory and a file name")
+        return directory, name
+    full = os.path.abspath(rest)
+    return os.path.dirname(full), os.path.basename(full)
+
+
+class Repository:
+    """Versioned artifacts in a content-addressed store.
+
+    Args:
+        fpath: path or URL of ``repository.json`` (``memory://…``, ``s3://…``).
+        mode: ``"r"`` read-only; ``"a"`` and ``"w+"`` load the saved versions and
+            allow new ones; ``"w"`` starts empty (its first save replaces the
+            versions that were saved when it was opened).
+        objects: URL of the object store; default ``objects/`` beside the manifest.
+        **storage_options: fsspec options for both (e.g. ``endpoint_url``).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+        CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
+    """
+
+    def __init__(
+        self,
+        fpath: str | os.PathLike[str] = "repository.json",
+        mode: str = "w+",
+        *,
+        objects: str | os.PathLike[str] | None = None,
+        **storage_options: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.fpath = os.fspath(fpath)
+        self.mode = mode
+        self.storage_options = dict(storage_options)
+        self._dir, self._manifest_name = _split_fpath(self.fpath)
+        self.objects_url = (
+            os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
+        )
+        self._connect()
+        self._committed: dict[str, list[ArtifactVersion]] = {}
+        self._pending: list[_Pending] = []
+        # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
+        self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
+        # Mode "w": saved versions per name, at open, that the first save drops.
+        self._baseline: dict[str, int] = {}
+        self._filtered = False
+        if mode == "w":
+            self._baseline = {
+                name: len(vs) for name, vs in self._read_manifest(tolerant=True).items()
+            }
+        else:
+            self._committed = self._read_manifest(tolerant=False)
+
+    def _connect(self) -> None:
+        self._storage = open_storage(self._dir, **self.storage_options)
+        self._objects = ObjectStore(self.objects_url, **self.storage_options)
+
+    def _read_manifest(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
+        try:
+            data = self._storage.read_bytes(self._manifest_name)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageError(f"cannot read manifest {self.fpath}: {exc}") from exc
+        try:
+            return dict(decode_repository(data, where=self.fpath).artifacts)
+        except CorruptManifestError:
+            if tolerant:
+                return {}
+            raise
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store holding this repository's artifact bytes."""
+        return self._objects
+
+    def __repr__(self) -> str:
+        return f"Repository({self.fpath!r}, mode={self.mode!r})"
+
+    # --- logging -----------------------------------------------------------------
+
+    def _check_writable(self, action: str) -> None:
+        if self.mode == "r":
+            raise ReadOnlyError(
+                f"cannot {action}: repository {self.fpath} is open read-only (mode='r'); "
+                "open it with mode='a' to add versions"
+            )
+
+    def log_artifact(
+        self,
+        name: str,
+        value: Any,
+        handler: str,
+        fname: str | None = None,
+        **writer_kwargs: Any,
+    ) -> None:
+        """Add a new version of artifact ``name``; it is written by :meth:`save`.
+
+        Raises:
+            ReadOnlyError: the repository is open in mode ``"r"``.
+            InvalidNameError: ``name`` is empty or could escape the store, or
+                ``fname`` is not a plain file name.
+            UnknownHandlerError: no handler is registered as ``handler``.
+            ArtifactLogError: the ``file`` handler was not given an existing file.
+        """
+        self._check_writable("log an artifact")
+        validate_name(name)
+        artifact_handler = get_handler(handler)
+        if artifact_handler.streams_path:
+            try:
+                value = artifact_handler.source_path(value)
+            except (OSError, TypeError, ValueError) as exc:
+                raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
+            suffix = Path(value).suffix.lstrip(".") or artifact_handler.suffix
+        else:
+            suffix = artifact_handler.suffix
+        created_at = self._next_created_at(name)
+        if fname is None:
+            stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
+            fname = f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{suffix}"
+        elif not isinstance(fname, str) or "/" in fname or "\\" in fname:
+            raise InvalidNameError(f"fname must be a plain file name, not {fname!r}")
+        else:
+            validate_name(fname, kind="file")
+        self._pending.append(
+            _Pending(
+                name=name,
+                value=value,
+                handler=handler,
+                params=dict(writer_kwargs),
+                created_at=created_at,
+                fname=fname,
+                version=len(self._versions(name)),
+                environment=artifact_handler.environment(),
+            )
+        )
+
+    def _next_created_at(self, name: str) -> dt.datetime:
+        # Versions of one name get strictly increasing times, even within a microsecond.
+        now = utcnow()
+        existing = self._versions(name)
+        if existing and now <= existing[-1].created_at:
+            now = existing[-1].created_at + _ONE_MICRO
+        return now
+
+    # --- saving ------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write new versions: objects first, then the manifest, atomically.
+
+        Versions that other writers saved since this repository was opened are
+        kept; this repository's new versions are numbered after them.
+
+        Raises:
+            ReadOnlyError: the repository is open in mode ``"r"``.
+            SaveError: a value could not be serialized or stored, or the manifest
+                could not be written. The saved manifest is unchanged and every
+                unsaved version stays pending, so a retry saves them all.
+        """
+        self._check_writable("save")
+        for pending in self._pending:
+            if pending.stored is None:
+                pending.stored = self._store(pending)
+        assigned: list[ArtifactVersion] = []
+        merged: dict[str, list[ArtifactVersion]] = {}
+
+        def change(current: bytes | None) -> bytes:
+            assigned.clear()
+            artifacts = self._merge(current, assigned)
+            merged.clear()
+            merged.update(artifacts)
+            return encode_manifest(RepositoryManifest(artifacts=artifacts))
+
+        try:
+            self._storage.update(self._manifest_name, change)
+        except ScribeStoreError as exc:
+            raise SaveError(f"could not save repository {self.fpath}: {exc}") from exc
+        except Exception as exc:
+            raise SaveError(
+                f"could not write the manifest {self.fpath}: {exc}; the saved manifest "
+                "is unchanged, retry save()"
+            ) from exc
+        self._committed = merged
+        self._pending = []
+        self._expiry_updates = {}
+        self._baseline = {}
+
+    def _store(self, pending: _Pending) -> tuple[str, int]:
+        """Serialize ``pending`` into the object store; return (hash, size)."""
+        handler = get_handler(pending.handler)
+        try:
+            if handler.streams_path:
+                digest = self._objects.put(Path(pending.value))
+            else:
+                buf = io.BytesIO()
+                handler.write(pending.value, buf, **pending.params)
+                digest = self._objects.put(buf.getbuffer())
+            return digest, self._objects.stat(digest).size
+        except Exception as exc:
+            raise SaveError(
+                f"could not save version {pending.version} of artifact {pending.name!r} "
+                f"with handler {pending.handler!r}: {exc}. Nothing was saved; fix the "
+                "value and call save() again"
+            ) from exc
+
+    def _merge(
+        self, current: bytes | None, assigned: list[ArtifactVersion]
+    ) -> dict[str, list[ArtifactVersion]]:
+        """The manifest to write: what is saved now, plus this repository's changes."""
+        if current is None:
+            on_disk: dict[str, list[ArtifactVersion]] = {}
+        elif self._baseline and self.mode == "w":
+            try:
+                on_disk = dict(decode_repository(current, where=self.fpath).artifacts)
+            except CorruptManifestError:
+                on_disk = {}
+        else:
+            on_disk = dict(decode_repository(current, where=self.fpath).artifacts)
+        artifacts: dict[str, list[ArtifactVersion]] = {}
+        for name, versions in on_disk.items():
+            keep = versions[self._baseline.get(name, 0) :]
+            if len(keep) != len(versions):
+                keep = [msgspec.structs.replace(v, version=i) for i, v in enumerate(keep)]
+            else:
+                keep = list(keep)
+            if keep:
+                artifacts[name] = keep
+        for (name, created_at, digest), expiry in self._expiry_updates.items():
+            versions = artifacts.get(name, [])
+            for i, entry in enumerate(versions):
+                if entry.created_at == created_at and entry.hash == digest:
+                    versions[i] = msgspec.structs.replace(entry, expiry=expiry)
+        for pending in self._pending:
+            assert pending.stored is not None
+            versions = artifacts.setdefault(pending.name, [])
+            entry = ArtifactVersion(
+                version=len(versions),
+                hash=pending.stored[0],
+                size=pending.stored[1],
+                created_at=pending.created_at,
+                handler=pending.handler,
+                fname=pending.fname,
+                expiry=pending.expiry,
+                params=jsonable_params(pending.params),
+                environment=pending.environment,
+            )
+            versions.append(entry)
+            assigned.append(entry)
+        return artifacts
+
+    # --- finding versions --------------------------------------------------------
+
+    def _versions(self, name: str) -> list[Entry]:
+        saved: list[Entry] = list(self._committed.get(name, ()))
+        saved.extend(p for p in self._pending if p.name == name)
+        return saved
+
+    def _find(self, name: str, version: VersionSelector, match: str) -> Entry:
+        check_match(match)
+        versions = self._versions(name)
+        if not versions:
+            raise ArtifactNotFoundError(self._no_artifact(name))
+        return select(name, versions, version, match)
+
+    def _no_artifact(self, name: object) -> str:
+        known = sorted({*self._committed, *(p.name for p in self._pending)})
+        listing = ", ".join(repr(n) for n in known[:20]) if known else "none"
+        more = f" and {len(known) - 20} more" if len(known) > 20 else ""
+        return f"no artifact named {name!r} in repository {self.fpath} (artifacts: {listing}{more})"
+
+    def _saved(self, entry: Entry, action: str) -> ArtifactVersion:
+        if isinstance(entry, _Pending):
+            raise ArtifactLoadError(
+                f"cannot {action} version {entry.version} of artifact {entry.name!r}: it "
+                "has not been saved yet; call save() first"
+            )
+        return entry
+
+    # --- loading -----------------------------------------------------------------
+
+    def load_artifact(
+        self,
+        name: str,
+        validate: bool = True,
+        version: VersionSelector = None,
+        match: Match = "exact",
+        **reader_kwargs: Any,
+    ) -> Any:
+        """Load one version of an artifact, verified against its hash.
+
+        Args:
+            name: the artifact name.
+            validate: check that this environment can read what the handler
+                recorded (e.g. the Python version for ``pickle``).
+            version: ``None`` for the newest unexpired version, an ``int``
+                (0-indexed), a ``datetime`` or an ISO timestamp string.
+            match: ``"exact"`` or ``"asof"`` (newest version at that time).
+            **reader_kwargs: passed to the handler's reader.
+
+        Raises:
+            ArtifactNotFoundError: no artifact ``name``.
+            VersionNotFoundError: no version matches.
+            InvalidVersionError: a malformed version.
+            ValueError: a bad ``match``, or ``asof`` with an int.
+            ArtifactLoadError: the version is not saved yet, or ``validate`` found
+                an environment mismatch.
+            IntegrityError: the stored bytes do not match the recorded hash.
+        """
+        entry = self._saved(self._find(name, version, match), "load")
+        handler = get_handler(entry.handler)
+        if validate:
+            problem = handler.check_environment(entry.environment)
+            if problem is not None:
+                raise ArtifactLoadError(
+                    f"version {entry.version} of artifact {name!r} was {problem}; pass "
+                    "validate=False to load it anyway"
+                )
+        if handler.streams_path:
+            stream = self._open_entry(name, entry)
+            try:
+                result = handler.load_stream(stream, fname=entry.fname, **reader_kwargs)
+            except BaseException:
+                stream.close()
+                raise
+            if result is not stream:
+                stream.close()
+            return result
+        data = self._objects.get(entry.hash, artifact=name, version=entry.version)
+        return handler.read(io.BytesIO(data), **reader_kwargs)
+
+    def _open_entry(self, name: str, entry: ArtifactVersion) -> ObjectReader:
+        reader = self._objects.open(entry.hash, artifact=name, version=entry.version)
+        if reader.size != entry.size:
+            reader.close()
+            raise IntegrityError(
+                entry.hash,
+                "size mismatch",
+                artifact=name,
+                version=entry.version,
+                detail=f"manifest records {entry.size} bytes, object holds {reader.size}",
+            )
+        return reader
+
+    def open_artifact(
+        self, name: str, version: VersionSelector = None, match: Match = "exact"
+    ) -> ObjectReader:
+        """A binary stream of the stored bytes of a version, verified as it is read.
+
+        Raises:
+            As :meth:`load_artifact`; :class:`IntegrityError` is raised by
+            ``read`` in place of the clean end of a damaged stream.
+        """
+        entry = self._saved(self._find(name, version, match), "open")
+        return self._open_entry(name, entry)
+
+    def get_artifact_metadata(
+        self, name: str, version: VersionSelector = None, match: Match = "exact"
+    ) -> dict[str, Any]:
+        """Metadata of one version: name, version, hash, size, created_at, expiry,
+        handler, fname, params, environment and saved.
+
+        Raises:
+            As :meth:`load_artifact`, without the loading errors.
+        """
+        return _metadata(name, self._find(name, version, match))
+
+    def set_artifact_expiry(
+        self,
+        name: str,
+        version: VersionSelector = None,
+        match: Match = "exact",
+        expiry: dt.datetime | str | None = None,
+    ) -> None:
+        """Set when a version expires (``None``: now). Saved by :meth:`save`.
+
+        Expired versions are skipped by ``version=None`` and ``match="asof"``
+        loads; exact loads still find them.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            InvalidVersionError: ``expiry`` is not a datetime or timestamp string.
+        """
+        self._check_writable("set an expiry")
+        entry = self._find(name, version, match)
+        if expiry is None:
+            when = utcnow()
+        elif isinstance(expiry, dt.datetime):
+            when = to_utc(expiry)
+        elif isinstance(expiry, str):
+            when = parse_timestamp(expiry)[0]
+        else:
+            raise InvalidVersionError(
+                f"expiry must be a datetime or a timestamp string, not {expiry!r}"
+            )
+        if isinstance(entry, _Pending):
+            entry.expiry = when
+            return
+        versions = self._committed[name]
+        versions[entry.version] = msgspec.structs.replace(entry, expiry=when)
+        self._expiry_updates[(name, entry.created_at, entry.hash)] = when
+
+    def get_version_diff(
+        self,
+        name: str,
+        version: VersionSelector | tuple[VersionSelector, VersionSelector],
+        match: Match = "exact",
+    ) -> str:
+        """Unified diff between two versions of a text artifact.
+
+        ``version`` is a pair of versions, or one version compared with the newest.
+
+        Raises:
+            ArtifactLoadError: a version is not saved yet.
+            BinaryArtifactError: the artifact uses a binary handler (a ValueError).
+            IntegrityError: stored bytes do not match their hash.
+        """
+        if isinstance(version, tuple):
+            if len(version) != 2:
+                raise InvalidVersionError(f"give two versions to compare, not {version!r}")
+            found = sorted(
+                (self._find(name, v, match) for v in version), key=lambda e: e.created_at
+            )
+        else:
+            found = [self._find(name, version, match), self._find(name, None, "exact")]
+        texts = []
+        for entry in found:
+            saved = self._saved(entry, "diff")
+            if get_handler(saved.handler).binary:
+                raise BinaryArtifactError(
+                    f"artifact {name!r} is stored by the binary handler {saved.handler!r}; "
+                    "only text artifacts (json, text) can be diffed"
+                )
+            data = self._objects.get(saved.hash, artifact=name, version=saved.version)
+            texts.append(data.decode("utf-8").splitlines(keepends=True))
+        old, new = found
+        return "".join(
+            difflib.unified_diff(
+                texts[0],
+                texts[1],
+                fromfile=f"{name}@{old.version}",
+                tofile=f"{name}@{new.version}",
+            )
+        )
+
+    def filter(
+        self, version: dt.datetime | str | Sequence[tuple[str, VersionSelector]]
+    ) -> Repository:
+        """A read-only repository with one version per artifact.
+
+        ``version`` is a time (each artifact's newest unexpired version as of
+        then; artifacts with none are left out) or a list of ``(name, version)``
+        pairs selected exactly.
+
+        Raises:
+            ArtifactLoadError: this repository has unsaved versions.
+            ArtifactNotFoundError, VersionNotFoundError: a listed pair matches nothing.
+        """
+        if self._pending:
+            raise ArtifactLoadError(
+                f"repository {self.fpath} has unsaved versions; call save() before filter()"
+            )
+        chosen: dict[str, list[ArtifactVersion]] = {}
+        if isinstance(version, (dt.datetime, str)):
+            for name, versions in self._committed.items():
+                try:
+                    chosen[name] = [select(name, versions, version, "asof")]
+                except (LookupError, ValueError) as exc:
+                    if isinstance(exc, InvalidVersionError):
+                        raise
+        else:
+            for name, selector in version:
+                entry = self._saved(self._find(name, selector, "exact"), "filter")
+                chosen[name] = [entry]
+        view = Repository.__new__(Repository)
+        view.__dict__.update(self.__dict__)
+        view.mode = "r"
+        view._committed = chosen
+        view._pending = []
+        view._expiry_updates = {}
+        view._baseline = {}
+        view._filtered = True
+        return view
+
+    # --- container protocol --------------------------------------------------------
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self._versions(name))
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        """Metadata of the newest version of ``name``.
+
+        Raises:
+            ArtifactNotFoundError: no artifact ``name`` (a KeyError).
+        """
+        versions = self._versions(name) if isinstance(name, str) else []
+        if not versions:
+            raise ArtifactNotFoundError(self._no_artifact(name))
+        return _metadata(name, versions[-1])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """One metadata dict per version: saved ones, then unsaved, by name."""
+        names = list(self._committed)
+        names.extend(p.name for p in self._pending if p.name not in self._committed)
+        for name in dict.fromkeys(names):
+            for entry in self._versions(name):
+                yield _metadata(name, entry)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_storage"], state["_objects"]
+        state["_committed"] = {
+            name: msgspec.json.encode(versions) for name, versions in self._committed.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        committed = state.pop("_committed")
+        self.__dict__.update(state)
+        self._committed = {
+            name: msgspec.json.decode(raw, type=list[ArtifactVersion])
+            for name, raw in committed.items()
+        }
+        self._connect()
+
+
+def _metadata(name: str, entry: Entry) -> dict[str, Any]:
+    saved = isinstance(entry, ArtifactVersion)
+    stored = (entry.hash, entry.size) if isinstance(entry, ArtifactVersion) else entry.stored
+    return {
+        "name": name,
+        "version": entry.version,
+        "hash": stored[0] if stored else None,
+        "size": stored[1] if stored else None,
+        "created_at": entry.created_at.isoformat(timespec="microseconds"),
+        "expiry": entry.expiry.isoformat(timespec="microseconds") if entry.expiry else None,
+        "handler": entry.handler,
+        "fname": entry.fname,
+        "params": dict(entry.params),
+        "environment": dict(entry.environment),
+        "saved": saved,
+    }
