@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from scribestore.errors import (
     AmbiguousVersionError,
-    BinaryArtifactError,
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
+    BinaryArtifactError,
     CorruptManifestError,
     CorruptObjectError,
+    HandlerRegistrationError,
     IntegrityError,
     InvalidDigestError,
     InvalidNameError,
@@ -33,13 +34,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousVersionError",
-    "BinaryArtifactError",
-    "Repository",
     "ArtifactLoadError",
     "ArtifactLogError",
     "ArtifactNotFoundError",
+    "BinaryArtifactError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "HandlerRegistrationError",
     "IntegrityError",
     "InvalidDigestError",
     "InvalidNameError",
@@ -49,6 +50,7 @@ __all__ = [
     "ObjectReader",
     "ObjectStore",
     "ReadOnlyError",
+    "Repository",
     "SaveError",
     "ScribeStoreError",
     "StorageError",

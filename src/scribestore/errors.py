@@ -17,6 +17,7 @@ __all__ = [
     "BinaryArtifactError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "HandlerRegistrationError",
     "IntegrityError",
     "InvalidDigestError",
     "InvalidNameError",
@@ -171,6 +172,10 @@ class UnknownHandlerError(ScribeStoreError, ValueError):
 
 class BinaryArtifactError(ScribeStoreError, ValueError):
     """A text-only operation (a diff) was asked of an artifact stored in binary form."""
+
+
+class HandlerRegistrationError(ScribeStoreError, ValueError):
+    """A handler class or entry point is invalid, or its alias is already taken."""
 
 
 class ReadOnlyError(ScribeStoreError, PermissionError):

@@ -239,6 +239,10 @@ class ObjectStore:
             StorageError: the backend failed; nothing was published.
             ScribeStoreError: a file or stream changed while it was being stored.
         """
+        return self.put_sized(data)[0]
+
+    def put_sized(self, data: Source) -> tuple[str, int]:
+        """As :meth:`put`, returning ``(digest, size in bytes)``."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             buf = memoryview(data).cast("B")
             return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf))
@@ -257,7 +261,7 @@ class ObjectStore:
             f"put() takes bytes, a binary stream or an os.PathLike path, not {type(data).__name__}"
         )
 
-    def _put_stream(self, stream: IO[bytes]) -> str:
+    def _put_stream(self, stream: IO[bytes]) -> tuple[str, int]:
         # The digest names the object, so it must be known before publishing;
         # spool to a temp file (memory while small) while hashing.
         hasher = Hasher()
@@ -272,30 +276,31 @@ class ObjectStore:
                 spool.write(block)
             digest = hasher.hexdigest()
             if self._exists(digest):
-                return digest
+                return digest, hasher.size
             if hasher.size <= _SPOOL_MAX:
                 spool.seek(0)
                 data = spool.read()
                 return self._put_prepared(_Prepared(digest, len(data), None, data))
             spool.flush()
             spool.seek(0)
-            return self._publish(digest, hasher.size, spool)
+            self._publish(digest, hasher.size, spool)
+            return digest, hasher.size
 
-    def _put_prepared(self, src: _Prepared) -> str:
-        if self._exists(src.digest):
-            return src.digest
-        if src.data is not None:
-            return self._publish(src.digest, src.size, _BufferReader(src.data))
-        assert src.path is not None
-        with open(src.path, "rb") as f:
-            return self._publish(src.digest, src.size, f)
+    def _put_prepared(self, src: _Prepared) -> tuple[str, int]:
+        if not self._exists(src.digest):
+            if src.data is not None:
+                self._publish(src.digest, src.size, _BufferReader(src.data))
+            else:
+                assert src.path is not None
+                with open(src.path, "rb") as f:
+                    self._publish(src.digest, src.size, f)
+        return src.digest, src.size
 
-    def _publish(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> str:
+    def _publish(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
         chunks = _encode(digest, size, chosen, probe, f)
         self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
-        return digest
 
     # --- reading -------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -134,6 +134,7 @@ class Repository:
         self._connect()
         self._committed: dict[str, list[ArtifactVersion]] = {}
         self._pending: list[_Pending] = []
+        self._pending_by_name: dict[str, list[_Pending]] = {}
         # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
         self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
         # Mode "w": saved versions per name, at open, that the first save drops.
@@ -217,26 +218,32 @@ class Repository:
             raise InvalidNameError(f"fname must be a plain file name, not {fname!r}")
         else:
             validate_name(fname, kind="file")
-        self._pending.append(
-            _Pending(
-                name=name,
-                value=value,
-                handler=handler,
-                params=dict(writer_kwargs),
-                created_at=created_at,
-                fname=fname,
-                version=len(self._versions(name)),
-                environment=artifact_handler.environment(),
-            )
+        pending = _Pending(
+            name=name,
+            value=value,
+            handler=handler,
+            params=dict(writer_kwargs),
+            created_at=created_at,
+            fname=fname,
+            version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
+            environment=artifact_handler.environment(),
         )
+        self._pending.append(pending)
+        self._pending_by_name.setdefault(name, []).append(pending)
 
     def _next_created_at(self, name: str) -> dt.datetime:
         # Versions of one name get strictly increasing times, even within a microsecond.
         now = utcnow()
-        existing = self._versions(name)
-        if existing and now <= existing[-1].created_at:
-            now = existing[-1].created_at + _ONE_MICRO
+        pending = self._pending_of(name)
+        last: Entry | None = pending[-1] if pending else None
+        if last is None and self._committed.get(name):
+            last = self._committed[name][-1]
+        if last is not None and now <= last.created_at:
+            now = last.created_at + _ONE_MICRO
         return now
+
+    def _pending_of(self, name: str) -> list[_Pending]:
+        return self._pending_by_name.get(name, [])
 
     # --- saving ------------------------------------------------------------------
 
@@ -277,6 +284,7 @@ class Repository:
             ) from exc
         self._committed = merged
         self._pending = []
+        self._pending_by_name = {}
         self._expiry_updates = {}
         self._baseline = {}
 
@@ -285,12 +293,10 @@ class Repository:
         handler = get_handler(pending.handler)
         try:
             if handler.streams_path:
-                digest = self._objects.put(Path(pending.value))
-            else:
-                buf = io.BytesIO()
-                handler.write(pending.value, buf, **pending.params)
-                digest = self._objects.put(buf.getbuffer())
-            return digest, self._objects.stat(digest).size
+                return self._objects.put_sized(Path(pending.value))
+            buf = io.BytesIO()
+            handler.write(pending.value, buf, **pending.params)
+            return self._objects.put_sized(buf.getbuffer())
         except Exception as exc:
             raise SaveError(
                 f"could not save version {pending.version} of artifact {pending.name!r} "
@@ -347,7 +353,7 @@ class Repository:
 
     def _versions(self, name: str) -> list[Entry]:
         saved: list[Entry] = list(self._committed.get(name, ()))
-        saved.extend(p for p in self._pending if p.name == name)
+        saved.extend(self._pending_of(name))
         return saved
 
     def _find(self, name: str, version: VersionSelector, match: str) -> Entry:
@@ -413,7 +419,9 @@ class Repository:
         if handler.streams_path:
             stream = self._open_entry(name, entry)
             try:
-                result = handler.load_stream(stream, fname=entry.fname, **reader_kwargs)
+                result = handler.load_stream(
+                    cast("IO[bytes]", stream), fname=entry.fname, **reader_kwargs
+                )
             except BaseException:
                 stream.close()
                 raise
@@ -571,6 +579,7 @@ class Repository:
         view.mode = "r"
         view._committed = chosen
         view._pending = []
+        view._pending_by_name = {}
         view._expiry_updates = {}
         view._baseline = {}
         view._filtered = True

@@ -6,8 +6,8 @@ import datetime
 import threading
 
 import pytest
-from conftest import Location
 
+from conftest import Location
 from scribestore._storage import LocalStorage, Storage, check_relpath, open_storage
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Location
 
+from conftest import Location
 from scribestore import Repository
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import pickle
 import sys
@@ -12,8 +11,8 @@ from pathlib import Path
 import blake3
 import msgspec
 import pytest
-from conftest import Location
 
+from conftest import Location
 from scribestore import (
     AmbiguousVersionError,
     ArtifactLoadError,
@@ -232,7 +231,9 @@ def test_expiry_survives_save_and_reload(location: Location) -> None:
     repo.log_artifact("m", "new", "text")
     repo.save()
     repo = repo_at(location, "a")
-    created_new = dt.datetime.fromisoformat(repo.get_artifact_metadata("m", version=1)["created_at"])
+    created_new = dt.datetime.fromisoformat(
+        repo.get_artifact_metadata("m", version=1)["created_at"]
+    )
     expiry = created_new + dt.timedelta(microseconds=1)
     repo.set_artifact_expiry("m", version=1, expiry=expiry)
     repo.save()
@@ -285,7 +286,9 @@ def test_identical_bytes_cost_no_object_bytes(location: Location) -> None:
     assert object_files(location) == files_before
     reread = repo_at(location, "r")
     assert reread.get_artifact_metadata("w", version=1)["version"] == 1
-    assert reread.get_artifact_metadata("other")["hash"] == reread.get_artifact_metadata("w")["hash"]
+    assert (
+        reread.get_artifact_metadata("other")["hash"] == reread.get_artifact_metadata("w")["hash"]
+    )
 
 
 def test_corrupt_object_raises_integrity_error_naming_artifact(location: Location) -> None:
@@ -467,7 +470,9 @@ def test_pickle_round_trip_keeps_pending_and_saved(location: Location) -> None:
 # --- names and manifests ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["../x", "/abs/path", "..", ".", "a/../../b", "a\x00b", "", "C:\\x"])
+@pytest.mark.parametrize(
+    "bad", ["../x", "/abs/path", "..", ".", "a/../../b", "a\x00b", "", "C:\\x"]
+)
 def test_unsafe_names_rejected_and_store_unchanged(location: Location, bad: str) -> None:
     repo = repo_at(location, "w")
     repo.log_artifact("ok", "fine", "text")
@@ -508,11 +513,21 @@ def test_manifest_format(location: Location) -> None:
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        (b'{"format": "scribestore.repository", "format_version": 1, "artifacts": {', CorruptManifestError),
+        (
+            b'{"format": "scribestore.repository", "format_version": 1, "artifacts": {',
+            CorruptManifestError,
+        ),
         (b"not json at all", CorruptManifestError),
-        (b'{"format": "scribestore.repository", "format_version": 99, "artifacts": {}}', UnsupportedFormatError),
+        (
+            b'{"format": "scribestore.repository", "format_version": 99, "artifacts": {}}',
+            UnsupportedFormatError,
+        ),
         (b'{"format": "something.else", "format_version": 1}', CorruptManifestError),
-        (b'{"format": "scribestore.repository", "format_version": 1, "artifacts": {"a": [{"version": "0"}]}}', CorruptManifestError),
+        (
+            b'{"format": "scribestore.repository", "format_version": 1, '
+            b'"artifacts": {"a": [{"version": "0"}]}}',
+            CorruptManifestError,
+        ),
         (b'[{"name": "lazyscribe-style"}]', CorruptManifestError),
     ],
 )
@@ -538,7 +553,9 @@ def test_many_versions_open_fast(location: Location) -> None:
     start = time.perf_counter()
     repo = repo_at(location, "r")
     meta = repo.get_artifact_metadata("big", version=99_999)
-    asof = repo.get_artifact_metadata("big", version=created + dt.timedelta(seconds=5000.5), match="asof")
+    asof = repo.get_artifact_metadata(
+        "big", version=created + dt.timedelta(seconds=5000.5), match="asof"
+    )
     elapsed = time.perf_counter() - start
     assert meta["version"] == 99_999 and asof["version"] == 5000
     assert elapsed < 10, f"opening 100k versions took {elapsed:.2f}s"
