@@ -19,12 +19,20 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "PROJECT_FORMAT",
+    "PROJECT_FORMAT_VERSION",
     "REPOSITORY_FORMAT",
     "REPOSITORY_FORMAT_VERSION",
     "ArtifactVersion",
+    "ArtifactRecord",
+    "ExperimentRecord",
+    "ProjectManifest",
     "RepositoryManifest",
+    "TestRecord",
+    "decode_project",
     "decode_repository",
     "encode_manifest",
+    "jsonable_params",
     "validate_name",
 ]
 
@@ -57,6 +65,64 @@ class RepositoryManifest(msgspec.Struct, frozen=True, kw_only=True):
     format: str = REPOSITORY_FORMAT
     format_version: int = REPOSITORY_FORMAT_VERSION
     artifacts: dict[str, list[ArtifactVersion]] = msgspec.field(default_factory=dict)
+
+
+PROJECT_FORMAT = "scribestore.project"
+PROJECT_FORMAT_VERSION = 1
+
+
+class ArtifactRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One saved artifact of an experiment or test (experiments keep one version)."""
+
+    name: str
+    hash: Digest
+    size: NonNegative
+    created_at: UtcTime
+    handler: str
+    fname: str
+    params: dict[str, Param] = msgspec.field(default_factory=dict)
+    environment: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class TestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A test of an experiment: metrics and artifacts of a sub-population."""
+
+    name: str
+    description: str | None = None
+    metrics: dict[str, Any] = msgspec.field(default_factory=dict)
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = msgspec.field(default_factory=list)
+
+
+class ExperimentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One experiment in ``project.json``.
+
+    ``id`` is a random identifier that concurrent saves merge by; ``slug`` is
+    the name people use (name plus creation time, as lazyscribe makes it).
+    """
+
+    id: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+    name: str
+    slug: str
+    short_slug: str
+    author: str
+    last_updated_by: str
+    created_at: UtcTime
+    last_updated: UtcTime
+    metrics: dict[str, Any] = msgspec.field(default_factory=dict)
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    tags: list[str] = msgspec.field(default_factory=list)
+    dependencies: dict[str, str] = msgspec.field(default_factory=dict)
+    tests: list[TestRecord] = msgspec.field(default_factory=list)
+    artifacts: list[ArtifactRecord] = msgspec.field(default_factory=list)
+
+
+class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The content of ``project.json``."""
+
+    format: str = PROJECT_FORMAT
+    format_version: int = PROJECT_FORMAT_VERSION
+    experiments: list[ExperimentRecord] = msgspec.field(default_factory=list)
 
 
 class _Envelope(msgspec.Struct):
@@ -137,6 +203,33 @@ def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
                     f"manifest {where}: artifact {name!r} lists version {entry.version} "
                     f"at position {index}; versions must be numbered 0, 1, 2, ..."
                 )
+    return manifest
+
+
+def decode_project(data: bytes, *, where: str) -> ProjectManifest:
+    """Decode and validate ``project.json`` content read from ``where``.
+
+    Raises:
+        UnsupportedFormatError: written by a newer format version.
+        CorruptManifestError: truncated, not JSON, wrong schema, or two
+            experiments with one id, or artifact names that could escape.
+    """
+    _check_envelope(data, PROJECT_FORMAT, PROJECT_FORMAT_VERSION, where)
+    try:
+        manifest = msgspec.json.decode(data, type=ProjectManifest)
+    except msgspec.DecodeError as exc:
+        raise CorruptManifestError(f"manifest {where} does not match the schema: {exc}") from None
+    seen: set[str] = set()
+    for exp in manifest.experiments:
+        if exp.id in seen:
+            raise CorruptManifestError(f"manifest {where}: experiment id {exp.id} appears twice")
+        seen.add(exp.id)
+        records = [*exp.artifacts, *(a for t in exp.tests for a in t.artifacts)]
+        for record in records:
+            try:
+                validate_name(record.name)
+            except InvalidNameError as exc:
+                raise CorruptManifestError(f"manifest {where}: {exc}") from None
     return manifest
 
 

@@ -13,22 +13,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
-import io
 import os
 import re
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from scribestore._storage import join_url, open_storage, split_url
+from scribestore.artifacts import load_stored, open_stored, store_value
 from scribestore.errors import (
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
     BinaryArtifactError,
     CorruptManifestError,
-    IntegrityError,
     InvalidNameError,
     InvalidVersionError,
     ReadOnlyError,
@@ -290,13 +289,8 @@ class Repository:
 
     def _store(self, pending: _Pending) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
-        handler = get_handler(pending.handler)
         try:
-            if handler.streams_path:
-                return self._objects.put_sized(Path(pending.value))
-            buf = io.BytesIO()
-            handler.write(pending.value, buf, **pending.params)
-            return self._objects.put_sized(buf.getbuffer())
+            return store_value(self._objects, pending.handler, pending.value, pending.params)
         except Exception as exc:
             raise SaveError(
                 f"could not save version {pending.version} of artifact {pending.name!r} "
@@ -408,41 +402,14 @@ class Repository:
             IntegrityError: the stored bytes do not match the recorded hash.
         """
         entry = self._saved(self._find(name, version, match), "load")
-        handler = get_handler(entry.handler)
-        if validate:
-            problem = handler.check_environment(entry.environment)
-            if problem is not None:
-                raise ArtifactLoadError(
-                    f"version {entry.version} of artifact {name!r} was {problem}; pass "
-                    "validate=False to load it anyway"
-                )
-        if handler.streams_path:
-            stream = self._open_entry(name, entry)
-            try:
-                result = handler.load_stream(
-                    cast("IO[bytes]", stream), fname=entry.fname, **reader_kwargs
-                )
-            except BaseException:
-                stream.close()
-                raise
-            if result is not stream:
-                stream.close()
-            return result
-        data = self._objects.get(entry.hash, artifact=name, version=entry.version)
-        return handler.read(io.BytesIO(data), **reader_kwargs)
-
-    def _open_entry(self, name: str, entry: ArtifactVersion) -> ObjectReader:
-        reader = self._objects.open(entry.hash, artifact=name, version=entry.version)
-        if reader.size != entry.size:
-            reader.close()
-            raise IntegrityError(
-                entry.hash,
-                "size mismatch",
-                artifact=name,
-                version=entry.version,
-                detail=f"manifest records {entry.size} bytes, object holds {reader.size}",
-            )
-        return reader
+        return load_stored(
+            self._objects,
+            name,
+            entry,
+            validate=validate,
+            version=entry.version,
+            reader_kwargs=reader_kwargs,
+        )
 
     def open_artifact(
         self, name: str, version: VersionSelector = None, match: Match = "exact"
@@ -454,7 +421,7 @@ class Repository:
             ``read`` in place of the clean end of a damaged stream.
         """
         entry = self._saved(self._find(name, version, match), "open")
-        return self._open_entry(name, entry)
+        return open_stored(self._objects, name, entry, entry.version)
 
     def get_artifact_metadata(
         self, name: str, version: VersionSelector = None, match: Match = "exact"
