@@ -13,6 +13,7 @@ from scribestore.errors import (
     BinaryArtifactError,
     CorruptManifestError,
     CorruptObjectError,
+    ExperimentNotFoundError,
     HandlerRegistrationError,
     IntegrityError,
     InvalidDigestError,
@@ -27,7 +28,9 @@ from scribestore.errors import (
     UnsupportedFormatError,
     VersionNotFoundError,
 )
+from scribestore.experiment import Experiment, Test
 from scribestore.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
+from scribestore.project import Project
 from scribestore.repository import Repository
 
 __version__ = "0.1.0"
@@ -40,6 +43,8 @@ __all__ = [
     "BinaryArtifactError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "Experiment",
+    "ExperimentNotFoundError",
     "HandlerRegistrationError",
     "IntegrityError",
     "InvalidDigestError",
@@ -49,12 +54,14 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectReader",
     "ObjectStore",
+    "Project",
     "ReadOnlyError",
     "Repository",
     "SaveError",
     "ScribeStoreError",
     "StorageError",
     "StoreStats",
+    "Test",
     "UnknownHandlerError",
     "UnsupportedFormatError",
     "VersionNotFoundError",

@@ -6,15 +6,32 @@ and loading a stored version back, verified, with the environment check.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import re
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
-from scribestore.errors import ArtifactLoadError, IntegrityError
+from scribestore.errors import (
+    ArtifactLoadError,
+    ArtifactLogError,
+    IntegrityError,
+    InvalidNameError,
+)
 from scribestore.handlers import get_handler
+from scribestore.manifest import validate_name
 from scribestore.objects import ObjectReader, ObjectStore
 
-__all__ = ["StoredArtifact", "load_stored", "open_stored", "store_value"]
+__all__ = [
+    "StoredArtifact",
+    "default_fname",
+    "load_stored",
+    "open_stored",
+    "prepare_value",
+    "store_value",
+]
+
+_UNSAFE_FNAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class StoredArtifact(Protocol):
@@ -30,6 +47,43 @@ class StoredArtifact(Protocol):
     def fname(self) -> str: ...
     @property
     def environment(self) -> dict[str, str]: ...
+
+
+def prepare_value(name: str, value: Any, handler_alias: str) -> tuple[Any, str]:
+    """Check what is being logged before anything is stored.
+
+    Returns:
+        The value to keep (for the ``file`` handler: the absolute source path)
+        and the suffix for its exported file name.
+
+    Raises:
+        InvalidNameError: ``name`` could escape the store.
+        UnknownHandlerError: no handler ``handler_alias``.
+        ArtifactLogError: a path handler was not given an existing file.
+    """
+    validate_name(name)
+    handler = get_handler(handler_alias)
+    if not handler.streams_path:
+        return value, handler.suffix
+    try:
+        source = handler.source_path(value)
+    except (OSError, TypeError, ValueError) as exc:
+        raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
+    return source, Path(source).suffix.lstrip(".") or handler.suffix
+
+
+def default_fname(name: str, created_at: dt.datetime, suffix: str, fname: str | None = None) -> str:
+    """The export file name: ``fname`` if given (checked), else derived from the name.
+
+    Raises:
+        InvalidNameError: ``fname`` is not a plain file name.
+    """
+    if fname is None:
+        stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
+        return f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{suffix}"
+    if not isinstance(fname, str) or "/" in fname or "\\" in fname:
+        raise InvalidNameError(f"fname must be a plain file name, not {fname!r}")
+    return validate_name(fname, kind="file")
 
 
 def store_value(
@@ -91,9 +145,7 @@ def load_stored(
     if validate:
         problem = handler.check_environment(record.environment)
         if problem is not None:
-            raise ArtifactLoadError(
-                f"{label} was {problem}; pass validate=False to load it anyway"
-            )
+            raise ArtifactLoadError(f"{label} was {problem}; pass validate=False to load it anyway")
     if handler.streams_path:
         stream = open_stored(objects, name, record, version)
         try:

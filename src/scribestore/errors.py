@@ -17,6 +17,7 @@ __all__ = [
     "BinaryArtifactError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "ExperimentNotFoundError",
     "HandlerRegistrationError",
     "IntegrityError",
     "InvalidDigestError",
@@ -136,6 +137,13 @@ class ArtifactNotFoundError(ScribeStoreError, KeyError, ValueError):
 
     def __str__(self) -> str:
         # KeyError would repr() the message.
+        return str(self.args[0]) if self.args else ""
+
+
+class ExperimentNotFoundError(ScribeStoreError, KeyError):
+    """No experiment with this slug or short slug in the project."""
+
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 

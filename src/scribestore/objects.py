@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 import zstandard
@@ -204,13 +204,39 @@ class ObjectStore:
     """
 
     def __init__(self, root: str | os.PathLike[str], **storage_options: Any) -> None:
+        self._root = os.fspath(root)
+        self._options = dict(storage_options)
         self._storage = open_storage(root, **storage_options)
 
-    @classmethod
-    def _from_storage(cls, storage: Storage) -> ObjectStore:
-        self = cls.__new__(cls)
-        self._storage = storage
-        return self
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self._root, "options": self._options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"], **state["options"])  # type: ignore[misc]
+
+    def same_location(self, other: ObjectStore) -> bool:
+        """Whether ``other`` reads and writes the very same objects as this store."""
+        return self._storage.same_root(other._storage) and self._options == other._options
+
+    def copy_to(self, target: ObjectStore, digest: str) -> int:
+        """Copy object ``digest`` into ``target`` unless it is there already.
+
+        The bytes are verified as they are read; nothing is published in
+        ``target`` unless they match ``digest``.
+
+        Returns:
+            The number of content bytes copied (0 when ``target`` had it).
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, IntegrityError.
+        """
+        if target.has(digest):
+            return 0
+        with self.open(digest) as reader:
+            copied, size = target.put_sized(cast("IO[bytes]", reader))
+        if copied != digest:  # the reader verified its bytes, so this is a bug
+            raise IntegrityError(digest, copied, detail="copy produced other content")
+        return size
 
     @property
     def url(self) -> str:

@@ -15,20 +15,23 @@ import datetime as dt
 import difflib
 import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scribestore._storage import join_url, open_storage, split_url
-from scribestore.artifacts import load_stored, open_stored, store_value
+from scribestore._storage import join_url, open_storage, split_file_url
+from scribestore.artifacts import (
+    default_fname,
+    load_stored,
+    open_stored,
+    prepare_value,
+    store_value,
+)
 from scribestore.errors import (
     ArtifactLoadError,
-    ArtifactLogError,
     ArtifactNotFoundError,
     BinaryArtifactError,
     CorruptManifestError,
-    InvalidNameError,
     InvalidVersionError,
     ReadOnlyError,
     SaveError,
@@ -42,7 +45,6 @@ from scribestore.manifest import (
     decode_repository,
     encode_manifest,
     jsonable_params,
-    validate_name,
 )
 from scribestore.objects import ObjectReader, ObjectStore
 from scribestore.versions import (
@@ -85,18 +87,6 @@ class _Pending:
 Entry = ArtifactVersion | _Pending
 
 
-def _split_fpath(fpath: str) -> tuple[str, str]:
-    """``(directory URL, file name)`` of a manifest path or URL."""
-    protocol, rest = split_url(fpath)
-    if protocol:
-        directory, _, name = fpath.rstrip("/").rpartition("/")
-        if not name or directory.endswith("://"):
-            raise ValueError(f"manifest URL {fpath!r} needs a directory and a file name")
-        return directory, name
-    full = os.path.abspath(rest)
-    return os.path.dirname(full), os.path.basename(full)
-
-
 class Repository:
     """Versioned artifacts in a content-addressed store.
 
@@ -126,7 +116,7 @@ class Repository:
         self.fpath = os.fspath(fpath)
         self.mode = mode
         self.storage_options = dict(storage_options)
-        self._dir, self._manifest_name = _split_fpath(self.fpath)
+        self._dir, self._manifest_name = split_file_url(self.fpath)
         self.objects_url = (
             os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
         )
@@ -199,24 +189,9 @@ class Repository:
             ArtifactLogError: the ``file`` handler was not given an existing file.
         """
         self._check_writable("log an artifact")
-        validate_name(name)
-        artifact_handler = get_handler(handler)
-        if artifact_handler.streams_path:
-            try:
-                value = artifact_handler.source_path(value)
-            except (OSError, TypeError, ValueError) as exc:
-                raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
-            suffix = Path(value).suffix.lstrip(".") or artifact_handler.suffix
-        else:
-            suffix = artifact_handler.suffix
+        value, suffix = prepare_value(name, value, handler)
         created_at = self._next_created_at(name)
-        if fname is None:
-            stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
-            fname = f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{suffix}"
-        elif not isinstance(fname, str) or "/" in fname or "\\" in fname:
-            raise InvalidNameError(f"fname must be a plain file name, not {fname!r}")
-        else:
-            validate_name(fname, kind="file")
+        fname = default_fname(name, created_at, suffix, fname)
         pending = _Pending(
             name=name,
             value=value,
@@ -225,10 +200,49 @@ class Repository:
             created_at=created_at,
             fname=fname,
             version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
-            environment=artifact_handler.environment(),
+            environment=get_handler(handler).environment(),
         )
         self._pending.append(pending)
         self._pending_by_name.setdefault(name, []).append(pending)
+
+    # --- promotion hooks (used by Experiment.promote_artifact) ---------------------
+
+    def _latest_created_at(self, name: str) -> dt.datetime | None:
+        versions = self._versions(name)
+        return max(v.created_at for v in versions) if versions else None
+
+    def _add_version(
+        self,
+        name: str,
+        *,
+        value: Any,
+        handler: str,
+        params: dict[str, Any],
+        created_at: dt.datetime,
+        fname: str,
+        environment: dict[str, str],
+        stored: tuple[str, int] | None,
+    ) -> _Pending:
+        """Queue a version that keeps its origin's creation time (and bytes, if stored)."""
+        self._check_writable("promote an artifact")
+        pending = _Pending(
+            name=name,
+            value=value,
+            handler=handler,
+            params=dict(params),
+            created_at=created_at,
+            fname=fname,
+            version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
+            environment=dict(environment),
+            stored=stored,
+        )
+        self._pending.append(pending)
+        self._pending_by_name.setdefault(name, []).append(pending)
+        return pending
+
+    def _discard(self, pending: _Pending) -> None:
+        self._pending.remove(pending)
+        self._pending_by_name[pending.name].remove(pending)
 
     def _next_created_at(self, name: str) -> dt.datetime:
         # Versions of one name get strictly increasing times, even within a microsecond.

@@ -14,7 +14,15 @@ from typing import Any
 from scribestore._storage.base import Storage, check_relpath
 from scribestore._storage.local import LocalStorage
 
-__all__ = ["LocalStorage", "Storage", "check_relpath", "join_url", "open_storage", "split_url"]
+__all__ = [
+    "LocalStorage",
+    "Storage",
+    "check_relpath",
+    "join_url",
+    "open_storage",
+    "split_file_url",
+    "split_url",
+]
 
 
 def split_url(url: str | os.PathLike[str]) -> tuple[str, str]:
@@ -35,6 +43,22 @@ def join_url(base: str, name: str) -> str:
     if protocol:
         return base.rstrip("/") + "/" + name
     return os.path.join(base, name)
+
+
+def split_file_url(fpath: str) -> tuple[str, str]:
+    """``(directory URL, file name)`` of a file path or URL.
+
+    Raises:
+        ValueError: a URL without a directory or a file name.
+    """
+    protocol, rest = split_url(fpath)
+    if protocol:
+        directory, _, name = fpath.rstrip("/").rpartition("/")
+        if not name or directory.endswith("://"):
+            raise ValueError(f"{fpath!r} needs a directory and a file name")
+        return directory, name
+    full = os.path.abspath(rest)
+    return os.path.dirname(full), os.path.basename(full)
 
 
 def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage:

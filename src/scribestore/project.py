@@ -1,0 +1,312 @@
+"""Projects: a ``project.json`` of experiments, with lazyscribe's API.
+
+Experiment artifacts go into the same content-addressed object store as
+repositories (``objects/`` beside the manifest by default), so promoting a
+saved artifact to a repository in the same folder copies no bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+from typing import TYPE_CHECKING, Any
+
+from scribestore._storage import join_url, open_storage, split_file_url
+from scribestore.errors import (
+    CorruptManifestError,
+    ExperimentNotFoundError,
+    ReadOnlyError,
+    SaveError,
+    ScribeStoreError,
+    StorageError,
+)
+from scribestore.experiment import Experiment
+from scribestore.manifest import (
+    ExperimentRecord,
+    ProjectManifest,
+    decode_project,
+    encode_manifest,
+)
+from scribestore.objects import ObjectStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["Project"]
+
+MODES = ("r", "a", "w", "w+")
+
+
+def _order(exp: Experiment | ExperimentRecord) -> tuple[Any, ...]:
+    return (exp.created_at, exp.slug, exp.id)
+
+
+class Project:
+    """A collection of experiments saved in ``project.json``.
+
+    Args:
+        fpath: path or URL of ``project.json``.
+        mode: ``"r"`` read-only; ``"a"`` loads saved experiments read-only and
+            allows new ones; ``"w+"`` loads them editable; ``"w"`` starts empty
+            (its first save replaces the experiments saved when it was opened).
+        author: recorded on new experiments; default the current user.
+        objects: URL of the object store; default ``objects/`` beside the manifest.
+        **storage_options: fsspec options (e.g. ``endpoint_url``).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+        CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
+    """
+
+    def __init__(
+        self,
+        fpath: str | os.PathLike[str] = "project.json",
+        mode: str = "a",
+        author: str | None = None,
+        *,
+        objects: str | os.PathLike[str] | None = None,
+        **storage_options: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.fpath = os.fspath(fpath)
+        self.mode = mode
+        self.author = author if author is not None else getpass.getuser()
+        self.storage_options = dict(storage_options)
+        self._dir, self._manifest_name = split_file_url(self.fpath)
+        self.objects_url = (
+            os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
+        )
+        self._connect()
+        self.experiments: list[Experiment] = []
+        # Ids of experiments known to be in the saved manifest.
+        self._saved_ids: set[str] = set()
+        # Mode "w": ids saved when opened, which the first save drops.
+        self._baseline: set[str] = set()
+        records = self._read_manifest(tolerant=mode == "w")
+        if mode == "w":
+            self._baseline = {r.id for r in records}
+        else:
+            read_only = mode in ("r", "a")
+            self.experiments = [self._experiment(r, read_only) for r in records]
+            self._saved_ids = {r.id for r in records}
+
+    def _connect(self) -> None:
+        self._storage = open_storage(self._dir, **self.storage_options)
+        self._objects = ObjectStore(self.objects_url, **self.storage_options)
+
+    def _experiment(self, record: ExperimentRecord, read_only: bool) -> Experiment:
+        return Experiment._from_record(
+            record, project=self.fpath, objects=self._objects, read_only=read_only
+        )
+
+    def _read_manifest(self, *, tolerant: bool) -> list[ExperimentRecord]:
+        try:
+            data = self._storage.read_bytes(self._manifest_name)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot read manifest {self.fpath}: {exc}") from exc
+        try:
+            return decode_project(data, where=self.fpath).experiments
+        except CorruptManifestError:
+            if tolerant:
+                return []
+            raise
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store holding this project's artifact bytes."""
+        return self._objects
+
+    def __repr__(self) -> str:
+        return f"Project({self.fpath!r}, mode={self.mode!r})"
+
+    def _check_writable(self, action: str) -> None:
+        if self.mode == "r":
+            raise ReadOnlyError(
+                f"cannot {action}: project {self.fpath} is open read-only (mode='r')"
+            )
+
+    # --- adding experiments ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def log(self, name: str) -> Iterator[Experiment]:
+        """A context manager yielding a new :class:`Experiment`.
+
+        The experiment joins the project only if the block exits without an
+        exception; it is written by :meth:`save`.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            InvalidNameError: ``name`` is empty or could escape the store.
+        """
+        self._check_writable("log an experiment")
+        experiment = Experiment(name, project=self.fpath, objects=self._objects, author=self.author)
+        yield experiment
+        self.append(experiment)
+
+    def append(self, experiment: Experiment) -> None:
+        """Add ``experiment`` (for example, one from another project).
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+        """
+        self._check_writable("append an experiment")
+        if any(e is experiment for e in self.experiments):
+            return
+        self.experiments.append(experiment)
+        self.experiments.sort(key=_order)
+
+    # --- saving ----------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write artifact bytes, then ``project.json`` atomically.
+
+        Experiments that other writers saved meanwhile are kept: the manifest
+        is merged by experiment id, the newer ``last_updated`` winning.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            SaveError: an artifact could not be stored or the manifest written;
+                the saved manifest is unchanged and a retry saves everything.
+        """
+        self._check_writable("save")
+        to_write = [
+            e
+            for e in self.experiments
+            if e.has_unsaved
+            or e.id not in self._saved_ids
+            or not e._objects.same_location(self._objects)
+        ]
+        if self.mode == "w+":
+            for exp in to_write:
+                if exp.dirty and not exp.read_only:
+                    exp.last_updated_by = self.author
+        records = {e.id: e._to_record(self._objects) for e in to_write}
+        merged: list[ExperimentRecord] = []
+
+        def change(current: bytes | None) -> bytes:
+            result = self._merge(current, records)
+            merged[:] = result
+            return encode_manifest(ProjectManifest(experiments=result))
+
+        try:
+            self._storage.update(self._manifest_name, change)
+        except ScribeStoreError as exc:
+            raise SaveError(f"could not save project {self.fpath}: {exc}") from exc
+        except Exception as exc:
+            raise SaveError(
+                f"could not write the manifest {self.fpath}: {exc}; the saved manifest "
+                "is unchanged, retry save()"
+            ) from exc
+        self._after_save(merged, records)
+
+    def _merge(
+        self, current: bytes | None, records: dict[str, ExperimentRecord]
+    ) -> list[ExperimentRecord]:
+        on_disk: list[ExperimentRecord] = []
+        if current is not None:
+            try:
+                on_disk = decode_project(current, where=self.fpath).experiments
+            except CorruptManifestError:
+                if not (self.mode == "w" and self._baseline):
+                    raise
+        by_id = {r.id: r for r in on_disk if r.id not in self._baseline}
+        for exp_id, record in records.items():
+            old = by_id.get(exp_id)
+            if old is None or record.last_updated >= old.last_updated:
+                by_id[exp_id] = record
+        return sorted(by_id.values(), key=_order)
+
+    def _after_save(
+        self, merged: list[ExperimentRecord], records: dict[str, ExperimentRecord]
+    ) -> None:
+        saved = {r.id: r for r in merged}
+        read_only = self.mode in ("r", "a")
+        kept: list[Experiment] = []
+        for exp in self.experiments:
+            record = saved.get(exp.id)
+            if record is None:
+                continue  # dropped by a "w" reset elsewhere
+            if records.get(exp.id) is record:
+                exp._mark_saved(record, self._objects)
+                kept.append(exp)
+            elif exp.id in records:
+                kept.append(self._experiment(record, read_only))  # a newer edit won
+            else:
+                kept.append(exp)
+        known = {e.id for e in kept}
+        kept.extend(self._experiment(r, read_only) for r in merged if r.id not in known)
+        self.experiments = sorted(kept, key=_order)
+        self._saved_ids = set(saved)
+        self._baseline = set()
+
+    # --- combining and querying --------------------------------------------------------
+
+    def merge(self, *others: Project) -> Project:
+        """A new project (this one's path, mode and author) with the experiments of all.
+
+        Experiments are matched by slug; of two with one slug, the one updated
+        last wins (ties broken by id, so the result does not depend on order).
+        """
+        new = Project(
+            self.fpath,
+            mode=self.mode,
+            author=self.author,
+            objects=self.objects_url,
+            **self.storage_options,
+        )
+        best: dict[str, Experiment] = {}
+        for exp in [*self.experiments, *(e for p in others for e in p.experiments)]:
+            current = best.get(exp.slug)
+            if current is None or (exp.last_updated, exp.id) > (
+                current.last_updated,
+                current.id,
+            ):
+                best[exp.slug] = exp
+        new.experiments = sorted(best.values(), key=_order)
+        return new
+
+    def filter(self, func: Callable[[Experiment], bool]) -> Iterator[Experiment]:
+        """The experiments for which ``func`` returns True."""
+        return (exp for exp in self.experiments if func(exp))
+
+    def __contains__(self, slug: object) -> bool:
+        return any(slug in (e.slug, e.short_slug) for e in self.experiments)
+
+    def __getitem__(self, slug: str) -> Experiment:
+        """The experiment with this slug or short slug (the latest, if several).
+
+        Raises:
+            ExperimentNotFoundError: none (a KeyError).
+        """
+        for exp in reversed(self.experiments):
+            if slug in (exp.slug, exp.short_slug):
+                return exp
+        known = ", ".join(repr(e.slug) for e in self.experiments[:20]) or "none"
+        raise ExperimentNotFoundError(
+            f"no experiment with slug or short slug {slug!r} in project {self.fpath} "
+            f"(experiments: {known})"
+        )
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Each experiment as a dict."""
+        for exp in self.experiments:
+            yield exp.to_dict()
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_storage"], state["_objects"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()
+        for exp in self.experiments:
+            if exp._objects.same_location(self._objects):
+                exp._objects = self._objects
