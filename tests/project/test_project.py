@@ -6,8 +6,8 @@ import json
 import pickle
 
 import pytest
-from conftest import Location
 
+from conftest import Location
 from scribestore import (
     ArtifactLoadError,
     ArtifactLogError,

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Location, make_location
 
+from conftest import Location, make_location
 from scribestore import (
     ArtifactLoadError,
     ArtifactLogError,
