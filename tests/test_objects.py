@@ -373,9 +373,10 @@ def test_threads_put_same_content(location: Location) -> None:
 
 _SLOW_PUT_CHILD = """
 import json, sys, time
+import scribestore.chunked as chunked
 import scribestore.objects as objects
 from scribestore import ObjectStore
-url, options, seed = (json.loads(a) for a in sys.argv[1:])
+url, options, seed, size = (json.loads(a) for a in sys.argv[1:])
 real_encode = objects._encode
 
 def slow_encode(*args):
@@ -385,25 +386,40 @@ def slow_encode(*args):
             print("writing", flush=True)
             time.sleep(60)
 
+real_add = chunked.ChunkSink.add
+calls = [0]
+
+def slow_add(self, *args):
+    real_add(self, *args)
+    calls[0] += 1
+    if calls[0] == 600:  # past the first 32 MiB pack
+        time.sleep(2)  # let the background writer publish it
+        print("writing", flush=True)
+        time.sleep(60)
+
 objects._encode = slow_encode
+chunked.ChunkSink.add = slow_add
 import random
-data = random.Random(seed).randbytes(16 << 20)
+data = random.Random(seed).randbytes(size)
 ObjectStore(url, **options).put(data)
 print("finished", flush=True)
 """
 
 
-def test_killed_writer_publishes_nothing(shared_location: Location) -> None:
+@pytest.mark.parametrize("size", [3 << 20, 96 << 20], ids=["loose", "chunked"])
+def test_killed_writer_publishes_nothing(shared_location: Location, size: int) -> None:
     url = shared_location.join("objects")
     store = ObjectStore(url, **shared_location.options)
     kept = store.put(os.urandom(300_000))
-    proc = python_child(_SLOW_PUT_CHILD, url, shared_location.options, 7)
+    proc = python_child(_SLOW_PUT_CHILD, url, shared_location.options, 7, size)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    victim = b3(random.Random(7).randbytes(16 << 20))
+    victim = b3(random.Random(7).randbytes(size))
     assert not store.has(victim)
+    if size > 4 << 20:  # the kill came after a pack was published, before the recipe
+        assert any(p.startswith("packs/") for p in store.storage.list())
     assert list(store) == [kept]
     for digest in store:
         assert b3(store.get(digest)) == digest

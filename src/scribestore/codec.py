@@ -5,7 +5,7 @@ Pure functions and constants only; no I/O. See docs/FORMAT.md, "Object encoding"
     offset size  field
     0      4     magic b"SSOB"
     4      1     object format version (1)
-    5      1     codec: 0 raw, 1 zstd (2 and up reserved: chunk lists, packs)
+    5      1     codec: 0 raw, 1 zstd, 2 chunked (a recipe of chunks in packs)
     6      2     reserved, zero
     8      8     logical size, unsigned little-endian
 """
@@ -56,6 +56,7 @@ class Codec(enum.IntEnum):
 
     RAW = 0
     ZSTD = 1
+    CHUNKED = 2
 
 
 class ObjectHeader(msgspec.Struct, frozen=True):

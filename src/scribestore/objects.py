@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
@@ -18,6 +19,15 @@ import zstandard
 
 from scribestore import codec
 from scribestore._storage import Storage, open_storage
+from scribestore.chunked import (
+    CHUNK_THRESHOLD,
+    ChunkedStream,
+    RecipeEntry,
+    buffer_chunks,
+    file_chunks,
+    parse_recipe,
+    write_chunks,
+)
 from scribestore.errors import (
     CorruptObjectError,
     IntegrityError,
@@ -26,6 +36,7 @@ from scribestore.errors import (
     StorageError,
 )
 from scribestore.hashing import Hasher, hash_bytes, hash_file, is_digest, validate_digest
+from scribestore.packs import PACK_DIR, PackIndex
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -87,6 +98,7 @@ class ObjectReader(io.RawIOBase):
         *,
         artifact: str | None = None,
         version: int | None = None,
+        chunks: ChunkedStream | None = None,
     ) -> None:
         super().__init__()
         self._artifact = artifact
@@ -100,6 +112,9 @@ class ObjectReader(io.RawIOBase):
         self._source: IO[bytes] | Any
         if header.codec is codec.Codec.ZSTD:
             self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        elif header.codec is codec.Codec.CHUNKED:
+            assert chunks is not None
+            self._source = chunks
         else:
             self._source = raw
 
@@ -114,14 +129,14 @@ class ObjectReader(io.RawIOBase):
         want = min(len(view), self.size - self._hasher.size + 1)
         try:
             data = self._source.read(want)
-        except zstandard.ZstdError as exc:
+        except (zstandard.ZstdError, ValueError, FileNotFoundError) as exc:
             raise CorruptObjectError(
                 self.digest,
                 self._hasher.hexdigest(),
                 path=self._path,
                 artifact=self._artifact,
                 version=self._version,
-                detail=f"zstd: {exc}",
+                detail=f"undecodable: {exc}",
             ) from exc
         if data:
             self._hasher.update(data)
@@ -207,6 +222,7 @@ class ObjectStore:
         self._root = os.fspath(root)
         self._options = dict(storage_options)
         self._storage = open_storage(root, **storage_options)
+        self._index: PackIndex | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self._root, "options": self._options}
@@ -323,10 +339,38 @@ class ObjectStore:
         return src.digest, src.size
 
     def _publish(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
+        if size >= CHUNK_THRESHOLD:
+            self._publish_chunked(digest, size, f)
+            return
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
         chunks = _encode(digest, size, chosen, probe, f)
         self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
+
+    def _publish_chunked(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
+        """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5)."""
+        if isinstance(f, _BufferReader):
+            view = f.view
+            probe = view[: codec.PROBE_SIZE * 4]
+            chunks = buffer_chunks(view)
+        else:
+            probe = memoryview(f.read(codec.PROBE_SIZE * 4))
+            f.seek(0)
+            chunks = file_chunks(f)
+        recipe, actual, actual_size, _new = self._wrap_os(
+            lambda: write_chunks(self._storage, self._packs(), chunks, probe), digest
+        )
+        if actual != digest or actual_size != size:
+            raise _changed_error(digest, size, actual, actual_size)
+        header = codec.encode_header(codec.Codec.CHUNKED, size)
+        self._wrap_os(
+            lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
+        )
+
+    def _packs(self) -> PackIndex:
+        if self._index is None:
+            self._index = PackIndex(self._storage)
+        return self._index
 
     # --- reading -------------------------------------------------------------
 
@@ -344,6 +388,9 @@ class ObjectStore:
         blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
         header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
         payload = memoryview(blob)[codec.HEADER_SIZE :]
+        if header.codec is codec.Codec.CHUNKED:
+            with self.open(digest, artifact=artifact, version=version) as reader:
+                return reader.read()
         if header.codec is codec.Codec.ZSTD:
             try:
                 content = _decompress(payload, header.size)
@@ -384,12 +431,24 @@ class ObjectStore:
         """
         path = object_path(digest)
         raw = self._wrap_os(lambda: self._storage.open_read(path), digest)
+        chunks = None
         try:
             header = codec.decode_header(raw.read(codec.HEADER_SIZE), digest=digest, path=path)
+            if header.codec is codec.Codec.CHUNKED:
+                recipe = self._recipe(digest, raw.read(), header.size, path)
+                chunks = ChunkedStream(self._storage, self._packs(), recipe)
         except BaseException:
             raw.close()
             raise
-        return ObjectReader(raw, digest, header, path, artifact=artifact, version=version)
+        return ObjectReader(
+            raw, digest, header, path, artifact=artifact, version=version, chunks=chunks
+        )
+
+    def _recipe(self, digest: str, payload: bytes, size: int, path: str) -> list[RecipeEntry]:
+        try:
+            return parse_recipe(payload, size)
+        except ValueError as exc:
+            raise CorruptObjectError(digest, "bad recipe", path=path, detail=str(exc)) from exc
 
     def has(self, digest: str) -> bool:
         """Whether ``digest`` is stored (its content is not read).
@@ -419,16 +478,30 @@ class ObjectStore:
         head = self._wrap_os(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
         header = codec.decode_header(head, digest=digest, path=path)
         stored = self._wrap_os(lambda: self._storage.size(path), digest)
+        if header.codec is codec.Codec.CHUNKED:
+            # The recipe plus each distinct chunk's blob (shared chunks count in full).
+            blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
+            recipe = self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)
+            index = self._packs()
+            index.refresh()
+            for chunk_digest in {d for d, _ in recipe}:
+                location = index.get(chunk_digest)
+                stored += location.length if location else 0
         return ObjectInfo(digest, header.size, stored, header.codec)
 
     def stats(self) -> StoreStats:
-        """Object count, logical bytes and stored bytes over the whole store."""
+        """Object count, logical bytes, and bytes on storage (objects, packs and indexes)."""
         count = logical = stored = 0
         for digest in self:
-            info = self.stat(digest)
+            path = object_path(digest)
+            head = self._wrap_os(
+                partial(self._storage.read_range, path, 0, codec.HEADER_SIZE), digest
+            )
             count += 1
-            logical += info.size
-            stored += info.stored_size
+            logical += codec.decode_header(head, digest=digest, path=path).size
+            stored += self._wrap_os(partial(self._storage.size, path), digest)
+        for pack_file in self._wrap_os(lambda: list(self._storage.list(PACK_DIR)), self.url):
+            stored += self._wrap_os(partial(self._storage.size, pack_file), pack_file)
         return StoreStats(count, logical, stored)
 
     def delete(self, digest: str) -> None:
@@ -490,11 +563,15 @@ def _encode(
     if compressor is not None:
         yield compressor.flush()
     if hasher.size != size or hasher.hexdigest() != digest:
-        raise ScribeStoreError(
-            f"the content changed while it was being stored (expected {size} bytes with "
-            f"blake3 {digest}, read {hasher.size} bytes with blake3 {hasher.hexdigest()}); "
-            "nothing was stored. Do not modify a file while logging it, then retry."
-        )
+        raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ScribeStoreError:
+    return ScribeStoreError(
+        f"the content changed while it was being stored (expected {size} bytes with "
+        f"blake3 {digest}, read {actual_size} bytes with blake3 {actual}); nothing was "
+        "stored. Do not modify a file while logging it, then retry."
+    )
 
 
 def _decompress(payload: memoryview, size: int) -> bytes:
@@ -516,6 +593,11 @@ class _BufferReader:
     def __init__(self, data: bytes | memoryview) -> None:
         self._view = memoryview(data)
         self._pos = 0
+
+    @property
+    def view(self) -> memoryview:
+        """The whole buffer."""
+        return self._view
 
     def read(self, n: int = -1) -> bytes:
         end = len(self._view) if n < 0 else min(len(self._view), self._pos + n)

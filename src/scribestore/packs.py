@@ -1,0 +1,218 @@
+"""Packs: many chunk blobs per file, plus an index of where each chunk is.
+
+See docs/FORMAT.md section 3.4. A :class:`PackWriter` fills a pack in memory
+(at most 32 MiB) and hands full packs to one background thread that publishes
+the pack and then its index, so disk or network writes overlap the chunking
+and hashing of the next pack. A :class:`PackIndex` maps chunk digests to their
+location, loaded from every published index.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from scribestore._storage import Storage
+
+__all__ = [
+    "PACK_DIR",
+    "PACK_TARGET",
+    "ChunkLocation",
+    "PackIndex",
+    "PackWriter",
+    "index_path",
+    "pack_path",
+    "parse_index",
+]
+
+PACK_DIR = "packs"
+PACK_TARGET = 32 << 20
+PACK_HEADER = b"SSPK\x01\x00\x00\x00"
+INDEX_HEADER = b"SSPI\x01\x00\x00\x00"
+_TOTAL = struct.Struct("<Q")
+_ENTRY = struct.Struct("<32sQII4x")
+_PACK_ID = re.compile(r"[0-9a-f]{32}")
+# Full packs waiting for the writer thread: bounds memory to ~3 packs.
+_MAX_IN_FLIGHT = 2
+
+
+class ChunkLocation(NamedTuple):
+    """Where a chunk's blob is: pack id, byte offset, blob length, chunk size."""
+
+    pack: str
+    offset: int
+    length: int
+    size: int
+
+
+def _check_pack_id(pack_id: str) -> str:
+    if not _PACK_ID.fullmatch(pack_id):
+        raise ValueError(f"invalid pack id {pack_id!r}")
+    return pack_id
+
+
+def pack_path(pack_id: str) -> str:
+    """Storage path of a pack file (the id is validated first)."""
+    return f"{PACK_DIR}/{_check_pack_id(pack_id)}.pack"
+
+
+def index_path(pack_id: str) -> str:
+    """Storage path of a pack's index (the id is validated first)."""
+    return f"{PACK_DIR}/{_check_pack_id(pack_id)}.idx"
+
+
+def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, ChunkLocation]]]:
+    """The pack length and the entries of an index file.
+
+    Raises:
+        ValueError: the index is malformed.
+    """
+    if data[:4] != INDEX_HEADER[:4] or len(data) < 16:
+        raise ValueError(f"pack index {pack_id} has a bad header")
+    if data[4] > INDEX_HEADER[4]:
+        raise ValueError(f"pack index {pack_id} has a newer format version {data[4]}")
+    (total,) = _TOTAL.unpack_from(data, 8)
+    body = memoryview(data)[16:]
+    if len(body) % _ENTRY.size:
+        raise ValueError(f"pack index {pack_id} is truncated")
+    entries = []
+    for digest, offset, length, size in _ENTRY.iter_unpack(body):
+        if offset + length > total:
+            raise ValueError(f"pack index {pack_id} points past the end of its pack")
+        entries.append((digest, ChunkLocation(pack_id, offset, length, size)))
+    return total, entries
+
+
+class PackIndex:
+    """Chunk digest (32 raw bytes) → :class:`ChunkLocation`, for one store."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._entries: dict[bytes, ChunkLocation] = {}
+        self._packs: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Load the indexes of packs published since the last refresh.
+
+        Raises:
+            ValueError: an index file is malformed.
+        """
+        try:
+            names = list(self._storage.list(PACK_DIR))
+        except FileNotFoundError:
+            return
+        for name in names:
+            base = name.rsplit("/", 1)[-1]
+            pack_id, _, ext = base.partition(".")
+            if ext != "idx" or not _PACK_ID.fullmatch(pack_id) or pack_id in self._packs:
+                continue
+            total, entries = parse_index(pack_id, self._storage.read_bytes(name))
+            self.add(pack_id, total, entries)
+
+    def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:
+        """Record a published pack's entries."""
+        with self._lock:
+            self._packs[pack_id] = total
+            for digest, location in entries:
+                self._entries.setdefault(digest, location)
+
+    def get(self, digest: bytes) -> ChunkLocation | None:
+        """The location of a chunk, or None if no loaded index has it."""
+        return self._entries.get(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._entries
+
+    def packs(self) -> dict[str, int]:
+        """Loaded pack ids and their lengths."""
+        return dict(self._packs)
+
+    def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
+        """Every loaded (digest, location)."""
+        return iter(list(self._entries.items()))
+
+
+class PackWriter:
+    """Collects chunk blobs into packs and publishes them in the background.
+
+    Use :meth:`add` for each new chunk, then :meth:`close` (which waits until
+    every pack and its index are published) or :meth:`abort` on failure.
+    """
+
+    def __init__(self, storage: Storage, index: PackIndex, *, target: int = PACK_TARGET) -> None:
+        self._storage = storage
+        self._index = index
+        self._target = target
+        self._buffer: list[bytes] = [PACK_HEADER]
+        self._entries: list[tuple[bytes, ChunkLocation]] = []
+        self._pack_id = secrets.token_hex(16)
+        self._offset = len(PACK_HEADER)
+        self._pending: set[bytes] = set()
+        self._futures: list[Future[None]] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="scribestore-pack")
+        self.bytes_written = 0
+
+    def has(self, digest: bytes) -> bool:
+        """Whether ``digest`` was added in this session (published or not)."""
+        return digest in self._pending
+
+    def add(self, digest: bytes, blob: bytes, size: int) -> None:
+        """Append one chunk blob; starts publishing the pack once it is full."""
+        self._buffer.append(blob)
+        self._entries.append((digest, ChunkLocation(self._pack_id, self._offset, len(blob), size)))
+        self._offset += len(blob)
+        self._pending.add(digest)
+        if self._offset >= self._target:
+            self._seal()
+
+    def _seal(self) -> None:
+        if not self._entries:
+            return
+        while len([f for f in self._futures if not f.done()]) >= _MAX_IN_FLIGHT:
+            self._futures[0].result()
+            self._futures = [f for f in self._futures if not f.done()]
+        data = b"".join(self._buffer)
+        job = (self._pack_id, data, self._entries)
+        self._futures.append(self._pool.submit(self._publish, *job))
+        self.bytes_written += len(data)
+        self._buffer = [PACK_HEADER]
+        self._entries = []
+        self._pack_id = secrets.token_hex(16)
+        self._offset = len(PACK_HEADER)
+
+    def _publish(
+        self, pack_id: str, data: bytes, entries: list[tuple[bytes, ChunkLocation]]
+    ) -> None:
+        # Pack first, then its index: an index never points at a missing pack.
+        self._storage.write_new(pack_path(pack_id), (data,))
+        index = [INDEX_HEADER, _TOTAL.pack(len(data))]
+        index.extend(_ENTRY.pack(d, loc.offset, loc.length, loc.size) for d, loc in entries)
+        self._storage.write_new(index_path(pack_id), (b"".join(index),))
+        self._index.add(pack_id, len(data), entries)
+
+    def close(self) -> None:
+        """Publish the last pack and wait for every pack to be published.
+
+        Raises:
+            OSError: publishing a pack failed.
+        """
+        try:
+            self._seal()
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Stop: drop the unsealed pack and wait for the writer thread to finish."""
+        self._buffer = [PACK_HEADER]
+        self._entries = []
+        self._pool.shutdown(wait=True, cancel_futures=True)

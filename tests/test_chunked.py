@@ -1,0 +1,196 @@
+"""Chunked objects: content-defined chunks in packs, on every backend."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+
+import blake3
+import numpy as np
+import pytest
+from conftest import Location
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scribestore import CorruptObjectError, IntegrityError, ObjectStore
+from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
+from scribestore.codec import Codec
+from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
+
+
+def b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def open_store(loc: Location) -> ObjectStore:
+    return ObjectStore(loc.join("objects"), **loc.options)
+
+
+def stored(store: ObjectStore) -> int:
+    return store.stats().stored_size
+
+
+def weights(n_bytes: int, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(n_bytes // 4) * 0.02).astype("float32").tobytes()
+
+
+def test_large_content_is_chunked_into_packs(location: Location, tmp_path: Path) -> None:
+    store = open_store(location)
+    data = random.Random(1).randbytes(20 << 20)
+    src = tmp_path / "model.bin"
+    src.write_bytes(data)
+    digest = store.put(src)
+    assert digest == b3(data)
+    info = store.stat(digest)
+    assert info.codec is Codec.CHUNKED and info.size == len(data)
+    files = list(store.storage.list())
+    packs = [f for f in files if f.startswith(f"{PACK_DIR}/")]
+    assert packs and all(f.endswith((".pack", ".idx")) for f in packs)
+    assert len(files) < 10  # 20 MiB costs a recipe and one pack, not 300 chunk files
+    assert store.get(digest) == data
+    with store.open(digest) as reader:
+        parts = []
+        while part := reader.read(100_003):
+            parts.append(part)
+        assert reader.verified
+    assert b"".join(parts) == data
+    assert store.put(io.BytesIO(data)) == digest
+    assert store.put(data) == digest
+    assert list(store.storage.list()) == files
+
+
+def test_identical_relog_writes_nothing(location: Location, tmp_path: Path) -> None:
+    store = open_store(location)
+    src = tmp_path / "w.bin"
+    src.write_bytes(weights(8 << 20))
+    store.put(src)
+    listing = [(p, store.storage.size(p)) for p in store.storage.list()]
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(src.read_bytes())
+    store.put(copy)
+    assert [(p, store.storage.size(p)) for p in store.storage.list()] == listing
+
+
+def _edit_regions(data: bytes, fraction: float, regions: int, seed: int) -> tuple[bytes, int]:
+    rng = random.Random(seed)
+    out = bytearray(data)
+    per_region = int(len(data) * fraction / regions)
+    for r in range(regions):
+        start = (r + 1) * len(data) // (regions + 1)
+        out[start : start + per_region] = rng.randbytes(per_region)
+    return bytes(out), per_region * regions
+
+
+def test_changed_regions_cost_only_their_chunks(location: Location) -> None:
+    store = open_store(location)
+    base = random.Random(2).randbytes(32 << 20)
+    store.put(base)
+    before = stored(store)
+    edited, changed = _edit_regions(base, 0.05, 4, seed=3)
+    store.put(edited)
+    new = stored(store) - before
+    assert changed < new <= 1.2 * changed + (1 << 20), (new, changed)
+
+
+def test_inserted_byte_costs_a_few_chunks(location: Location) -> None:
+    store = open_store(location)
+    base = random.Random(4).randbytes(32 << 20)
+    store.put(base)
+    before = stored(store)
+    shifted = base[:1000] + b"\x07" + base[1000:]
+    assert store.put(shifted) == b3(shifted)
+    new = stored(store) - before
+    assert new <= 0.01 * len(base), new
+    assert store.get(b3(shifted)) == shifted
+
+
+@pytest.mark.parametrize(("dtype", "limit"), [("float32", 0.90), ("bfloat16", 0.72)])
+def test_float_weights_compress_bit_exactly(location: Location, dtype: str, limit: float) -> None:
+    store = open_store(location)
+    data = weights(16 << 20)
+    if dtype == "bfloat16":
+        data = (np.frombuffer(data, dtype=np.uint32) >> 16).astype(np.uint16).tobytes()
+    before = stored(store)
+    digest = store.put(data)
+    assert digest == b3(data)
+    ratio = (stored(store) - before) / len(data)
+    assert ratio <= limit, ratio
+    assert store.get(digest) == data
+
+
+def test_flipped_byte_in_pack_is_an_integrity_error(location: Location) -> None:
+    store = open_store(location)
+    data = random.Random(5).randbytes(6 << 20)
+    digest = store.put(data)
+    [pack] = [p for p in store.storage.list() if p.endswith(".pack")]
+    blob = bytearray(store.storage.read_bytes(pack))
+    blob[len(blob) // 2] ^= 0x40
+    store.storage.delete(pack)
+    store.storage.write_new(pack, [bytes(blob)])
+    fresh = open_store(location)
+    with pytest.raises(IntegrityError) as err:
+        fresh.get(digest)
+    assert err.value.expected == digest
+    with pytest.raises(IntegrityError), fresh.open(digest) as reader:
+        while reader.read(1 << 20):
+            pass
+
+
+def test_missing_pack_is_reported(location: Location) -> None:
+    store = open_store(location)
+    digest = store.put(random.Random(6).randbytes(6 << 20))
+    for path in list(store.storage.list(PACK_DIR)):
+        store.storage.delete(path)
+    with pytest.raises(CorruptObjectError, match="no pack"):
+        open_store(location).get(digest)
+
+
+def test_other_writers_packs_are_found(location: Location) -> None:
+    reader_side = open_store(location)
+    reader_side.put(random.Random(7).randbytes(5 << 20))  # loads the index once
+    data = random.Random(8).randbytes(5 << 20)
+    digest = open_store(location).put(data)
+    assert reader_side.get(digest) == data
+
+
+# --- the chunk codec -------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=3000),
+    offset=st.integers(0, 7),
+    codec=st.sampled_from(list(ChunkCodec)),
+)
+def test_chunk_codec_round_trips(data: bytes, offset: int, codec: ChunkCodec) -> None:
+    blob = encode_chunk(memoryview(data), codec, offset)
+    assert decode_chunk(memoryview(blob), len(data)) == data
+    assert len(blob) <= len(data) + 1
+
+
+def test_codec_choice() -> None:
+    f32 = weights(1 << 20)
+    bf16 = (np.frombuffer(f32, dtype=np.uint32) >> 16).astype(np.uint16).tobytes()
+    assert choose_chunk_codec(memoryview(f32)) is ChunkCodec.GROUP4
+    assert choose_chunk_codec(memoryview(bf16)) is ChunkCodec.GROUP2
+    assert choose_chunk_codec(memoryview(os.urandom(1 << 20))) is ChunkCodec.RAW
+    assert choose_chunk_codec(memoryview(b'{"k": [1, 2]}' * 50_000)) is ChunkCodec.ZSTD
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x09abc", b"\x01notzstd", b"\x03\x04\x00\x05\x00\x00\x00"])
+def test_malformed_chunk_blobs_raise_value_error(blob: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_chunk(memoryview(blob), 100)
+
+
+def test_pack_paths_and_index_validation() -> None:
+    with pytest.raises(ValueError):
+        pack_path("../../etc")
+    with pytest.raises(ValueError):
+        index_path("A" * 32)
+    for bad in (b"", b"XXXX\x01\x00\x00\x00" + bytes(8), b"SSPI\x01\x00\x00\x00" + bytes(8) + b"x"):
+        with pytest.raises(ValueError):
+            parse_index("a" * 32, bad)
