@@ -99,20 +99,246 @@ def bench_open_many_versions(n: int, repeat: int, lazyscribe_n: int) -> dict[str
             r.get_artifact_metadata("features", version=lazyscribe_n // 2)
 
         theirs = best_of(lz_open, 1)
+
+        def lz_save_one() -> None:
+            r = lazyscribe.Repository(str(lz_path), mode="w+")
+            r.log_artifact("features", [0, 1, 2, 3], "json")
+            r.save()
+
+        lz_save = best_of(lz_save_one, 1)
         # Scale to the same version count when a smaller lazyscribe run was asked for.
         scale = n / lazyscribe_n
         result.update(
             {
                 "lazyscribe_versions": lazyscribe_n,
                 "lazyscribe_open_s": theirs,
+                "lazyscribe_save_s": lz_save * scale,
                 "speedup_vs_lazyscribe": theirs * scale / ours,
             }
         )
         return result
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def run_scenario(name: str, **args: Any) -> dict[str, Any]:
+    """Run one scenario in a fresh interpreter; return its JSON figures."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(HERE / "scenarios.py"), name, json.dumps(args)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def median_of(name: str, repeat: int, fresh: bool, work: Path, **args: Any) -> dict[str, Any]:
+    """Median seconds over ``repeat`` runs (each in a fresh work dir if ``fresh``)."""
+    import shutil
+
+    runs = []
+    for i in range(repeat):
+        target = work / f"{name}-{i}" if fresh else work
+        target.mkdir(parents=True, exist_ok=True)
+        runs.append(run_scenario(name, work=str(target), **args))
+        if fresh and i < repeat - 1:
+            shutil.rmtree(target)
+    best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
+    best["peak_rss_growth_mib"] = max(r["peak_rss_growth_mib"] for r in runs)
+    return best
+
+
+def make_weights(path: Path, size: int, seed: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with path.open("wb") as f:
+        for _ in range(size >> 26):
+            f.write((rng.standard_normal(1 << 24) * 0.02).astype("float32").tobytes())
+
+
+def edit_copy(src: Path, dst: Path, *, fraction: float, regions: int) -> int:
+    """A copy of ``src`` with ``fraction`` of its bytes rewritten in ``regions`` places."""
+    import random
+
+    data = bytearray(src.read_bytes())
+    rng = random.Random(0)
+    per = int(len(data) * fraction / regions)
+    for r in range(regions):
+        start = (r + 1) * len(data) // (regions + 1)
+        data[start : start + per] = rng.randbytes(per)
+    dst.write_bytes(data)
+    return per * regions
+
+
+def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> dict[str, Any]:
+    import importlib.util
+
+    has_lazy = importlib.util.find_spec("lazyscribe") is not None
+    src = work / "weights.bin"
+    make_weights(src, size, seed=1)
+    out: dict[str, Any] = {"file_bytes": size}
+    print(f"  log + save of {size >> 20} MiB float32", flush=True)
+    out["cp_fsync"] = median_of("cp_fsync", repeat, True, work / "cp", src=str(src))
+    out["cp_plain"] = median_of("cp_plain", repeat, True, work / "cp2", src=str(src))
+    out["scribe_log_save"] = median_of("scribe_log_save", repeat, True, work / "s", src=str(src))
+    scribe_dir = work / "s" / f"scribe_log_save-{repeat - 1}"
+    print("  identical re-log and verified load", flush=True)
+    out["scribe_relog"] = median_of("scribe_relog", repeat, False, scribe_dir, src=str(src))
+    out["read_and_hash"] = median_of("read_and_hash", repeat, False, work, src=str(src))
+    out["scribe_load"] = median_of("scribe_load", repeat, False, scribe_dir, src=str(src))
+    if has_lazy:
+        print("  lazyscribe 2.2.2 (pickle handler)", flush=True)
+        out["lazy_log_save"] = median_of("lazy_log_save", 1, True, work / "lz", src=str(src))
+        lazy_dir = work / "lz" / "lazy_log_save-0"
+        out["lazy_relog"] = median_of("lazy_relog", 1, False, lazy_dir, src=str(src))
+        out["lazy_load"] = median_of("lazy_load", 1, False, lazy_dir, src=str(src))
+    print(f"  dedup on a {dedup_size >> 20} MiB file", flush=True)
+    base = work / "dedup-base.bin"
+    make_weights(base, dedup_size, seed=2)
+    edited = work / "dedup-edited.bin"
+    changed = edit_copy(base, edited, fraction=0.05, regions=4)
+    shifted = work / "dedup-shifted.bin"
+    raw = base.read_bytes()
+    shifted.write_bytes(raw[:4096] + b"\x01" + raw[4096:])
+    del raw
+    dedup_dir = work / "dedup"
+    dedup_dir.mkdir()
+    first = run_scenario("scribe_new_version", src=str(base), work=str(dedup_dir))
+    tuned = run_scenario("scribe_new_version", src=str(edited), work=str(dedup_dir))
+    insert = run_scenario("scribe_new_version", src=str(shifted), work=str(dedup_dir))
+    out["dedup"] = {
+        "file_bytes": dedup_size,
+        "first_version_stored": first["new_bytes"],
+        "changed_bytes": changed,
+        "finetune_new_bytes": tuned["new_bytes"],
+        "insert_new_bytes": insert["new_bytes"],
+    }
+    return out
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    mib = r["file_bytes"] / (1 << 20)
+
+    def s(key: str) -> float:
+        return float(r[key]["seconds"]) if key in r else float("nan")
+
+    rows.append(
+        (
+            "log+save (file handler) vs cp+fsync",
+            f"{s('scribe_log_save'):.3f}s",
+            f"{s('cp_fsync'):.3f}s",
+            ratio(s("scribe_log_save"), s("cp_fsync")),
+            "<= 1.2x",
+        )
+    )
+    if "lazy_log_save" in r:
+        rows.append(
+            (
+                "log+save vs lazyscribe (pickle)",
+                f"{s('scribe_log_save'):.3f}s",
+                f"{s('lazy_log_save'):.3f}s",
+                ratio(s("scribe_log_save"), s("lazy_log_save")),
+                "",
+            )
+        )
+    rows.append(
+        (
+            "identical re-log vs cp",
+            f"{s('scribe_relog'):.3f}s",
+            f"{s('cp_plain'):.3f}s",
+            ratio(s("scribe_relog"), s("cp_plain")),
+            "<= 0.15x",
+        )
+    )
+    if "lazy_relog" in r:
+        rows.append(
+            (
+                "identical re-log vs lazyscribe",
+                f"{s('scribe_relog'):.3f}s",
+                f"{s('lazy_relog'):.3f}s",
+                ratio(s("scribe_relog"), s("lazy_relog")),
+                "",
+            )
+        )
+    rows.append(
+        (
+            "  new bytes: scribestore / lazyscribe",
+            str(r["scribe_relog"]["new_bytes"]),
+            str(r["lazy_relog"]["new_bytes"]) if "lazy_relog" in r else "n/a",
+            "",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "verified load vs read+blake3",
+            f"{s('scribe_load'):.3f}s",
+            f"{s('read_and_hash'):.3f}s",
+            ratio(s("scribe_load"), s("read_and_hash")),
+            "<= 1.3x",
+        )
+    )
+    if "lazy_load" in r:
+        rows.append(
+            (
+                "verified load vs lazyscribe load",
+                f"{s('scribe_load'):.3f}s",
+                f"{s('lazy_load'):.3f}s",
+                ratio(s("scribe_load"), s("lazy_load")),
+                "",
+            )
+        )
+    stored = r["scribe_log_save"]["stored_bytes"] / r["file_bytes"]
+    rows.append(("stored / raw (float32, whole store)", f"{stored:.3f}", "", "", "<= 0.90"))
+    d = r["dedup"]
+    rows.append(
+        (
+            "fine-tune (5%) new bytes / changed bytes",
+            str(d["finetune_new_bytes"]),
+            str(d["changed_bytes"]),
+            ratio(d["finetune_new_bytes"], d["changed_bytes"]),
+            "<= 1.2x",
+        )
+    )
+    rows.append(
+        (
+            "1 inserted byte: new bytes / file",
+            str(d["insert_new_bytes"]),
+            str(d["file_bytes"]),
+            f"{100 * d['insert_new_bytes'] / d['file_bytes']:.3f}%",
+            "<= 1%",
+        )
+    )
+    for key in ("scribe_log_save", "scribe_load", "lazy_log_save", "lazy_load"):
+        if key in r:
+            rows.append(
+                (
+                    f"  peak RSS growth: {key}",
+                    f"{r[key]['peak_rss_growth_mib']} MiB",
+                    "",
+                    "",
+                    "< 200 MiB" if key.startswith("scribe") else "",
+                )
+            )
+    del mib
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--dedup-mib", type=int, default=512)
     parser.add_argument("--versions", type=int, default=100_000)
     parser.add_argument(
         "--lazyscribe-versions",
@@ -120,7 +346,8 @@ def main() -> int:
         default=100_000,
         help="versions in the lazyscribe baseline (it takes ~47 s at 100k)",
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["large", "versions"], default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
 
@@ -129,22 +356,44 @@ def main() -> int:
         "python": sys.version.split()[0],
         "machine": platform.machine(),
     }
-    print(f"opening a repository with {args.versions:,} versions ...", flush=True)
-    many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)
-    results["open_many_versions"] = many
+    rows: list[tuple[str, str, str, str, str]] = []
+    if args.only in (None, "large"):
+        print("large files ...", flush=True)
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            large = bench_large_files(
+                Path(tmp), args.size_mib << 20, args.dedup_mib << 20, args.repeat
+            )
+        results["large_files"] = large
+        rows.extend(report_large(large))
+    if args.only in (None, "versions"):
+        print(f"opening a repository with {args.versions:,} versions ...", flush=True)
+        many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)
+        results["open_many_versions"] = many
+        lz = many.get("lazyscribe_open_s")
+        rows.append(
+            (
+                f"open {args.versions:,} versions + metadata",
+                f"{many['scribestore_open_s']:.3f}s",
+                f"{lz:.3f}s" if lz else "n/a",
+                f"{many['speedup_vs_lazyscribe']:.0f}x faster" if lz else "",
+                ">= 50x faster",
+            )
+        )
+        lzs = many.get("lazyscribe_save_s")
+        rows.append(
+            (
+                "save after one more log",
+                f"{many['scribestore_save_after_one_log_s']:.3f}s",
+                f"{lzs:.3f}s" if lzs else "n/a",
+                ratio(many["scribestore_save_after_one_log_s"], lzs) if lzs else "",
+                "",
+            )
+        )
 
     print()
-    print(f"{'benchmark':<44} {'scribestore':>12} {'baseline':>12} {'ratio':>8}")
-    lz = many.get("lazyscribe_open_s")
-    print(
-        f"{'open ' + format(args.versions, ',') + ' versions + metadata':<44} "
-        f"{many['scribestore_open_s']:>11.3f}s "
-        f"{(f'{lz:.3f}s' if lz else 'n/a'):>12} "
-        f"{(format(many['speedup_vs_lazyscribe'], '.0f') + 'x' if lz else ''):>8}"
-    )
-    print(
-        f"{'save after one more log':<44} {many['scribestore_save_after_one_log_s']:>11.3f}s"
-    )
+    print(f"{'benchmark':<44} {'scribestore':>14} {'baseline':>14} {'ratio':>12} {'target':>10}")
+    for row in rows:
+        print(f"{row[0]:<44} {row[1]:>14} {row[2]:>14} {row[3]:>12} {row[4]:>10}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

@@ -373,7 +373,7 @@ def test_threads_put_same_content(location: Location) -> None:
 
 _SLOW_PUT_CHILD = """
 import json, sys, time
-import scribestore.chunked as chunked
+import scribestore.packs as packs
 import scribestore.objects as objects
 from scribestore import ObjectStore
 url, options, seed, size = (json.loads(a) for a in sys.argv[1:])
@@ -386,7 +386,7 @@ def slow_encode(*args):
             print("writing", flush=True)
             time.sleep(60)
 
-real_add = chunked.ChunkSink.add
+real_add = packs.PackWriter._record
 calls = [0]
 
 def slow_add(self, *args):
@@ -398,7 +398,7 @@ def slow_add(self, *args):
         time.sleep(60)
 
 objects._encode = slow_encode
-chunked.ChunkSink.add = slow_add
+packs.PackWriter._record = slow_add
 import random
 data = random.Random(seed).randbytes(size)
 ObjectStore(url, **options).put(data)

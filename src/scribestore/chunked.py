@@ -10,20 +10,20 @@ hashes the reassembled content.
 from __future__ import annotations
 
 import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING
 
 import blake3
 from pyfastcdc import FastCDC
 
 from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
-from scribestore.hashing import Hasher
-from scribestore.packs import PackIndex, PackWriter, pack_path
+from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from scribestore._storage import Storage
-    from scribestore.packs import ChunkLocation
 
 __all__ = [
     "CHUNK_THRESHOLD",
@@ -40,7 +40,12 @@ MIN_CHUNK = 16 << 10
 MAX_CHUNK = 256 << 10
 _RECIPE_ENTRY = struct.Struct("<32sQ")
 # Largest ranged read when fetching adjacent blobs of one pack.
-_MAX_RUN = 8 << 20
+_MAX_RUN = 4 << 20
+# Worker threads for hashing/encoding chunks and for reading/decoding them.
+_WORKERS = 1
+# Bytes of chunks per job, and jobs in flight (bounds memory to ~30 MiB).
+_BATCH = 4 << 20
+_DEPTH = 3
 
 RecipeEntry = tuple[bytes, int]
 
@@ -64,56 +69,40 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     return entries
 
 
-class ChunkSink:
-    """Where new chunks go while one object is written; also builds the recipe."""
-
-    def __init__(self, storage: Storage, index: PackIndex) -> None:
-        self._index = index
-        self._writer = PackWriter(storage, index)
-        self._recipe: list[bytes] = []
-        self.new_bytes = 0
-
-    def add(self, data: memoryview, codec: ChunkCodec, offset: int) -> None:
-        """Record one chunk; store it unless a pack (or this session) has it."""
-        digest = blake3.blake3(data).digest()
-        self._recipe.append(_RECIPE_ENTRY.pack(digest, len(data)))
-        if digest in self._index or self._writer.has(digest):
-            return
-        self._writer.add(digest, encode_chunk(data, codec, offset), len(data))
-        self.new_bytes += len(data)
-
-    def close(self) -> bytes:
-        """Publish every pack; return the recipe payload."""
-        self._writer.close()
-        return b"".join(self._recipe)
-
-    def abort(self) -> None:
-        """Give up; packs already published stay (unreferenced) for gc."""
-        self._writer.abort()
-
-
 def write_chunks(
     storage: Storage, index: PackIndex, chunks: Iterable[memoryview], probe: memoryview
-) -> tuple[bytes, str, int, int]:
-    """Store the chunks of one content.
+) -> tuple[bytes, int, int]:
+    """Store the chunks of one content; publish their packs.
+
+    This thread cuts, hashes and encodes (FastCDC and BLAKE3 hold the GIL, so
+    more threads would not help); the pack writer's thread publishes full
+    packs meanwhile, so disk and network time overlap the CPU work.
 
     Returns:
-        The recipe payload, the digest and size of the content as read (so the
-        caller can check the source did not change), and the new bytes stored.
+        The recipe payload, the number of bytes read (so the caller can check
+        it against the size it hashed), and the new bytes stored.
     """
     codec = choose_chunk_codec(probe)
     index.refresh()
-    sink = ChunkSink(storage, index)
-    hasher = Hasher()
+    writer = PackWriter(storage, index)
+    recipe = bytearray()
+    size = new_bytes = 0
     try:
-        for data in chunks:
-            sink.add(data, codec, hasher.size)
-            hasher.update(data)
-        recipe = sink.close()
+        for view in chunks:
+            digest = blake3.blake3(view).digest()
+            recipe += _RECIPE_ENTRY.pack(digest, len(view))
+            if digest not in index and not writer.has(digest):
+                if codec is ChunkCodec.RAW:
+                    writer.add_raw(digest, view)
+                else:
+                    writer.add(digest, encode_chunk(view, codec, size), len(view))
+                new_bytes += len(view)
+            size += len(view)
+        writer.close()
     except BaseException:
-        sink.abort()
+        writer.abort()
         raise
-    return recipe, hasher.hexdigest(), hasher.size, sink.new_bytes
+    return bytes(recipe), size, new_bytes
 
 
 def file_chunks(f: IO[bytes]) -> Iterator[memoryview]:
@@ -147,38 +136,62 @@ class ChunkedStream:
             raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
         return location
 
-    def _decoded(self) -> Iterator[bytes]:
+    def _runs(self) -> Iterator[tuple[ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
+        """Groups of recipe entries whose blobs follow each other in one pack."""
         i = 0
         while i < len(self._recipe):
             first = self._locate(self._recipe[i][0])
-            run = [(self._recipe[i], first)]
+            run = [(self._recipe[i][1], first)]
             end = first.offset + first.length
-            # Coalesce blobs that follow each other in the same pack.
             while i + len(run) < len(self._recipe) and end - first.offset < _MAX_RUN:
-                entry = self._recipe[i + len(run)]
-                loc = self._locate(entry[0])
+                digest, size = self._recipe[i + len(run)]
+                loc = self._locate(digest)
                 if loc.pack != first.pack or loc.offset != end:
                     break
-                run.append((entry, loc))
+                run.append((size, loc))
                 end = loc.offset + loc.length
-            data = memoryview(
-                self._storage.read_range(pack_path(first.pack), first.offset, end - first.offset)
-            )
-            for (_digest, size), loc in run:
-                start = loc.offset - first.offset
-                blob = data[start : start + loc.length]
-                if len(blob) != loc.length:
-                    raise ValueError(f"pack {loc.pack} is shorter than its index says")
-                chunk = decode_chunk(blob, size)
-                if len(chunk) != size:
-                    raise ValueError(f"a chunk of pack {loc.pack} decoded to the wrong size")
-                yield chunk
+            yield first, end - first.offset, run
             i += len(run)
 
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all remaining when ``n`` < 0); b"" at the end."""
+    def _fetch(
+        self, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
+    ) -> list[bytes | memoryview]:
+        """Read one run of blobs with a single ranged read and decode them."""
+        data = memoryview(self._storage.read_range(pack_path(first.pack), first.offset, length))
+        out: list[bytes | memoryview] = []
+        for size, loc in run:
+            start = loc.offset - first.offset
+            blob = data[start : start + loc.length]
+            if len(blob) != loc.length:
+                raise ValueError(f"pack {loc.pack} is shorter than its index says")
+            chunk = decode_chunk(blob, size)
+            if chunk.nbytes != size if isinstance(chunk, memoryview) else len(chunk) != size:
+                raise ValueError(f"a chunk of pack {loc.pack} decoded to the wrong size")
+            out.append(chunk)
+        return out
+
+    def _decoded(self) -> Iterator[bytes | memoryview]:
+        # Reads and decodes run on a thread pool, a few runs ahead of the
+        # consumer, which hashes what it gets in order.
+        pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="scribestore-read")
+        pending: deque[Future[list[bytes | memoryview]]] = deque()
+        try:
+            for first, length, run in self._runs():
+                pending.append(pool.submit(self._fetch, first, length, run))
+                while len(pending) > _DEPTH:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def read(self, n: int = -1) -> bytes | memoryview:
+        """Up to ``n`` bytes (all remaining when ``n`` < 0); b"" at the end.
+
+        Returns a view into the current chunk where it can, to save a copy.
+        """
         if n < 0:
-            parts = [bytes(self._buffer), *self._blocks]
+            parts = [self._buffer, *self._blocks]
             self._buffer = memoryview(b"")
             return b"".join(parts)
         while not self._buffer:
@@ -186,7 +199,7 @@ class ChunkedStream:
             if block is None:
                 return b""
             self._buffer = memoryview(block)
-        out = bytes(self._buffer[:n])
+        out = self._buffer[:n]
         self._buffer = self._buffer[n:]
         return out
 

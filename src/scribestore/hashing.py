@@ -65,7 +65,9 @@ class Hasher:
     __slots__ = ("_h", "size")
 
     def __init__(self) -> None:
-        self._h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        # Single-threaded: streaming updates are small (chunks, read blocks),
+        # where a thread pool costs more than it saves.
+        self._h = blake3.blake3()
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:

@@ -348,20 +348,28 @@ class ObjectStore:
         self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
 
     def _publish_chunked(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
-        """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5)."""
+        """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5).
+
+        ``digest`` was computed from the source in a first pass. A file source
+        is checked not to have changed since (same size, mtime and ctime) so
+        the chunks stored are those of the hashed content.
+        """
         if isinstance(f, _BufferReader):
             view = f.view
             probe = view[: codec.PROBE_SIZE * 4]
             chunks = buffer_chunks(view)
+            before = None
         else:
+            before = _file_state(f)
             probe = memoryview(f.read(codec.PROBE_SIZE * 4))
             f.seek(0)
             chunks = file_chunks(f)
-        recipe, actual, actual_size, _new = self._wrap_os(
+        recipe, read, _new = self._wrap_os(
             lambda: write_chunks(self._storage, self._packs(), chunks, probe), digest
         )
-        if actual != digest or actual_size != size:
-            raise _changed_error(digest, size, actual, actual_size)
+        after = None if isinstance(f, _BufferReader) else _file_state(f)
+        if read != size or after != before:
+            raise _changed_error(digest, size, "(changed)", read)
         header = codec.encode_header(codec.Codec.CHUNKED, size)
         self._wrap_os(
             lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
@@ -564,6 +572,15 @@ def _encode(
         yield compressor.flush()
     if hasher.size != size or hasher.hexdigest() != digest:
         raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:
+    """Size, mtime, ctime and inode of a real file (None for other streams)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ScribeStoreError:

@@ -34,13 +34,13 @@ __all__ = [
 
 PACK_DIR = "packs"
 PACK_TARGET = 32 << 20
+#: Largest chunk blob: a maximal chunk stored raw plus its codec byte.
+MAX_BLOB = (256 << 10) + 1
 PACK_HEADER = b"SSPK\x01\x00\x00\x00"
 INDEX_HEADER = b"SSPI\x01\x00\x00\x00"
 _TOTAL = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sQII4x")
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
-# Full packs waiting for the writer thread: bounds memory to ~3 packs.
-_MAX_IN_FLIGHT = 2
 
 
 class ChunkLocation(NamedTuple):
@@ -143,60 +143,89 @@ class PackIndex:
 class PackWriter:
     """Collects chunk blobs into packs and publishes them in the background.
 
-    Use :meth:`add` for each new chunk, then :meth:`close` (which waits until
-    every pack and its index are published) or :meth:`abort` on failure.
+    Blobs are copied into a pack buffer; a full buffer goes to one background
+    thread that publishes the pack and then its index while the next buffer
+    fills (two buffers alternate, so memory stays ~2 packs). Use :meth:`add`
+    or :meth:`add_raw` for each new chunk, then :meth:`close` (which waits
+    until every pack and its index are published) or :meth:`abort`.
     """
 
     def __init__(self, storage: Storage, index: PackIndex, *, target: int = PACK_TARGET) -> None:
         self._storage = storage
         self._index = index
         self._target = target
-        self._buffer: list[bytes] = [PACK_HEADER]
+        # Fixed-size buffers written by slice assignment: growing a bytearray
+        # by appends would copy it again and again.
+        self._capacity = target + MAX_BLOB
+        self._spare: list[bytearray] = []
+        self._buffer = self._new_buffer()
+        self._used = len(PACK_HEADER)
         self._entries: list[tuple[bytes, ChunkLocation]] = []
         self._pack_id = secrets.token_hex(16)
-        self._offset = len(PACK_HEADER)
         self._pending: set[bytes] = set()
-        self._futures: list[Future[None]] = []
+        self._future: Future[bytearray] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="scribestore-pack")
         self.bytes_written = 0
+
+    def _new_buffer(self) -> bytearray:
+        buf = self._spare.pop() if self._spare else bytearray(self._capacity)
+        buf[: len(PACK_HEADER)] = PACK_HEADER
+        return buf
 
     def has(self, digest: bytes) -> bool:
         """Whether ``digest`` was added in this session (published or not)."""
         return digest in self._pending
 
     def add(self, digest: bytes, blob: bytes, size: int) -> None:
-        """Append one chunk blob; starts publishing the pack once it is full."""
-        self._buffer.append(blob)
-        self._entries.append((digest, ChunkLocation(self._pack_id, self._offset, len(blob), size)))
-        self._offset += len(blob)
+        """Append one encoded chunk blob (at most :data:`MAX_BLOB` bytes)."""
+        offset = self._used
+        self._buffer[offset : offset + len(blob)] = blob
+        self._used += len(blob)
+        self._record(digest, offset, size)
+
+    def add_raw(self, digest: bytes, data: memoryview) -> None:
+        """Append one chunk stored raw (codec byte 0), copying it once."""
+        offset = self._used
+        self._buffer[offset] = 0
+        self._buffer[offset + 1 : offset + 1 + len(data)] = data
+        self._used += 1 + len(data)
+        self._record(digest, offset, len(data))
+
+    def _record(self, digest: bytes, offset: int, size: int) -> None:
+        length = self._used - offset
+        self._entries.append((digest, ChunkLocation(self._pack_id, offset, length, size)))
         self._pending.add(digest)
-        if self._offset >= self._target:
+        if self._used >= self._target:
             self._seal()
 
     def _seal(self) -> None:
         if not self._entries:
             return
-        while len([f for f in self._futures if not f.done()]) >= _MAX_IN_FLIGHT:
-            self._futures[0].result()
-            self._futures = [f for f in self._futures if not f.done()]
-        data = b"".join(self._buffer)
-        job = (self._pack_id, data, self._entries)
-        self._futures.append(self._pool.submit(self._publish, *job))
-        self.bytes_written += len(data)
-        self._buffer = [PACK_HEADER]
+        if self._future is not None:  # one pack in flight at a time
+            self._spare.append(self._future.result())
+        full, used, entries, pack_id = self._buffer, self._used, self._entries, self._pack_id
+        self._future = self._pool.submit(self._publish, pack_id, full, used, entries)
+        self.bytes_written += used
+        self._buffer = self._new_buffer()
+        self._used = len(PACK_HEADER)
         self._entries = []
         self._pack_id = secrets.token_hex(16)
-        self._offset = len(PACK_HEADER)
 
     def _publish(
-        self, pack_id: str, data: bytes, entries: list[tuple[bytes, ChunkLocation]]
-    ) -> None:
+        self,
+        pack_id: str,
+        data: bytearray,
+        used: int,
+        entries: list[tuple[bytes, ChunkLocation]],
+    ) -> bytearray:
         # Pack first, then its index: an index never points at a missing pack.
-        self._storage.write_new(pack_path(pack_id), (data,))
-        index = [INDEX_HEADER, _TOTAL.pack(len(data))]
+        with memoryview(data) as view:
+            self._storage.write_new(pack_path(pack_id), (view[:used],))
+        index = [INDEX_HEADER, _TOTAL.pack(used)]
         index.extend(_ENTRY.pack(d, loc.offset, loc.length, loc.size) for d, loc in entries)
         self._storage.write_new(index_path(pack_id), (b"".join(index),))
-        self._index.add(pack_id, len(data), entries)
+        self._index.add(pack_id, used, entries)
+        return data
 
     def close(self) -> None:
         """Publish the last pack and wait for every pack to be published.
@@ -206,13 +235,12 @@ class PackWriter:
         """
         try:
             self._seal()
-            for future in self._futures:
-                future.result()
+            if self._future is not None:
+                self._future.result()
         finally:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
         """Stop: drop the unsealed pack and wait for the writer thread to finish."""
-        self._buffer = [PACK_HEADER]
         self._entries = []
         self._pool.shutdown(wait=True, cancel_futures=True)

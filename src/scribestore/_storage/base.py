@@ -54,7 +54,7 @@ class Storage(abc.ABC):
         """A readable binary stream of ``path``."""
 
     @abc.abstractmethod
-    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Publish ``path`` with the concatenated ``chunks``, create-only.
 
         ``path`` appears only when complete. If ``chunks`` raises, nothing is

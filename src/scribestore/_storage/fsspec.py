@@ -57,7 +57,7 @@ class FsspecStorage(Storage):
         f: IO[bytes] = self.fs.open(self._abs(path), "rb")
         return f
 
-    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         final = self._abs(path)
         if self.fs.exists(final):
             return False
@@ -72,7 +72,7 @@ class FsspecStorage(Storage):
                 if self.fs.exists(tmp):
                     self.fs.rm_file(tmp)
 
-    def _write_tmp(self, final: str, chunks: Iterable[bytes]) -> str:
+    def _write_tmp(self, final: str, chunks: Iterable[bytes | memoryview]) -> str:
         parent = final.rsplit("/", 1)[0]
         tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(8)}"
         self.fs.makedirs(parent, exist_ok=True)
@@ -147,7 +147,7 @@ class MemoryStorage(FsspecStorage):
     def open_read(self, path: str) -> IO[bytes]:
         return io.BytesIO(self.read_bytes(path))
 
-    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         final = self._abs(path)
         if self.fs.exists(final):
             return False

@@ -52,7 +52,7 @@ class LocalStorage(Storage):
     def open_read(self, path: str) -> IO[bytes]:
         return open(self._abs(path), "rb")
 
-    def _write_tmp(self, final: str, chunks: Iterable[bytes]) -> str:
+    def _write_tmp(self, final: str, chunks: Iterable[bytes | memoryview]) -> str:
         """Write ``chunks`` to a fresh temp file beside ``final``; return its path."""
         directory = os.path.dirname(final)
         os.makedirs(directory, exist_ok=True)
@@ -79,7 +79,7 @@ class LocalStorage(Storage):
         finally:
             os.close(fd)
 
-    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         final = self._abs(path)
         if os.path.exists(final):
             return False

@@ -40,7 +40,7 @@ class S3Storage(FsspecStorage):
         )
         return f
 
-    def write_new(self, path: str, chunks: Iterable[bytes]) -> bool:
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         final = self._abs(path)
         if self.fs.exists(final):
             return False

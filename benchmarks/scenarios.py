@@ -1,0 +1,201 @@
+"""One benchmark scenario per call, run in a fresh child process.
+
+``python benchmarks/scenarios.py NAME JSON_ARGS`` prints one JSON object:
+the scenario's figures plus ``peak_rss_growth_mib`` (peak resident memory of
+this process above its level before the measured work).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+def scenario(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --- baselines -----------------------------------------------------------------
+
+
+@scenario
+def cp_fsync(src: str, work: str) -> dict[str, Any]:
+    dst = Path(work) / "copy.bin"
+
+    def run() -> None:
+        subprocess.run(["cp", src, str(dst)], check=True)
+        fd = os.open(dst, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return {"seconds": timed(run)}
+
+
+@scenario
+def cp_plain(src: str, work: str) -> dict[str, Any]:
+    dst = Path(work) / "copy.bin"
+    return {"seconds": timed(lambda: subprocess.run(["cp", src, str(dst)], check=True))}
+
+
+@scenario
+def read_and_hash(src: str, work: str) -> dict[str, Any]:
+    buf = bytearray(8 << 20)
+
+    def run() -> None:
+        h = blake3.blake3()
+        with open(src, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                h.update(memoryview(buf)[:n])
+        h.hexdigest()
+
+    return {"seconds": timed(run)}
+
+
+# --- scribestore -----------------------------------------------------------------
+
+
+@scenario
+def scribe_log_save(src: str, work: str) -> dict[str, Any]:
+    from scribestore import Repository
+
+    def run() -> None:
+        repo = Repository(Path(work) / "repository.json", mode="w")
+        repo.log_artifact("model", Path(src), "file")
+        repo.save()
+
+    seconds = timed(run)
+    return {"seconds": seconds, "stored_bytes": tree_size(Path(work))}
+
+
+@scenario
+def scribe_relog(src: str, work: str) -> dict[str, Any]:
+    from scribestore import Repository
+
+    before = tree_size(Path(work))
+
+    def run() -> None:
+        repo = Repository(Path(work) / "repository.json", mode="a")
+        repo.log_artifact("model", Path(src), "file")
+        repo.save()
+
+    seconds = timed(run)
+    return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
+
+
+@scenario
+def scribe_load(src: str, work: str) -> dict[str, Any]:
+    from scribestore import Repository
+
+    repo = Repository(Path(work) / "repository.json", mode="r")
+    buf = bytearray(8 << 20)
+
+    def run() -> None:
+        with repo.open_artifact("model", version=0) as reader:
+            while reader.readinto(buf):
+                pass
+            assert reader.verified
+
+    return {"seconds": timed(run)}
+
+
+@scenario
+def scribe_new_version(src: str, work: str) -> dict[str, Any]:
+    from scribestore import Repository
+
+    before = tree_size(Path(work))
+
+    def run() -> None:
+        repo = Repository(Path(work) / "repository.json", mode="a")
+        repo.log_artifact("model", Path(src), "file")
+        repo.save()
+
+    seconds = timed(run)
+    return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
+
+
+# --- lazyscribe 2.2.2 ----------------------------------------------------------------
+
+
+def _array(src: str) -> Any:
+    import numpy as np
+
+    return np.fromfile(src, dtype=np.float32)
+
+
+@scenario
+def lazy_log_save(src: str, work: str) -> dict[str, Any]:
+    import lazyscribe
+
+    arr = _array(src)
+
+    def run() -> None:
+        repo = lazyscribe.Repository(str(Path(work) / "repository.json"), mode="w")
+        repo.log_artifact("model", arr, "pickle")
+        repo.save()
+
+    seconds = timed(run)
+    return {"seconds": seconds, "stored_bytes": tree_size(Path(work))}
+
+
+@scenario
+def lazy_relog(src: str, work: str) -> dict[str, Any]:
+    import lazyscribe
+
+    arr = _array(src)
+    before = tree_size(Path(work))
+
+    def run() -> None:
+        repo = lazyscribe.Repository(str(Path(work) / "repository.json"), mode="w+")
+        repo.log_artifact("model", arr, "pickle")
+        repo.save()
+
+    seconds = timed(run)
+    return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
+
+
+@scenario
+def lazy_load(src: str, work: str) -> dict[str, Any]:
+    import lazyscribe
+
+    repo = lazyscribe.Repository(str(Path(work) / "repository.json"), mode="r")
+    return {"seconds": timed(lambda: repo.load_artifact("model", version=0))}
+
+
+def main() -> None:
+    name, args = sys.argv[1], json.loads(sys.argv[2])
+    base = rss_mib()
+    result = SCENARIOS[name](**args)
+    result["peak_rss_growth_mib"] = round(rss_mib() - base, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
