@@ -548,3 +548,31 @@ def test_put_2gib_keeps_rss_bounded(tmp_path: Path, how: str, compressible: bool
     store = ObjectStore(tmp_path / "objects")
     assert store.stat(result["digest"]).size == 2 << 30
     assert (store.stat(result["digest"]).codec is Codec.ZSTD) == compressible
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+        self.closed = False
+
+    def start(self, total: int | None, desc: str) -> None:
+        self.total = total
+
+    def advance(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("size", [200_000, 6 << 20], ids=["loose", "chunked"])
+def test_put_reports_progress(location: Location, tmp_path: Path, size: int) -> None:
+    store = open_store(location)
+    data = random.Random(size).randbytes(size)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    for source in (src, data, io.BytesIO(data)):
+        rec = _Recorder()
+        store.put(source, progress=rec)
+        assert rec.total == size and rec.done == size and rec.closed

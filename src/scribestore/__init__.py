@@ -26,12 +26,14 @@ from scribestore.errors import (
     StorageError,
     UnknownHandlerError,
     UnsupportedFormatError,
+    UntrustedPickleError,
     VersionNotFoundError,
 )
 from scribestore.experiment import Experiment, Test
 from scribestore.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
 from scribestore.project import Project
 from scribestore.repository import Repository
+from scribestore.verify import Problem, VerifyReport
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,7 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectReader",
     "ObjectStore",
+    "Problem",
     "Project",
     "ReadOnlyError",
     "Repository",
@@ -64,6 +67,8 @@ __all__ = [
     "Test",
     "UnknownHandlerError",
     "UnsupportedFormatError",
+    "UntrustedPickleError",
+    "VerifyReport",
     "VersionNotFoundError",
     "__version__",
 ]

@@ -6,8 +6,10 @@ and loading a stored version back, verified, with the environment check.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
+import os
 import re
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -17,21 +19,102 @@ from scribestore.errors import (
     ArtifactLogError,
     IntegrityError,
     InvalidNameError,
+    SaveError,
+    ScribeStoreError,
+    UntrustedPickleError,
 )
 from scribestore.handlers import get_handler
 from scribestore.manifest import validate_name
 from scribestore.objects import ObjectReader, ObjectStore
 
 __all__ = [
+    "TRUST_PICKLE_ENV",
+    "PickleTrust",
     "StoredArtifact",
     "default_fname",
     "load_stored",
     "open_stored",
     "prepare_value",
+    "register_with",
+    "resolve_trust_pickle",
     "store_value",
 ]
 
 _UNSAFE_FNAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+#: Environment variable giving the default of ``trust_pickle`` for stores opened
+#: without it: ``0``/``false``/``no``/``off`` refuse pickle loads,
+#: ``1``/``true``/``yes``/``on`` (or unset, or empty) allow them.
+TRUST_PICKLE_ENV = "SCRIBESTORE_TRUST_PICKLE"
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def resolve_trust_pickle(trust_pickle: bool | None) -> bool:
+    """Whether a store opened with ``trust_pickle`` may load pickles.
+
+    ``None`` defers to the environment variable :data:`TRUST_PICKLE_ENV`,
+    read now; unset or empty means trusted (lazyscribe's behaviour). A value
+    that is not one of the recognised words is treated as untrusted: a typo
+    must not silently allow code to run.
+
+    Raises:
+        TypeError: ``trust_pickle`` is not a bool or None.
+    """
+    if trust_pickle is not None:
+        if not isinstance(trust_pickle, bool):
+            raise TypeError(f"trust_pickle must be True, False or None, not {trust_pickle!r}")
+        return trust_pickle
+    raw = os.environ.get(TRUST_PICKLE_ENV, "").strip().lower()
+    return not raw or raw in _TRUE_WORDS
+
+
+@dataclasses.dataclass
+class PickleTrust:
+    """Whether loads through a store's handles may run code (``pickle``).
+
+    One instance is shared by a project and its experiments and tests, so
+    changing ``Project.trust_pickle`` applies to all of them.
+
+    Attributes:
+        trusted: the decision.
+        setting: the ``trust_pickle`` argument it came from (None: environment).
+        owner: the repository or project, for messages.
+    """
+
+    trusted: bool
+    setting: bool | None
+    owner: str
+
+    @classmethod
+    def resolve(cls, setting: bool | None, owner: str) -> PickleTrust:
+        """The trust for a store opened with ``trust_pickle=setting``.
+
+        Raises:
+            TypeError: ``setting`` is not a bool or None.
+        """
+        return cls(resolve_trust_pickle(setting), setting, owner)
+
+    def check(self, label: str, handler: str) -> None:
+        """Refuse a load of ``label`` through ``handler`` if that needs trust.
+
+        Raises:
+            UntrustedPickleError: ``handler`` runs code on load and this store
+                is not trusted.
+        """
+        if self.trusted or not get_handler(handler).runs_code_on_load:
+            return
+        why = (
+            f"{self.owner} was opened with trust_pickle=False"
+            if self.setting is False
+            else f"{TRUST_PICKLE_ENV}={os.environ.get(TRUST_PICKLE_ENV, '')!r} is set"
+        )
+        raise UntrustedPickleError(
+            f"refusing to load {label}: it is stored with the {handler!r} handler, and "
+            f"loading it runs code chosen by whoever wrote it; {why}. If you trust everyone "
+            f"who can write to this store, open it with trust_pickle=True (or set "
+            f"{TRUST_PICKLE_ENV}=1)"
+        )
 
 
 class StoredArtifact(Protocol):
@@ -47,6 +130,21 @@ class StoredArtifact(Protocol):
     def fname(self) -> str: ...
     @property
     def environment(self) -> dict[str, str]: ...
+
+
+def register_with(objects: ObjectStore, manifest_url: str, kind: str) -> None:
+    """Register a manifest with its object store, before it stores anything.
+
+    Raises:
+        SaveError: the registration could not be written; nothing was saved.
+    """
+    try:
+        objects.register_manifest(manifest_url, kind)
+    except ScribeStoreError as exc:
+        raise SaveError(
+            f"could not register {kind} {manifest_url} with the object store "
+            f"{objects.url}: {exc}; nothing was saved"
+        ) from exc
 
 
 def prepare_value(name: str, value: Any, handler_alias: str) -> tuple[Any, str]:
@@ -133,15 +231,30 @@ def load_stored(
     validate: bool,
     version: int | None = None,
     reader_kwargs: dict[str, Any],
+    trust: PickleTrust | None = None,
+    label: str | None = None,
 ) -> Any:
     """Load ``record`` through its handler; bytes are verified before decoding.
 
+    Args:
+        trust: whether handlers that run code on load (pickle) may be used;
+            None trusts.
+        label: how to name the artifact in messages (default from ``name``
+            and ``version``).
+
     Raises:
+        UntrustedPickleError: the handler runs code on load and ``trusted``
+            is False; raised before anything is read.
         ArtifactLoadError: ``validate`` found an environment mismatch.
         IntegrityError, ObjectNotFoundError: the stored bytes are wrong or gone.
     """
     handler = get_handler(record.handler)
-    label = f"artifact {name!r}" if version is None else f"version {version} of artifact {name!r}"
+    if label is None:
+        label = (
+            f"artifact {name!r}" if version is None else f"version {version} of artifact {name!r}"
+        )
+    if trust is not None:
+        trust.check(label, record.handler)
     if validate:
         problem = handler.check_environment(record.environment)
         if problem is not None:

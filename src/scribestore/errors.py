@@ -30,6 +30,7 @@ __all__ = [
     "StorageError",
     "UnknownHandlerError",
     "UnsupportedFormatError",
+    "UntrustedPickleError",
     "VersionNotFoundError",
 ]
 
@@ -188,6 +189,14 @@ class HandlerRegistrationError(ScribeStoreError, ValueError):
 
 class ReadOnlyError(ScribeStoreError, PermissionError):
     """A write was attempted on something opened read-only (mode ``"r"``)."""
+
+
+class UntrustedPickleError(ScribeStoreError, PermissionError):
+    """A load would run code from the store (``pickle``), and the store is not trusted.
+
+    Raised before any byte is read when a repository or project was opened with
+    ``trust_pickle=False`` (or ``SCRIBESTORE_TRUST_PICKLE=0`` in the environment).
+    """
 
 
 # --- formats ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from scribestore.artifacts import (
+    PickleTrust,
     default_fname,
     load_stored,
     prepare_value,
@@ -156,13 +157,21 @@ class ArtifactSet:
         return self.entries[index]
 
     def load(
-        self, objects: ObjectStore, name: str, validate: bool, reader_kwargs: dict[str, Any]
+        self,
+        objects: ObjectStore,
+        name: str,
+        validate: bool,
+        reader_kwargs: dict[str, Any],
+        trust: PickleTrust | None,
     ) -> Any:
         """Load artifact ``name``, verified.
+
+        ``trust`` None takes the process default (``SCRIBESTORE_TRUST_PICKLE``).
 
         Raises:
             ArtifactLoadError: no such artifact, not saved yet, or an
                 environment mismatch with ``validate``.
+            UntrustedPickleError: a pickle, and pickles are not trusted.
             IntegrityError: the stored bytes do not match the hash.
         """
         entry = self.find(name)
@@ -170,7 +179,21 @@ class ArtifactSet:
             raise ArtifactLoadError(
                 f"artifact {name!r} of {self.owner} has not been saved yet; save the project first"
             )
-        return load_stored(objects, name, entry, validate=validate, reader_kwargs=reader_kwargs)
+        if trust is None:
+            trust = PickleTrust.resolve(None, self.owner)
+        return load_stored(
+            objects,
+            name,
+            entry,
+            validate=validate,
+            reader_kwargs=reader_kwargs,
+            trust=trust,
+            label=f"artifact {name!r} of {self.owner}",
+        )
+
+    def saved(self) -> list[ArtifactRecord]:
+        """The saved artifacts (those that reference an object)."""
+        return [e for e in self.entries if isinstance(e, ArtifactRecord)]
 
     @property
     def dirty(self) -> bool:
@@ -238,6 +261,8 @@ class Test:
     """
 
     __test__ = False  # not a pytest test class
+    # Shared with the owning project (set by it); None: the process default.
+    _trust: PickleTrust | None = None
 
     def __init__(
         self,
@@ -292,7 +317,7 @@ class Test:
 
     def load_artifact(self, name: str, validate: bool = True, **reader_kwargs: Any) -> Any:
         """Load a saved artifact, verified (see :meth:`Experiment.load_artifact`)."""
-        return self._artifacts.load(self._objects, name, validate, reader_kwargs)
+        return self._artifacts.load(self._objects, name, validate, reader_kwargs, self._trust)
 
     @property
     def artifacts(self) -> list[dict[str, Any]]:
@@ -337,6 +362,9 @@ class Experiment:
         metrics, parameters, tags, dependencies, tests, and ``id``, the random
         identifier concurrent saves merge by.
     """
+
+    # Shared with the owning project (set by it); None: the process default.
+    _trust: PickleTrust | None = None
 
     def __init__(
         self,
@@ -434,9 +462,11 @@ class Experiment:
         Raises:
             ArtifactLoadError: no artifact ``name``, not saved yet, or (with
                 ``validate``) written in an incompatible environment.
+            UntrustedPickleError: the artifact is a pickle and the project does
+                not trust pickles (``Project(..., trust_pickle=False)``).
             IntegrityError: the stored bytes do not match the recorded hash.
         """
-        return self._artifacts.load(self._objects, name, validate, reader_kwargs)
+        return self._artifacts.load(self._objects, name, validate, reader_kwargs, self._trust)
 
     @contextlib.contextmanager
     def log_test(self, name: str, description: str | None = None) -> Iterator[Test]:
@@ -444,6 +474,7 @@ class Experiment:
         if self._read_only:
             self._touch()  # raises ReadOnlyError
         test = Test(name, description, self._objects)
+        test._trust = self._trust
         yield test
         self._touch()
         self.tests.append(test)
@@ -509,6 +540,12 @@ class Experiment:
         except BaseException:
             repository._discard(pending)
             raise
+
+    def _set_trust(self, trust: PickleTrust) -> None:
+        """Load this experiment's (and its tests') artifacts under ``trust``."""
+        object.__setattr__(self, "_trust", trust)
+        for test in self.tests:
+            test._trust = trust
 
     # --- serialization -------------------------------------------------------------
 

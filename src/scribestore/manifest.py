@@ -9,7 +9,7 @@ content is interpreted, and anything malformed raises
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 
@@ -41,7 +41,8 @@ REPOSITORY_FORMAT_VERSION = 1
 
 Digest = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# Bounded to int64 (msgspec's limit for constraints): sizes beyond it cannot exist.
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Param = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
@@ -130,6 +131,10 @@ class _Envelope(msgspec.Struct):
     format_version: int
 
 
+_M = TypeVar("_M", bound=msgspec.Struct)
+_ZERO = dt.timedelta(0)
+
+
 def validate_name(name: object, *, kind: str = "artifact") -> str:
     """Return ``name`` if it is a usable artifact (or experiment) name.
 
@@ -160,22 +165,49 @@ def encode_manifest(manifest: msgspec.Struct) -> bytes:
     return msgspec.json.format(msgspec.json.encode(manifest), indent=1) + b"\n"
 
 
-def _check_envelope(data: bytes, expected: str, supported: int, where: str) -> None:
+# What msgspec can raise on hostile input besides DecodeError: RecursionError
+# for deep nesting, UnicodeDecodeError for invalid UTF-8 inside strings,
+# OverflowError for out-of-range numbers or dates. (Not ValueError at large: it
+# would hide schema bugs as "corrupt manifest".)
+_DECODE_FAILURES = (msgspec.DecodeError, RecursionError, UnicodeError, OverflowError)
+
+
+def _decode(data: bytes, type_: type[_M], where: str, what: str) -> _M:
+    """``data`` decoded as ``type_``; anything that fails is a corrupt manifest."""
     try:
-        envelope = msgspec.json.decode(data, type=_Envelope)
-    except msgspec.DecodeError as exc:
+        return msgspec.json.decode(data, type=type_)
+    except _DECODE_FAILURES as exc:
+        detail = str(exc)[:300] or type(exc).__name__
         raise CorruptManifestError(
-            f"manifest {where} is not a scribestore manifest ({exc}); restore it from a "
-            "backup or the previous version of the file"
+            f"manifest {where} {what} ({detail}); restore it from a backup or the "
+            "previous version of the file"
         ) from None
+
+
+def _check_envelope(data: bytes, expected: str, supported: int, where: str) -> None:
+    envelope = _decode(data, _Envelope, where, "is not a scribestore manifest")
     if envelope.format != expected:
         raise CorruptManifestError(
-            f"manifest {where} has format {envelope.format!r}, expected {expected!r}"
+            f"manifest {where} has format {envelope.format[:100]!r}, expected {expected!r}"
         )
-    if envelope.format_version > supported or envelope.format_version < 1:
+    version = envelope.format_version
+    if version < 1:
+        raise CorruptManifestError(
+            f"manifest {where} has format version {str(version)[:30]}; versions start at 1"
+        )
+    if version > supported:
         raise UnsupportedFormatError(
-            f"manifest {where} has format version {envelope.format_version}; this "
-            f"scribestore reads versions 1 to {supported}. Upgrade scribestore to read it."
+            f"manifest {where} has format version {str(version)[:30]}; this scribestore "
+            f"reads versions 1 to {supported}. Upgrade scribestore to read it."
+        )
+
+
+def _check_utc(when: dt.datetime | None, where: str, field: str) -> None:
+    # Writers store UTC ("Z"); another offset could overflow when converted.
+    if when is not None and when.utcoffset() != _ZERO:
+        raise CorruptManifestError(
+            f"manifest {where}: {field} {when.isoformat()} is not in UTC; timestamps "
+            "must end in Z or +00:00"
         )
 
 
@@ -188,10 +220,7 @@ def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
             that are not numbered 0, 1, 2, ... in order.
     """
     _check_envelope(data, REPOSITORY_FORMAT, REPOSITORY_FORMAT_VERSION, where)
-    try:
-        manifest = msgspec.json.decode(data, type=RepositoryManifest)
-    except msgspec.DecodeError as exc:
-        raise CorruptManifestError(f"manifest {where} does not match the schema: {exc}") from None
+    manifest = _decode(data, RepositoryManifest, where, "does not match the schema")
     for name, versions in manifest.artifacts.items():
         try:
             validate_name(name)
@@ -200,9 +229,13 @@ def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
         for index, entry in enumerate(versions):
             if entry.version != index:
                 raise CorruptManifestError(
-                    f"manifest {where}: artifact {name!r} lists version {entry.version} "
-                    f"at position {index}; versions must be numbered 0, 1, 2, ..."
+                    f"manifest {where}: artifact {name!r} lists version "
+                    f"{str(entry.version)[:30]} at position {index}; versions must be "
+                    "numbered 0, 1, 2, ..."
                 )
+            label = f"version {index} of artifact {name!r}"
+            _check_utc(entry.created_at, where, f"created_at of {label}")
+            _check_utc(entry.expiry, where, f"expiry of {label}")
     return manifest
 
 
@@ -215,21 +248,21 @@ def decode_project(data: bytes, *, where: str) -> ProjectManifest:
             experiments with one id, or artifact names that could escape.
     """
     _check_envelope(data, PROJECT_FORMAT, PROJECT_FORMAT_VERSION, where)
-    try:
-        manifest = msgspec.json.decode(data, type=ProjectManifest)
-    except msgspec.DecodeError as exc:
-        raise CorruptManifestError(f"manifest {where} does not match the schema: {exc}") from None
+    manifest = _decode(data, ProjectManifest, where, "does not match the schema")
     seen: set[str] = set()
     for exp in manifest.experiments:
         if exp.id in seen:
             raise CorruptManifestError(f"manifest {where}: experiment id {exp.id} appears twice")
         seen.add(exp.id)
+        _check_utc(exp.created_at, where, f"created_at of experiment {exp.id}")
+        _check_utc(exp.last_updated, where, f"last_updated of experiment {exp.id}")
         records = [*exp.artifacts, *(a for t in exp.tests for a in t.artifacts)]
         for record in records:
             try:
                 validate_name(record.name)
             except InvalidNameError as exc:
                 raise CorruptManifestError(f"manifest {where}: {exc}") from None
+            _check_utc(record.created_at, where, f"created_at of artifact {record.name!r}")
     return manifest
 
 

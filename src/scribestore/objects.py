@@ -8,6 +8,7 @@ manifests. Every read re-hashes what it returns.
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import tempfile
@@ -37,13 +38,24 @@ from scribestore.errors import (
 )
 from scribestore.hashing import Hasher, hash_bytes, hash_file, is_digest, validate_digest
 from scribestore.packs import PACK_DIR, PackIndex
+from scribestore.progress import Progress, null
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
-__all__ = ["ObjectInfo", "ObjectReader", "ObjectStore", "StoreStats", "object_path"]
+__all__ = [
+    "MANIFESTS_DIR",
+    "ManifestRef",
+    "ObjectInfo",
+    "ObjectReader",
+    "ObjectStore",
+    "StoreStats",
+    "object_path",
+]
 
+#: Where records of the manifests that use a store live (FORMAT section 1).
+MANIFESTS_DIR = "manifests"
 #: Bytes read from a source per step while storing: bounds memory per put.
 BLOCK_SIZE = 4 << 20
 # Streams are spooled to a temp file once they exceed this size.
@@ -71,6 +83,13 @@ class ObjectInfo(msgspec.Struct, frozen=True):
     size: int
     stored_size: int
     codec: codec.Codec
+
+
+class ManifestRef(msgspec.Struct, frozen=True):
+    """A manifest that uses a store: its path or URL and kind."""
+
+    url: str
+    kind: str
 
 
 class StoreStats(msgspec.Struct, frozen=True):
@@ -223,6 +242,7 @@ class ObjectStore:
         self._options = dict(storage_options)
         self._storage = open_storage(root, **storage_options)
         self._index: PackIndex | None = None
+        self._registered: set[tuple[str, str]] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self._root, "options": self._options}
@@ -230,11 +250,16 @@ class ObjectStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["root"], **state["options"])  # type: ignore[misc]
 
+    def age(self, path: str) -> float:
+        """Seconds since the storage file ``path`` was last modified (internal API)."""
+        when = self._wrap_os(partial(self._storage.modified, path), path)
+        return (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+
     def same_location(self, other: ObjectStore) -> bool:
         """Whether ``other`` reads and writes the very same objects as this store."""
         return self._storage.same_root(other._storage) and self._options == other._options
 
-    def copy_to(self, target: ObjectStore, digest: str) -> int:
+    def copy_to(self, target: ObjectStore, digest: str, *, progress: Progress = null) -> int:
         """Copy object ``digest`` into ``target`` unless it is there already.
 
         The bytes are verified as they are read; nothing is published in
@@ -249,7 +274,7 @@ class ObjectStore:
         if target.has(digest):
             return 0
         with self.open(digest) as reader:
-            copied, size = target.put_sized(cast("IO[bytes]", reader))
+            copied, size = target.put_sized(cast("IO[bytes]", reader), progress=progress)
         if copied != digest:  # the reader verified its bytes, so this is a bug
             raise IntegrityError(digest, copied, detail="copy produced other content")
         return size
@@ -269,7 +294,7 @@ class ObjectStore:
 
     # --- writing -------------------------------------------------------------
 
-    def put(self, data: Source) -> str:
+    def put(self, data: Source, *, progress: Progress = null) -> str:
         """Store ``data`` and return its digest (lowercase hex BLAKE3-256).
 
         ``data`` is bytes-like, a readable binary stream, or a local file path.
@@ -281,13 +306,23 @@ class ObjectStore:
             StorageError: the backend failed; nothing was published.
             ScribeStoreError: a file or stream changed while it was being stored.
         """
-        return self.put_sized(data)[0]
+        return self.put_sized(data, progress=progress)[0]
 
-    def put_sized(self, data: Source) -> tuple[str, int]:
-        """As :meth:`put`, returning ``(digest, size in bytes)``."""
+    def put_sized(self, data: Source, *, progress: Progress = null) -> tuple[str, int]:
+        """As :meth:`put`, returning ``(digest, size in bytes)``.
+
+        ``progress`` is started with the content's size once it is known and
+        advanced as bytes are stored (at once for content already stored).
+        """
+        try:
+            return self._put_any(data, progress)
+        finally:
+            progress.close()
+
+    def _put_any(self, data: Source, progress: Progress) -> tuple[str, int]:
         if isinstance(data, (bytes, bytearray, memoryview)):
             buf = memoryview(data).cast("B")
-            return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf))
+            return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf), progress)
         if isinstance(data, (str, os.PathLike)):
             if isinstance(data, str):
                 raise TypeError(
@@ -296,14 +331,14 @@ class ObjectStore:
                 )
             path = os.fspath(data)
             digest, size = self._wrap_os(lambda: hash_file(path), path)
-            return self._put_prepared(_Prepared(digest, size, path, None))
+            return self._put_prepared(_Prepared(digest, size, path, None), progress)
         if hasattr(data, "read"):
-            return self._put_stream(data)
+            return self._put_stream(data, progress)
         raise TypeError(
             f"put() takes bytes, a binary stream or an os.PathLike path, not {type(data).__name__}"
         )
 
-    def _put_stream(self, stream: IO[bytes]) -> tuple[str, int]:
+    def _put_stream(self, stream: IO[bytes], progress: Progress) -> tuple[str, int]:
         # The digest names the object, so it must be known before publishing;
         # spool to a temp file (memory while small) while hashing.
         hasher = Hasher()
@@ -318,36 +353,46 @@ class ObjectStore:
                 spool.write(block)
             digest = hasher.hexdigest()
             if self._exists(digest):
+                progress.start(hasher.size, "storing")
+                progress.advance(hasher.size)
                 return digest, hasher.size
             if hasher.size <= _SPOOL_MAX:
                 spool.seek(0)
                 data = spool.read()
-                return self._put_prepared(_Prepared(digest, len(data), None, data))
+                return self._put_prepared(_Prepared(digest, len(data), None, data), progress)
             spool.flush()
             spool.seek(0)
-            self._publish(digest, hasher.size, spool)
+            progress.start(hasher.size, "storing")
+            self._publish(digest, hasher.size, spool, progress)
             return digest, hasher.size
 
-    def _put_prepared(self, src: _Prepared) -> tuple[str, int]:
-        if not self._exists(src.digest):
+    def _put_prepared(self, src: _Prepared, progress: Progress) -> tuple[str, int]:
+        progress.start(src.size, "storing")
+        if self._exists(src.digest):
+            progress.advance(src.size)
+        else:
             if src.data is not None:
-                self._publish(src.digest, src.size, _BufferReader(src.data))
+                self._publish(src.digest, src.size, _BufferReader(src.data), progress)
             else:
                 assert src.path is not None
                 with open(src.path, "rb") as f:
-                    self._publish(src.digest, src.size, f)
+                    self._publish(src.digest, src.size, f, progress)
         return src.digest, src.size
 
-    def _publish(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
+    def _publish(
+        self, digest: str, size: int, f: IO[bytes] | _BufferReader, progress: Progress
+    ) -> None:
         if size >= CHUNK_THRESHOLD:
-            self._publish_chunked(digest, size, f)
+            self._publish_chunked(digest, size, f, progress)
             return
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
-        chunks = _encode(digest, size, chosen, probe, f)
+        chunks = _encode(digest, size, chosen, probe, f, progress)
         self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
 
-    def _publish_chunked(self, digest: str, size: int, f: IO[bytes] | _BufferReader) -> None:
+    def _publish_chunked(
+        self, digest: str, size: int, f: IO[bytes] | _BufferReader, progress: Progress
+    ) -> None:
         """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5).
 
         ``digest`` was computed from the source in a first pass. A file source
@@ -364,8 +409,9 @@ class ObjectStore:
             probe = memoryview(f.read(codec.PROBE_SIZE * 4))
             f.seek(0)
             chunks = file_chunks(f)
+        counted = _counting(chunks, progress)
         recipe, read, _new = self._wrap_os(
-            lambda: write_chunks(self._storage, self._packs(), chunks, probe), digest
+            lambda: write_chunks(self._storage, self._packs(), counted, probe), digest
         )
         after = None if isinstance(f, _BufferReader) else _file_state(f)
         if read != size or after != before:
@@ -522,6 +568,58 @@ class ObjectStore:
         path = object_path(digest)
         self._wrap_os(lambda: self._storage.delete(path), digest)
 
+    # --- manifests that use this store ----------------------------------------
+
+    def register_manifest(self, url: str, kind: str) -> None:
+        """Record that the manifest at ``url`` references objects in this store.
+
+        Garbage collection marks from every registered manifest, so a manifest
+        MUST be registered before anything it references is stored. The
+        record is create-only and written once per store and URL.
+
+        Raises:
+            StorageError: the record could not be written.
+        """
+        key = (url, kind)
+        if key in self._registered:
+            return
+        name = f"{MANIFESTS_DIR}/{hash_bytes(url.encode())[:32]}.json"
+        record = msgspec.json.encode(ManifestRef(url=url, kind=kind))
+        self._wrap_os(lambda: self._storage.write_new(name, (record,)), url)
+        self._registered.add(key)
+
+    def registered_manifests(self) -> list[ManifestRef]:
+        """Every manifest registered with :meth:`register_manifest`.
+
+        Raises:
+            StorageError: the records could not be read.
+        """
+        refs = []
+        for path in self._wrap_os(lambda: list(self._storage.list(MANIFESTS_DIR)), self.url):
+            if not path.endswith(".json") or path.rsplit("/", 1)[-1].startswith("."):
+                continue  # an in-flight write
+            data = self._wrap_os(partial(self._storage.read_bytes, path), path)
+            try:
+                refs.append(msgspec.json.decode(data, type=ManifestRef))
+            except msgspec.DecodeError as exc:
+                raise CorruptObjectError(
+                    "manifest-record", "undecodable", path=path, detail=str(exc)
+                ) from exc
+        return refs
+
+    def recipe_chunks(self, digest: str) -> list[bytes] | None:
+        """Chunk digests of a chunked object, or None for a loose one.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        path = object_path(digest)
+        blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
+        header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
+        if header.codec is not codec.Codec.CHUNKED:
+            return None
+        return [d for d, _ in self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)]
+
     # --- helpers -------------------------------------------------------------
 
     def _exists(self, digest: str) -> bool:
@@ -546,7 +644,12 @@ class ObjectStore:
 
 
 def _encode(
-    digest: str, size: int, chosen: codec.Codec, probe: bytes, f: IO[bytes] | _BufferReader
+    digest: str,
+    size: int,
+    chosen: codec.Codec,
+    probe: bytes,
+    f: IO[bytes] | _BufferReader,
+    progress: Progress = null,
 ) -> Iterator[bytes]:
     """Header plus payload of an object, re-hashing the source as it is read.
 
@@ -561,6 +664,7 @@ def _encode(
     block = probe
     while block:
         hasher.update(block)
+        progress.advance(len(block))
         if compressor is not None:
             out = compressor.compress(block)
             if out:
@@ -581,6 +685,12 @@ def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _counting(chunks: Iterator[memoryview], progress: Progress) -> Iterator[memoryview]:
+    for chunk in chunks:
+        yield chunk
+        progress.advance(len(chunk))
 
 
 def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ScribeStoreError:

@@ -27,6 +27,7 @@ __all__ = [
     "ChunkLocation",
     "PackIndex",
     "PackWriter",
+    "condemned_path",
     "index_path",
     "pack_path",
     "parse_index",
@@ -38,6 +39,7 @@ PACK_TARGET = 32 << 20
 MAX_BLOB = (256 << 10) + 1
 PACK_HEADER = b"SSPK\x01\x00\x00\x00"
 INDEX_HEADER = b"SSPI\x01\x00\x00\x00"
+CONDEMNED_EXT = "condemned"
 _TOTAL = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sQII4x")
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
@@ -61,6 +63,11 @@ def _check_pack_id(pack_id: str) -> str:
 def pack_path(pack_id: str) -> str:
     """Storage path of a pack file (the id is validated first)."""
     return f"{PACK_DIR}/{_check_pack_id(pack_id)}.pack"
+
+
+def condemned_path(pack_id: str) -> str:
+    """Storage path of the marker gc leaves on a pack it will delete later."""
+    return f"{PACK_DIR}/{_check_pack_id(pack_id)}.{CONDEMNED_EXT}"
 
 
 def index_path(pack_id: str) -> str:
@@ -97,6 +104,8 @@ class PackIndex:
         self._storage = storage
         self._entries: dict[bytes, ChunkLocation] = {}
         self._packs: dict[str, int] = {}
+        # Packs gc has condemned: still readable, never deduplicated against.
+        self._condemned: set[str] = set()
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -109,6 +118,12 @@ class PackIndex:
             names = list(self._storage.list(PACK_DIR))
         except FileNotFoundError:
             return
+        condemned = set()
+        for name in names:
+            pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+            if ext == CONDEMNED_EXT:
+                condemned.add(pack_id)
+        self._condemned = condemned
         for name in names:
             base = name.rsplit("/", 1)[-1]
             pack_id, _, ext = base.partition(".")
@@ -129,7 +144,9 @@ class PackIndex:
         return self._entries.get(digest)
 
     def __contains__(self, digest: object) -> bool:
-        return digest in self._entries
+        """Whether a new chunk with this digest may reuse a stored one."""
+        location = self._entries.get(digest) if isinstance(digest, bytes) else None
+        return location is not None and location.pack not in self._condemned
 
     def packs(self) -> dict[str, int]:
         """Loaded pack ids and their lengths."""

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from scribestore._storage import join_url, open_storage, split_file_url
+from scribestore.artifacts import PickleTrust
 from scribestore.errors import (
     CorruptManifestError,
     ExperimentNotFoundError,
@@ -21,6 +22,7 @@ from scribestore.errors import (
     ScribeStoreError,
     StorageError,
 )
+from scribestore.artifacts import register_with
 from scribestore.experiment import Experiment
 from scribestore.manifest import (
     ExperimentRecord,
@@ -29,6 +31,7 @@ from scribestore.manifest import (
     encode_manifest,
 )
 from scribestore.objects import ObjectStore
+from scribestore.verify import Reference, VerifyReport, verify_references
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -52,10 +55,17 @@ class Project:
             (its first save replaces the experiments saved when it was opened).
         author: recorded on new experiments; default the current user.
         objects: URL of the object store; default ``objects/`` beside the manifest.
+        trust_pickle: whether loads may run code stored in the project (the
+            ``pickle`` handler). ``False`` refuses such loads from every
+            experiment and test with :class:`UntrustedPickleError`; ``None``
+            (default) takes the environment variable
+            ``SCRIBESTORE_TRUST_PICKLE`` (``0`` refuses), and trusts when it
+            is unset, as lazyscribe does. Also an attribute.
         **storage_options: fsspec options (e.g. ``endpoint_url``).
 
     Raises:
         ValueError: an unknown ``mode``.
+        TypeError: ``trust_pickle`` is not a bool or None.
         CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
     """
 
@@ -66,11 +76,14 @@ class Project:
         author: str | None = None,
         *,
         objects: str | os.PathLike[str] | None = None,
+        trust_pickle: bool | None = None,
         **storage_options: Any,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.fpath = os.fspath(fpath)
+        # Shared with every experiment and test of this project.
+        self._trust = PickleTrust.resolve(trust_pickle, f"project {self.fpath}")
         self.mode = mode
         self.author = author if author is not None else getpass.getuser()
         self.storage_options = dict(storage_options)
@@ -97,9 +110,11 @@ class Project:
         self._objects = ObjectStore(self.objects_url, **self.storage_options)
 
     def _experiment(self, record: ExperimentRecord, read_only: bool) -> Experiment:
-        return Experiment._from_record(
+        exp = Experiment._from_record(
             record, project=self.fpath, objects=self._objects, read_only=read_only
         )
+        exp._set_trust(self._trust)
+        return exp
 
     def _read_manifest(self, *, tolerant: bool) -> list[ExperimentRecord]:
         try:
@@ -119,6 +134,24 @@ class Project:
     def objects(self) -> ObjectStore:
         """The object store holding this project's artifact bytes."""
         return self._objects
+
+    @property
+    def trust_pickle(self) -> bool:
+        """Whether loads may run code from the store (``pickle``); settable.
+
+        Setting it applies to every experiment and test of this project.
+
+        Raises:
+            TypeError: (set) a value that is not a bool.
+        """
+        return self._trust.trusted
+
+    @trust_pickle.setter
+    def trust_pickle(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"trust_pickle must be True or False, not {value!r}")
+        self._trust.trusted = value
+        self._trust.setting = value
 
     def __repr__(self) -> str:
         return f"Project({self.fpath!r}, mode={self.mode!r})"
@@ -144,6 +177,7 @@ class Project:
         """
         self._check_writable("log an experiment")
         experiment = Experiment(name, project=self.fpath, objects=self._objects, author=self.author)
+        experiment._set_trust(self._trust)
         yield experiment
         self.append(experiment)
 
@@ -156,6 +190,10 @@ class Project:
         self._check_writable("append an experiment")
         if any(e is experiment for e in self.experiments):
             return
+        current = experiment._trust
+        if current is None or (current.trusted and not self._trust.trusted):
+            # The stricter of the two projects decides.
+            experiment._set_trust(self._trust)
         self.experiments.append(experiment)
         self.experiments.sort(key=_order)
 
@@ -173,6 +211,7 @@ class Project:
                 the saved manifest is unchanged and a retry saves everything.
         """
         self._check_writable("save")
+        register_with(self._objects, join_url(self._dir, self._manifest_name), "project")
         to_write = [
             e
             for e in self.experiments
@@ -256,6 +295,7 @@ class Project:
             mode=self.mode,
             author=self.author,
             objects=self.objects_url,
+            trust_pickle=self.trust_pickle,
             **self.storage_options,
         )
         best: dict[str, Experiment] = {}
@@ -272,6 +312,44 @@ class Project:
     def filter(self, func: Callable[[Experiment], bool]) -> Iterator[Experiment]:
         """The experiments for which ``func`` returns True."""
         return (exp for exp in self.experiments if func(exp))
+
+    # --- checking ------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Re-hash the object of every saved artifact of every experiment and test.
+
+        Checks the experiments this project holds (read when it was opened or
+        merged at its last save; reopen to check ones saved since by other
+        writers). Unsaved artifacts reference nothing yet and are skipped.
+        Each distinct object is read once, to its verified end.
+
+        Returns:
+            A :class:`VerifyReport` with one :class:`Problem` (naming the
+            experiment slug, test and artifact) per artifact whose object is
+            missing, damaged or of a wrong size. Data problems are reported,
+            never raised.
+
+        Raises:
+            StorageError: the storage backend itself failed.
+        """
+        return verify_references(self._references())
+
+    def _references(self) -> Iterator[Reference]:
+        for exp in self.experiments:
+            for record in exp._artifacts.saved():
+                yield Reference(
+                    exp._objects, record.hash, record.size, record.name, experiment=exp.slug
+                )
+            for test in exp.tests:
+                for record in test._artifacts.saved():
+                    yield Reference(
+                        test._objects,
+                        record.hash,
+                        record.size,
+                        record.name,
+                        experiment=exp.slug,
+                        test=test.name,
+                    )
 
     def __contains__(self, slug: object) -> bool:
         return any(slug in (e.slug, e.short_slug) for e in self.experiments)
@@ -305,6 +383,8 @@ class Project:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_trust" not in state:  # pickled before trust_pickle existed
+            state["_trust"] = PickleTrust.resolve(None, f"project {state['fpath']}")
         self.__dict__.update(state)
         self._connect()
         for exp in self.experiments:

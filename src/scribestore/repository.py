@@ -21,6 +21,8 @@ import msgspec
 
 from scribestore._storage import join_url, open_storage, split_file_url
 from scribestore.artifacts import (
+    register_with,
+    PickleTrust,
     default_fname,
     load_stored,
     open_stored,
@@ -47,6 +49,7 @@ from scribestore.manifest import (
     jsonable_params,
 )
 from scribestore.objects import ObjectReader, ObjectStore
+from scribestore.verify import Reference, VerifyReport, verify_references
 from scribestore.versions import (
     Match,
     VersionSelector,
@@ -96,10 +99,16 @@ class Repository:
             allow new ones; ``"w"`` starts empty (its first save replaces the
             versions that were saved when it was opened).
         objects: URL of the object store; default ``objects/`` beside the manifest.
+        trust_pickle: whether loads may run code stored in the repository
+            (the ``pickle`` handler). ``False`` refuses such loads with
+            :class:`UntrustedPickleError`; ``None`` (default) takes the
+            environment variable ``SCRIBESTORE_TRUST_PICKLE`` (``0`` refuses),
+            and trusts when it is unset, as lazyscribe does. Also an attribute.
         **storage_options: fsspec options for both (e.g. ``endpoint_url``).
 
     Raises:
         ValueError: an unknown ``mode``.
+        TypeError: ``trust_pickle`` is not a bool or None.
         CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
     """
 
@@ -109,11 +118,13 @@ class Repository:
         mode: str = "w+",
         *,
         objects: str | os.PathLike[str] | None = None,
+        trust_pickle: bool | None = None,
         **storage_options: Any,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.fpath = os.fspath(fpath)
+        self._trust = PickleTrust.resolve(trust_pickle, f"repository {self.fpath}")
         self.mode = mode
         self.storage_options = dict(storage_options)
         self._dir, self._manifest_name = split_file_url(self.fpath)
@@ -158,6 +169,22 @@ class Repository:
     def objects(self) -> ObjectStore:
         """The object store holding this repository's artifact bytes."""
         return self._objects
+
+    @property
+    def trust_pickle(self) -> bool:
+        """Whether loads may run code from the store (``pickle``); settable.
+
+        Raises:
+            TypeError: (set) a value that is not a bool.
+        """
+        return self._trust.trusted
+
+    @trust_pickle.setter
+    def trust_pickle(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"trust_pickle must be True or False, not {value!r}")
+        # A new object, not a mutation: filter() views share the old one.
+        self._trust = PickleTrust(value, value, self._trust.owner)
 
     def __repr__(self) -> str:
         return f"Repository({self.fpath!r}, mode={self.mode!r})"
@@ -222,6 +249,7 @@ class Repository:
         fname: str,
         environment: dict[str, str],
         stored: tuple[str, int] | None,
+        expiry: dt.datetime | None = None,
     ) -> _Pending:
         """Queue a version that keeps its origin's creation time (and bytes, if stored)."""
         self._check_writable("promote an artifact")
@@ -235,6 +263,7 @@ class Repository:
             version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
             environment=dict(environment),
             stored=stored,
+            expiry=expiry,
         )
         self._pending.append(pending)
         self._pending_by_name.setdefault(name, []).append(pending)
@@ -273,6 +302,7 @@ class Repository:
                 unsaved version stays pending, so a retry saves them all.
         """
         self._check_writable("save")
+        register_with(self._objects, join_url(self._dir, self._manifest_name), "repository")
         for pending in self._pending:
             if pending.stored is None:
                 pending.stored = self._store(pending)
@@ -413,6 +443,8 @@ class Repository:
             ValueError: a bad ``match``, or ``asof`` with an int.
             ArtifactLoadError: the version is not saved yet, or ``validate`` found
                 an environment mismatch.
+            UntrustedPickleError: the version is a pickle and the repository
+                does not trust pickles (see ``trust_pickle``); nothing is read.
             IntegrityError: the stored bytes do not match the recorded hash.
         """
         entry = self._saved(self._find(name, version, match), "load")
@@ -423,6 +455,7 @@ class Repository:
             validate=validate,
             version=entry.version,
             reader_kwargs=reader_kwargs,
+            trust=self._trust,
         )
 
     def open_artifact(
@@ -566,6 +599,30 @@ class Repository:
         view._filtered = True
         return view
 
+    # --- checking ------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Re-hash the object of every saved version this repository knows.
+
+        Checks the versions read when the repository was opened or merged at
+        its last save (unsaved versions reference nothing yet; reopen to
+        check versions other writers saved since). Each distinct object is
+        read once, to its verified end, however many versions share it.
+
+        Returns:
+            A :class:`VerifyReport` with one :class:`Problem` per version whose
+            object is missing, damaged or of a wrong size. Data problems are
+            reported, never raised.
+
+        Raises:
+            StorageError: the storage backend itself failed.
+        """
+        return verify_references(
+            Reference(self._objects, entry.hash, entry.size, artifact=name, version=entry.version)
+            for name, versions in self._committed.items()
+            for entry in versions
+        )
+
     # --- container protocol --------------------------------------------------------
 
     def __contains__(self, name: object) -> bool:
@@ -600,6 +657,8 @@ class Repository:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         committed = state.pop("_committed")
+        if "_trust" not in state:  # pickled before trust_pickle existed
+            state["_trust"] = PickleTrust.resolve(None, f"repository {state['fpath']}")
         self.__dict__.update(state)
         self._committed = {
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])

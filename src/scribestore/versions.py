@@ -33,8 +33,6 @@ VersionSelector = int | dt.datetime | str | None
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?"
 )
-_ONE_SECOND = dt.timedelta(seconds=1)
-_ONE_MICRO = dt.timedelta(microseconds=1)
 
 
 class _Versioned(Protocol):
@@ -55,10 +53,19 @@ def utcnow() -> dt.datetime:
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:
-    """``value`` as an aware UTC datetime (naive values are taken as UTC)."""
+    """``value`` as an aware UTC datetime (naive values are taken as UTC).
+
+    Raises:
+        InvalidVersionError: the time is outside the years 1 to 9999 in UTC.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise InvalidVersionError(
+            f"time {value.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def parse_timestamp(value: str) -> tuple[dt.datetime, bool]:
@@ -93,18 +100,28 @@ def parse_timestamp(value: str) -> tuple[dt.datetime, bool]:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        when = when.replace(tzinfo=dt.timezone(sign * offset))
+        try:
+            when = when.replace(tzinfo=dt.timezone(sign * offset))
+        except ValueError:
+            raise InvalidVersionError(
+                f"invalid version {value!r}: the UTC offset {zone} is not under 24 hours"
+            ) from None
     return to_utc(when), frac is None
+
+
+def _last_micro_of_second(when: dt.datetime) -> dt.datetime:
+    # when + 1 s would overflow in the last second of year 9999.
+    return when.replace(microsecond=999_999) if when.microsecond == 0 else when
 
 
 def check_match(match: object) -> Match:
     """Return ``match`` if it is ``"exact"`` or ``"asof"``.
 
     Raises:
-        ValueError: any other value.
+        InvalidVersionError: any other value (a ValueError).
     """
     if match not in ("exact", "asof"):
-        raise ValueError(f"match must be 'exact' or 'asof', not {match!r}")
+        raise InvalidVersionError(f"match must be 'exact' or 'asof', not {match!r}")
     return match
 
 
@@ -123,8 +140,8 @@ def select(
     """Pick one of ``versions`` (ordered by version number) for ``version``.
 
     Raises:
-        ValueError: a bad ``match``, or ``asof`` with an int.
-        InvalidVersionError: a malformed version string or an unsupported type.
+        InvalidVersionError: a bad ``match``, ``asof`` with an int, a malformed
+            version string or an unsupported type (all ValueErrors).
         VersionNotFoundError: nothing matches.
         AmbiguousVersionError: a second-precision time matches several versions.
     """
@@ -145,7 +162,10 @@ def select(
         )
     if isinstance(version, int):
         if match == "asof":
-            raise ValueError("match='asof' needs a datetime or timestamp version, not an int")
+            raise InvalidVersionError(
+                f"match='asof' needs a datetime or timestamp version, not the int {version} "
+                f"(artifact {name!r})"
+            )
         if 0 <= version < len(versions) and versions[version].version == version:
             return versions[version]
         raise VersionNotFoundError(
@@ -157,7 +177,7 @@ def select(
         when, whole_second = to_utc(version), False
     if match == "asof":
         # A second-precision time covers that whole second.
-        limit = when + _ONE_SECOND - _ONE_MICRO if whole_second else when
+        limit = _last_micro_of_second(when) if whole_second else when
         for candidate in reversed(versions):
             if candidate.created_at <= limit and (
                 candidate.expiry is None or candidate.expiry > limit
@@ -170,7 +190,8 @@ def select(
         )
     exact = [v for v in versions if v.created_at == when]
     if not exact and (whole_second or when.microsecond == 0):
-        exact = [v for v in versions if when <= v.created_at < when + _ONE_SECOND]
+        last = _last_micro_of_second(when)
+        exact = [v for v in versions if when <= v.created_at <= last]
         if len(exact) > 1:
             raise AmbiguousVersionError(
                 f"{version!r} matches {len(exact)} versions of artifact {name!r}: "

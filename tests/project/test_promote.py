@@ -23,8 +23,14 @@ from scribestore.objects import object_path
 
 
 def objects_listing(loc: Location) -> list[tuple[str, int]]:
+    """Object and pack files with their sizes (not the small records under
+    manifests/ that say which manifests use the store)."""
     storage = open_storage(loc.join("objects"), **loc.options)
-    return [(p, storage.size(p)) for p in storage.list()]
+    return [(p, storage.size(p)) for p in storage.list() if not p.startswith("manifests/")]
+
+
+def registrations(loc: Location) -> list[str]:
+    return list(open_storage(loc.join("objects"), **loc.options).list("manifests"))
 
 
 def saved_project(loc: Location, **artifacts: object) -> Project:
@@ -50,8 +56,11 @@ def test_shared_store_promotion_copies_no_bytes(location: Location, tmp_path: Pa
     before = objects_listing(location)
     repo = Repository(location.join("repository.json"), **location.options)
     assert repo.objects.same_location(project.objects)
+    registered = registrations(location)
     project["exp"].promote_artifact(repo, "model")
     assert objects_listing(location) == before
+    # The only new file: the record that the repository uses this store.
+    assert len(registrations(location)) == len(registered) + 1
     reread = Repository(location.join("repository.json"), mode="r", **location.options)
     meta = reread.get_artifact_metadata("model")
     assert meta["size"] == 256 << 20

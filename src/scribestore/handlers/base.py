@@ -32,12 +32,17 @@ class ArtifactHandler(abc.ABC):
             is stored by streaming the file (the ``file`` handler); such
             handlers implement :meth:`source_path` and :meth:`load_stream`
             instead of ``write``/``read``.
+        runs_code_on_load: True for handlers whose ``read`` can execute code
+            chosen by whoever wrote the bytes (``pickle``, and any handler
+            built on pickle, such as joblib or cloudpickle formats). Stores
+            opened with ``trust_pickle=False`` refuse to load through them.
     """
 
     alias: ClassVar[str]
     suffix: ClassVar[str]
     binary: ClassVar[bool] = True
     streams_path: ClassVar[bool] = False
+    runs_code_on_load: ClassVar[bool] = False
 
     def environment(self) -> dict[str, str]:
         """Facts about the writing environment to record with each version.

@@ -129,7 +129,15 @@ class PickleHandler(ArtifactHandler):
         Loading a pickle runs arbitrary code chosen by whoever wrote it.
         Only load pickle artifacts from stores you trust completely; the
         BLAKE3 check proves the bytes are the ones stored, not that they are
-        safe. Prefer ``json``, ``text`` or ``numpy`` where they fit.
+        safe: anyone who can write to the store can write a pickle that runs
+        their code in every process that loads it. Prefer ``json``, ``text``
+        or ``numpy`` where they fit.
+
+        Loads through this handler are refused with
+        :class:`~scribestore.errors.UntrustedPickleError` (before any byte is
+        read) by a repository or project opened with ``trust_pickle=False``,
+        or with ``SCRIBESTORE_TRUST_PICKLE=0`` set in the environment. The
+        default is to trust, as lazyscribe does. See docs/guarantees.md.
 
     ``write`` params go to :func:`pickle.dump` (``protocol=4``), ``read`` params
     to :func:`pickle.load` (``encoding=...``). The Python ``major.minor`` is
@@ -144,6 +152,7 @@ class PickleHandler(ArtifactHandler):
 
     alias: ClassVar[str] = "pickle"
     suffix: ClassVar[str] = "pkl"
+    runs_code_on_load: ClassVar[bool] = True
 
     def environment(self) -> dict[str, str]:
         return {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}"}

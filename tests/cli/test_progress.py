@@ -1,0 +1,141 @@
+"""scribestore.progress, and how the CLI decides to show bars."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from cli_support import invoke, make_repo
+
+import scribestore.cli._app as app
+from scribestore import Repository
+from scribestore.progress import (
+    NullProgress,
+    Progress,
+    ProgressReader,
+    TqdmProgress,
+    copy_stream,
+    null,
+    terminal_progress,
+)
+
+
+class Recorder:
+    """A Progress that remembers every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def start(self, total: int | None, desc: str) -> None:
+        self.calls.append(("start", (total, desc)))
+
+    def advance(self, n: int) -> None:
+        self.calls.append(("advance", n))
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+
+    @property
+    def advanced(self) -> int:
+        return sum(int(n) for kind, n in self.calls if kind == "advance")  # type: ignore[call-overload]
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_protocol_and_null() -> None:
+    assert isinstance(null, NullProgress)
+    assert isinstance(null, Progress)
+    assert isinstance(Recorder(), Progress)
+    null.start(10, "x")
+    null.advance(5)
+    null.close()
+
+
+def test_tqdm_progress_draws_and_closes() -> None:
+    out = io.StringIO()
+    bar = TqdmProgress(out, leave=True, mininterval=0)
+    bar.start(1000, "hashing")
+    bar.advance(500)
+    bar.advance(500)
+    bar.close()
+    bar.close()  # twice is fine
+    text = out.getvalue()
+    assert "hashing" in text and "100%" in text
+    bar.start(None, "again")  # reusable after close
+    bar.advance(3)
+    bar.close()
+
+
+def test_terminal_progress_only_for_terminals() -> None:
+    assert terminal_progress(True, io.StringIO()) is null
+    assert terminal_progress(False, FakeTTY()) is null
+    assert isinstance(terminal_progress(True, FakeTTY()), TqdmProgress)
+    closed = io.StringIO()
+    closed.close()
+    assert terminal_progress(True, closed) is null
+
+
+def test_progress_reader_counts_and_passes_through() -> None:
+    rec = Recorder()
+    raw = io.BytesIO(b"x" * 10_000)
+    raw.verified = True  # type: ignore[attr-defined]
+    with ProgressReader(raw, rec) as reader:
+        assert reader.read(4000) == b"x" * 4000
+        assert reader.read() == b"x" * 6000
+        assert reader.read() == b""
+        assert reader.verified is True
+    assert rec.advanced == 10_000
+    assert raw.closed
+
+
+def test_copy_stream_reports_and_always_closes() -> None:
+    rec = Recorder()
+    out = io.BytesIO()
+    assert copy_stream(io.BytesIO(b"abc" * 1000), out, rec, total=3000, desc="copy") == 3000
+    assert out.getvalue() == b"abc" * 1000
+    assert rec.calls[0] == ("start", (3000, "copy")) and rec.calls[-1] == ("close", None)
+    assert rec.advanced == 3000
+
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: object) -> int:
+            raise OSError("disk gone")
+
+    rec = Recorder()
+    with pytest.raises(OSError, match="disk gone"):
+        copy_stream(Broken(), io.BytesIO(), rec)
+    assert rec.calls[-1] == ("close", None)
+
+
+def test_cli_progress_is_off_for_json_and_quiet(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    manifest = make_repo(tmp_path / "s")
+    asked: list[bool] = []
+    recorders: list[Recorder] = []
+
+    def fake(enabled: bool = True, stream: object = None) -> Progress:
+        asked.append(enabled)
+        if not enabled:
+            return null
+        recorders.append(Recorder())
+        return recorders[-1]
+
+    monkeypatch.setattr(app, "terminal_progress", fake)
+    size = Repository(manifest, mode="r")["model"]["size"]
+    assert invoke("get", manifest, "model", tmp_path / "a.bin").exit_code == 0
+    assert invoke("get", manifest, "model", tmp_path / "b.bin", "--json").exit_code == 0
+    assert invoke("get", manifest, "model", tmp_path / "c.bin", "--quiet").exit_code == 0
+    assert asked == [True, False, False]
+    assert recorders[0].advanced == size
+    assert invoke("verify", manifest).exit_code == 0
+    src = tmp_path / "new.bin"
+    src.write_bytes(b"n" * 5000)
+    assert invoke("log", manifest, "new", src).exit_code == 0
+    assert recorders[-1].advanced == 5000  # log's per-file bar

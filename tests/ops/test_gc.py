@@ -1,0 +1,169 @@
+"""Garbage collection on every backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+
+import pytest
+from conftest import Location
+
+from scribestore import CorruptManifestError, ObjectStore, Project, Repository
+from scribestore._storage import open_storage
+from scribestore.gc import collect_garbage
+from scribestore.objects import object_path
+from scribestore.packs import PACK_DIR
+
+NOW = dt.timedelta(0)
+
+
+def store_at(loc: Location) -> ObjectStore:
+    return ObjectStore(loc.join("objects"), **loc.options)
+
+
+def setup_store(loc: Location) -> tuple[Repository, Project, list[str]]:
+    repo = Repository(loc.join("repository.json"), **loc.options)
+    repo.log_artifact("model", b"model bytes v1" * 100, "bytes")
+    repo.log_artifact("model", random.Random(1).randbytes(5 << 20), "bytes")  # chunked
+    repo.save()
+    project = Project(loc.join("project.json"), **loc.options)
+    with project.log("exp") as exp:
+        exp.log_artifact("preds", [1, 2, 3], "json")
+    project.save()
+    store = store_at(loc)
+    orphans = [store.put(b"orphan %d" % i * 50) for i in range(3)]
+    return repo, project, orphans
+
+
+def all_load(loc: Location) -> None:
+    repo = Repository(loc.join("repository.json"), mode="r", **loc.options)
+    assert repo.load_artifact("model", version=0) == b"model bytes v1" * 100
+    assert repo.load_artifact("model", version=1) == random.Random(1).randbytes(5 << 20)
+    project = Project(loc.join("project.json"), mode="r", **loc.options)
+    assert project["exp"].load_artifact("preds") == [1, 2, 3]
+
+
+def test_gc_deletes_only_unreferenced_objects(location: Location) -> None:
+    _, _, orphans = setup_store(location)
+    store = store_at(location)
+    report = collect_garbage(store, grace=NOW)
+    assert set(report.deleted_objects) == set(orphans)
+    assert len(report.manifests) == 2  # found from the store: repository and project
+    assert report.freed_bytes > 0
+    assert not any(store.has(d) for d in orphans)
+    all_load(location)
+    again = collect_garbage(store, grace=NOW)
+    assert again.deleted_objects == () and again.freed_bytes == 0
+
+
+def test_grace_period_protects_young_objects(location: Location) -> None:
+    _, _, orphans = setup_store(location)
+    store = store_at(location)
+    report = collect_garbage(store)  # default: one hour
+    assert report.deleted_objects == ()
+    assert report.kept_young >= len(orphans)
+    assert all(store.has(d) for d in orphans)
+
+
+def test_dry_run_changes_nothing(location: Location) -> None:
+    _, _, orphans = setup_store(location)
+    store = store_at(location)
+    listing = list(store.storage.list())
+    sizes = sum(store.storage.size(object_path(d)) for d in orphans)
+    report = collect_garbage(store, grace=NOW, dry_run=True)
+    assert report.dry_run and set(report.deleted_objects) == set(orphans)
+    assert report.freed_bytes == sizes
+    assert list(store.storage.list()) == listing
+
+
+def test_dead_packs_are_condemned_then_deleted(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    orphan = store.put(random.Random(2).randbytes(6 << 20))
+    packs_before = [p for p in store.storage.list(PACK_DIR) if p.endswith(".pack")]
+    first = collect_garbage(store, grace=NOW)
+    assert orphan in first.deleted_objects
+    assert len(first.condemned_packs) == 1 and first.deleted_packs == ()
+    all_load(location)
+    second = collect_garbage(store, grace=NOW)
+    assert second.deleted_packs == first.condemned_packs
+    packs_after = [p for p in store.storage.list(PACK_DIR) if p.endswith(".pack")]
+    assert len(packs_after) == len(packs_before) - 1
+    all_load(location)
+
+
+def test_condemned_pack_is_rescued_when_used_again(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    data = random.Random(3).randbytes(6 << 20)
+    store.put(data)
+    first = collect_garbage(store, grace=NOW)
+    assert len(first.condemned_packs) == 1
+    # A new version with the same bytes: writers do not reuse condemned chunks,
+    # so it is stored again; its chunks are live, so the old pack is rescued.
+    repo = Repository(location.join("repository.json"), **location.options)
+    repo.log_artifact("again", data, "bytes")
+    repo.save()
+    second = collect_garbage(store, grace=NOW)
+    assert second.rescued_packs == first.condemned_packs
+    assert second.deleted_packs == ()
+    assert Repository(location.join("repository.json"), mode="r", **location.options).load_artifact(
+        "again"
+    ) == data
+
+
+def test_unreadable_manifest_stops_gc(location: Location) -> None:
+    _, _, orphans = setup_store(location)
+    open_storage(location.url, **location.options).write_atomic("repository.json", b"{trunc")
+    store = store_at(location)
+    with pytest.raises(CorruptManifestError):
+        collect_garbage(store, grace=NOW)
+    assert all(store.has(d) for d in orphans)
+
+
+def test_missing_manifest_is_skipped(location: Location) -> None:
+    setup_store(location)
+    open_storage(location.url, **location.options).delete("project.json")
+    report = collect_garbage(store_at(location), grace=NOW)
+    assert len(report.manifests) == 1
+
+
+_WRITER = """
+import json, sys
+from scribestore import Repository
+fpath, tag, n = (json.loads(a) for a in sys.argv[1:])
+for i in range(n):
+    repo = Repository(fpath, mode="a")
+    repo.log_artifact(f"a{tag}", f"{tag}-{i}" * 1000, "text")
+    repo.log_artifact("shared", "same bytes every time" * 100, "text")
+    repo.save()
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_gc_while_writers_save(tmp_path) -> None:
+    from helpers import python_child
+
+    fpath = str(tmp_path / "repository.json")
+    store = ObjectStore(tmp_path / "objects")
+    stale = [store.put(b"stale %d" % i * 100) for i in range(5)]
+    time.sleep(1.2)
+    procs = [python_child(_WRITER, fpath, t, 15) for t in range(3)]
+    grace = dt.timedelta(seconds=1)
+    deleted: set[str] = set()
+    while any(p.poll() is None for p in procs):
+        deleted |= set(collect_garbage(store, grace=grace).deleted_objects)
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    deleted |= set(collect_garbage(store, grace=grace).deleted_objects)
+    assert set(stale) <= deleted
+    repo = Repository(fpath, mode="r")
+    for t in range(3):
+        assert [repo.load_artifact(f"a{t}", version=i) for i in range(15)] == [
+            f"{t}-{i}" * 1000 for i in range(15)
+        ]
+    assert len([m for m in repo if m["name"] == "shared"]) == 45
+    assert repo.verify().problems == ()

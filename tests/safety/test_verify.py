@@ -1,0 +1,178 @@
+"""Repository.verify and Project.verify on every backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import msgspec
+import pytest
+from store_util import object_file, project_at, read_file, repo_at, snapshot, write_file
+
+import scribestore
+from conftest import Location
+from scribestore import ObjectStore, Problem, VerifyReport
+from scribestore._storage import open_storage
+
+
+def _random(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def _saved_repo(loc: Location) -> tuple[scribestore.Repository, dict[str, bytes]]:
+    """A repository where ``shared`` bytes back three versions over two names."""
+    shared = _random(3000)
+    repo = repo_at(loc, "w")
+    repo.log_artifact("model", shared, "bytes")  # model@0
+    repo.log_artifact("model", _random(2000), "bytes")  # model@1
+    repo.log_artifact("model", shared, "bytes")  # model@2
+    repo.log_artifact("copy", shared, "bytes")  # copy@0
+    repo.log_artifact("features", {"a": list(range(100))}, "json")  # features@0
+    repo.save()
+    return repo, {"shared": shared}
+
+
+def test_clean_store_has_no_problems(location: Location) -> None:
+    _saved_repo(location)
+    report = repo_at(location, "r").verify()
+    assert isinstance(report, VerifyReport)
+    assert report == VerifyReport(checked=5, ok=5, objects=3, problems=())
+    assert report.clean
+    # Reports are plain data for tools (the CLI prints them as JSON).
+    assert json.loads(msgspec.json.encode(report))["checked"] == 5
+
+
+def test_each_distinct_object_is_read_once(
+    location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_repo(location)
+    opened: Counter[str] = Counter()
+    real_open = ObjectStore.open
+
+    def counting_open(self: ObjectStore, digest: str, **kwargs: object) -> object:
+        opened[digest] += 1
+        return real_open(self, digest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ObjectStore, "open", counting_open)
+    report = repo_at(location, "r").verify()
+    assert report.checked == 5 and report.objects == 3
+    assert sorted(opened.values()) == [1, 1, 1]
+
+
+def test_deleted_object_is_missing_for_every_version_using_it(location: Location) -> None:
+    repo, _ = _saved_repo(location)
+    digest = repo.get_artifact_metadata("model", version=0)["hash"]
+    open_storage(location.url, **location.options).delete(object_file(location, digest))
+    before = snapshot(location)
+    report = repo_at(location, "r").verify()
+    assert snapshot(location) == before  # verify writes nothing
+    assert (report.checked, report.ok, report.objects) == (5, 2, 3)
+    assert [(p.kind, p.artifact, p.version, p.hash) for p in report.problems] == [
+        ("missing", "model", 0, digest),
+        ("missing", "model", 2, digest),
+        ("missing", "copy", 0, digest),
+    ]
+    assert all(isinstance(p, Problem) for p in report.problems)
+    assert "version 2 of artifact 'model'" in report.problems[1].message
+    assert digest in report.problems[1].message
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip_payload", "flip_header", "truncate", "append", "empty"],
+)
+def test_damaged_object_is_corrupt(location: Location, damage: str) -> None:
+    repo, _ = _saved_repo(location)
+    digest = repo.get_artifact_metadata("model", version=1)["hash"]
+    path = object_file(location, digest)
+    blob = read_file(location, path)
+    if damage == "flip_payload":
+        blob = blob[:100] + bytes([blob[100] ^ 0x01]) + blob[101:]
+    elif damage == "flip_header":
+        blob = bytes([blob[0] ^ 0x01]) + blob[1:]
+    elif damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    elif damage == "append":
+        blob += b"\x00"
+    else:
+        blob = b""
+    write_file(location, path, blob)
+    report = repo_at(location, "r").verify()
+    assert (report.checked, report.ok) == (5, 4)
+    [problem] = report.problems
+    assert (problem.kind, problem.artifact, problem.version, problem.hash) == (
+        "corrupt",
+        "model",
+        1,
+        digest,
+    )
+
+
+def test_compressed_object_damage_is_corrupt(location: Location) -> None:
+    repo, _ = _saved_repo(location)
+    digest = repo.get_artifact_metadata("features")["hash"]
+    path = object_file(location, digest)
+    blob = bytearray(read_file(location, path))
+    blob[-3] ^= 0xFF
+    write_file(location, path, bytes(blob))
+    [problem] = repo_at(location, "r").verify().problems
+    assert (problem.kind, problem.artifact, problem.version) == ("corrupt", "features", 0)
+
+
+def test_size_disagreeing_with_manifest_is_corrupt(location: Location) -> None:
+    _saved_repo(location)
+    doc = json.loads(read_file(location, "repository.json"))
+    doc["artifacts"]["features"][0]["size"] += 1
+    write_file(location, "repository.json", json.dumps(doc).encode())
+    [problem] = repo_at(location, "r").verify().problems
+    assert (problem.kind, problem.artifact) == ("corrupt", "features")
+    assert "manifest records" in problem.message
+
+
+def test_unsaved_versions_are_not_checked(location: Location) -> None:
+    _saved_repo(location)
+    repo = repo_at(location, "a")
+    repo.log_artifact("pending", [1], "json")
+    report = repo.verify()
+    assert (report.checked, report.ok) == (5, 5)
+
+
+def test_project_verify_names_experiment_and_test(location: Location) -> None:
+    project = project_at(location, "w")
+    shared = _random(1000)
+    with project.log("first") as exp:
+        exp.log_artifact("weights", shared, "bytes")
+        exp.log_artifact("config", {"lr": 0.1}, "json")
+        with exp.log_test("holdout") as test:
+            test.log_artifact("preds", shared, "bytes")
+    with project.log("second") as exp2:
+        exp2.log_artifact("weights", _random(1000), "bytes")
+    project.save()
+    assert project_at(location, "r").verify() == VerifyReport(
+        checked=4, ok=4, objects=3, problems=()
+    )
+
+    digest = exp.artifacts[0]["hash"]
+    open_storage(location.url, **location.options).delete(object_file(location, digest))
+    other = exp2.artifacts[0]["hash"]
+    path = object_file(location, other)
+    write_file(location, path, read_file(location, path)[:-1])
+
+    report = project_at(location, "r").verify()
+    assert (report.checked, report.ok, report.objects) == (4, 1, 3)
+    found = {(p.kind, p.experiment, p.test, p.artifact, p.version) for p in report.problems}
+    assert found == {
+        ("missing", exp.slug, None, "weights", None),
+        ("missing", exp.slug, "holdout", "preds", None),
+        ("corrupt", exp2.slug, None, "weights", None),
+    }
+    preds = next(p for p in report.problems if p.test == "holdout")
+    assert "test 'holdout'" in preds.message and exp.slug in preds.message
+
+
+def test_report_types_are_frozen_and_exported() -> None:
+    assert {"VerifyReport", "Problem"} <= set(scribestore.__all__)
+    report = VerifyReport(checked=0, ok=0, objects=0)
+    with pytest.raises(AttributeError):
+        report.checked = 1  # type: ignore[misc]
