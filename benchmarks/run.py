@@ -60,7 +60,7 @@ def bench_open_many_versions(n: int, repeat: int, lazyscribe_n: int) -> dict[str
     with tempfile.TemporaryDirectory() as tmp:
         fpath = Path(tmp) / "repository.json"
         repo = Repository(fpath, mode="w")
-        for i in range(n):
+        for _ in range(n):
             repo.log_artifact("features", [0, 1, 2], "json")
         build_start = time.perf_counter()
         repo.save()

@@ -10,10 +10,10 @@ from pathlib import Path
 import blake3
 import numpy as np
 import pytest
-from conftest import Location
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Location
 from scribestore import CorruptObjectError, IntegrityError, ObjectStore
 from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
 from scribestore.codec import Codec

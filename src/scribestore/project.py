@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from scribestore._storage import join_url, open_storage, split_file_url
-from scribestore.artifacts import PickleTrust
+from scribestore.artifacts import PickleTrust, register_with
 from scribestore.errors import (
     CorruptManifestError,
     ExperimentNotFoundError,
@@ -22,7 +22,6 @@ from scribestore.errors import (
     ScribeStoreError,
     StorageError,
 )
-from scribestore.artifacts import register_with
 from scribestore.experiment import Experiment
 from scribestore.manifest import (
     ExperimentRecord,

@@ -21,12 +21,12 @@ import msgspec
 
 from scribestore._storage import join_url, open_storage, split_file_url
 from scribestore.artifacts import (
-    register_with,
     PickleTrust,
     default_fname,
     load_stored,
     open_stored,
     prepare_value,
+    register_with,
     store_value,
 )
 from scribestore.errors import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 from conftest import Location
-
 from scribestore import ObjectStore
 from scribestore.fsck import check_store
 from scribestore.objects import object_path

@@ -7,8 +7,8 @@ import random
 import time
 
 import pytest
-from conftest import Location
 
+from conftest import Location
 from scribestore import CorruptManifestError, ObjectStore, Project, Repository
 from scribestore._storage import open_storage
 from scribestore.gc import collect_garbage
@@ -108,9 +108,12 @@ def test_condemned_pack_is_rescued_when_used_again(location: Location) -> None:
     second = collect_garbage(store, grace=NOW)
     assert second.rescued_packs == first.condemned_packs
     assert second.deleted_packs == ()
-    assert Repository(location.join("repository.json"), mode="r", **location.options).load_artifact(
-        "again"
-    ) == data
+    assert (
+        Repository(location.join("repository.json"), mode="r", **location.options).load_artifact(
+            "again"
+        )
+        == data
+    )
 
 
 def test_unreadable_manifest_stops_gc(location: Location) -> None:
