@@ -222,6 +222,18 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     return out
 
 
+def bench_promotion(work: Path, sizes_mib: list[int], repeat: int) -> dict[str, Any]:
+    """Promotion between a project and a repository sharing one object store."""
+    out: dict[str, Any] = {}
+    for mib in sizes_mib:
+        src = work / f"promote-{mib}.bin"
+        make_weights(src, mib << 20, seed=3)
+        result = median_of("scribe_promote", repeat, True, work / f"promote-{mib}", src=str(src))
+        out[str(mib)] = result
+        src.unlink()
+    return out
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -347,7 +359,7 @@ def main() -> int:
         help="versions in the lazyscribe baseline (it takes ~47 s at 100k)",
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["large", "versions"], default=None)
+    parser.add_argument("--only", choices=["large", "promote", "versions"], default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
 
@@ -365,6 +377,22 @@ def main() -> int:
             )
         results["large_files"] = large
         rows.extend(report_large(large))
+    if args.only in (None, "promote"):
+        print("promotion between shared stores ...", flush=True)
+        sizes = [64, 256, args.size_mib]
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            promo = bench_promotion(Path(tmp), sizes, args.repeat)
+        results["promotion"] = promo
+        for mib, r in promo.items():
+            rows.append(
+                (
+                    f"promote {mib} MiB artifact (shared store)",
+                    f"{r['seconds'] * 1000:.1f} ms",
+                    f"+{r['object_bytes_added']} B",
+                    "",
+                    "< 50 ms",
+                )
+            )
     if args.only in (None, "versions"):
         print(f"opening a repository with {args.versions:,} versions ...", flush=True)
         many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)

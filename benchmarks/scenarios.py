@@ -28,6 +28,12 @@ def scenario(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]
 
 
 def rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would include
+    the parent's peak, inherited across fork+exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -139,6 +145,23 @@ def scribe_new_version(src: str, work: str) -> dict[str, Any]:
 
     seconds = timed(run)
     return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
+
+
+@scenario
+def scribe_promote(src: str, work: str) -> dict[str, Any]:
+    from scribestore import Project, Repository
+
+    project = Project(Path(work) / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.log_artifact("model", Path(src), "file")
+    project.save()
+    project = Project(Path(work) / "project.json", mode="r")
+    repo = Repository(Path(work) / "repository.json", mode="w")
+    repo.log_artifact("other", [1], "json")
+    repo.save()  # the repository exists and is registered, as in steady use
+    before = tree_size(Path(work) / "objects")
+    seconds = timed(lambda: project["exp"].promote_artifact(repo, "model"))
+    return {"seconds": seconds, "object_bytes_added": tree_size(Path(work) / "objects") - before}
 
 
 # --- lazyscribe 2.2.2 ----------------------------------------------------------------

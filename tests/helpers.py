@@ -34,3 +34,16 @@ def run_child(code: str, *args: Any, timeout: float = 300) -> str:
     if proc.returncode != 0:
         raise AssertionError(f"child failed ({proc.returncode}):\n{err}")
     return out
+
+
+#: Child-process code defining ``peak_rss()``: the process's peak resident set in
+#: KiB from /proc (VmHWM). Unlike ``ru_maxrss``, it is not inherited from the
+#: parent across fork+exec, so it measures the child alone.
+PEAK_RSS = """
+def peak_rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+"""

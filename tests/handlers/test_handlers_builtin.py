@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import run_child
+from helpers import PEAK_RSS, run_child
 from scribestore import (
     ArtifactLoadError,
     ArtifactLogError,
@@ -374,23 +374,23 @@ def test_load_stream_other_error_removes_temp_file(tmp_path: Path) -> None:
 
 # --- memory bound -----------------------------------------------------------------
 
-_RSS_CHILD = """
+_RSS_CHILD = PEAK_RSS + """
 import json, os, resource, sys
 from scribestore import ObjectStore
 from scribestore.handlers import get_handler
 root, digest, dest = (json.loads(a) for a in sys.argv[1:])
 store = ObjectStore(root)
 handler = get_handler("file")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_rss()
 with store.open(digest) as reader:
     path = handler.load_stream(reader, dest=dest)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_rss()
 print(json.dumps({"base": base, "after": after, "path": str(path)}))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is KiB on Linux only")
+@pytest.mark.skipif(sys.platform != "linux", reason="peak RSS comes from Linux /proc")
 def test_load_stream_1gib_keeps_rss_bounded(tmp_path: Path) -> None:
     size = 1 << 30
     src = tmp_path / "big.bin"
