@@ -83,6 +83,8 @@ def test_deleted_object_is_missing_for_every_version_using_it(location: Location
     ["flip_payload", "flip_header", "truncate", "append", "empty"],
 )
 def test_damaged_object_is_corrupt(location: Location, damage: str) -> None:
+    if location.backend == "s3" and damage not in ("flip_payload", "truncate"):
+        pytest.skip("the damage is the same on every backend; S3 is slow to set up")
     repo, _ = _saved_repo(location)
     digest = repo.get_artifact_metadata("model", version=1)["hash"]
     path = object_file(location, digest)
