@@ -1,12 +1,15 @@
-"""Run moto's S3 server with conditional writes made atomic, as S3 makes them.
+"""Run moto's S3 server with requests handled atomically, as S3 handles them.
 
-moto checks ``If-Match`` / ``If-None-Match`` and then writes, in two steps,
-while its threaded server handles requests concurrently: two writers whose
-PUTs are conditional on the same ETag can both pass the check, and one write
-is silently lost. (Seen in practice: 8 processes saving to one manifest lost
-versions under load.) Real S3 evaluates the condition and the write
-atomically. Serializing moto's handlers of key writes (PUT, POST, DELETE on a
-key) with one lock restores that; reads stay concurrent.
+moto's threaded server handles requests concurrently over shared in-memory
+state without locks. Two consequences broke the concurrency tests under load:
+a PUT checks ``If-Match`` / ``If-None-Match`` and then writes in two steps, so
+two writers conditional on the same ETag could both pass the check and one
+write was silently lost (8 processes saving to one manifest lost versions);
+and an object's ETag and content are read through one shared file position,
+so concurrent GETs of one key can interfere. Real S3 evaluates a condition
+and its write atomically. Running moto's handling of each key or bucket
+request under one lock restores that; request bodies are received and
+responses sent outside the lock.
 
 Usage: ``python moto_atomic.py -H 127.0.0.1 -p PORT`` (the arguments of
 ``python -m moto.server``).
@@ -23,8 +26,10 @@ from typing import Any
 from moto.s3.responses import S3Response
 from moto.server import main
 
-_WRITE_HANDLERS = ("_key_response_put", "_key_response_post", "_key_response_delete")
-_LOCK = threading.Lock()
+# Every key request (GET, PUT, HEAD, DELETE, POST) and bucket request (listing,
+# multi-object delete, ...) goes through one of these after its body is read.
+_HANDLERS = ("_key_response", "_bucket_response")
+_LOCK = threading.RLock()
 
 
 def _atomic(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,8 +42,8 @@ def _atomic(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def patch() -> None:
-    """Wrap moto's key-write handlers in one lock (fails loudly if moto renamed them)."""
-    for name in _WRITE_HANDLERS:
+    """Wrap moto's request handlers in one lock (fails loudly if moto renamed them)."""
+    for name in _HANDLERS:
         handler = getattr(S3Response, name)  # AttributeError: moto changed; update the list
         setattr(S3Response, name, _atomic(handler))
 

@@ -1,5 +1,8 @@
 """A throwaway S3 API server for tests: moto's standalone server in a subprocess.
 
+Its conditional writes (``If-Match`` / ``If-None-Match``) are made atomic, as
+on S3, by ``moto_atomic.py``; plain moto can let two conditional writers win.
+
 The server runs as its own process bound to 127.0.0.1, so anything that can open a
 loopback TCP connection can use it: the test process, threads, and child processes
 started by a test (fork or spawn) given :meth:`S3Server.storage_options`.
@@ -32,6 +35,7 @@ from typing import IO
 __all__ = ["S3Server", "S3ServerError"]
 
 HOST = "127.0.0.1"
+_MOTO_ATOMIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_atomic.py")
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
@@ -109,7 +113,8 @@ class S3Server:
     def _start_once(self) -> None:
         port = _free_port()
         log = tempfile.TemporaryFile(prefix="moto-server-")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+        # moto.server, with conditional writes made atomic (see moto_atomic.py).
+        cmd = [sys.executable, _MOTO_ATOMIC, "-H", HOST, "-p", str(port)]
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

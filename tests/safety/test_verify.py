@@ -178,3 +178,30 @@ def test_report_types_are_frozen_and_exported() -> None:
     report = VerifyReport(checked=0, ok=0, objects=0)
     with pytest.raises(AttributeError):
         report.checked = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("damage", ["delete_packs", "flip_pack_byte", "delete_index"])
+def test_damaged_packs_of_chunked_objects_are_reported(location: Location, damage: str) -> None:
+    if location.backend == "s3" and damage != "flip_pack_byte":
+        pytest.skip("the damage is the same on every backend; S3 is slow to set up")
+    repo = repo_at(location, "w")
+    repo.log_artifact("big", _random(5 << 20), "bytes")  # chunked into packs
+    repo.log_artifact("small", _random(100), "bytes")
+    repo.save()
+    storage = open_storage(location.url, **location.options)
+    packs = [p for p in storage.list("objects/packs")]
+    assert any(p.endswith(".pack") for p in packs), packs
+    for path in packs:
+        if (damage == "delete_packs" and path.endswith(".pack")) or (
+            damage == "delete_index" and path.endswith(".idx")
+        ):
+            storage.delete(path)
+        elif damage == "flip_pack_byte" and path.endswith(".pack"):
+            blob = bytearray(storage.read_bytes(path))
+            blob[len(blob) // 2] ^= 0x01
+            storage.write_atomic(path, bytes(blob))
+    report = repo_at(location, "r").verify()
+    assert (report.checked, report.ok) == (2, 1)
+    [problem] = report.problems
+    assert (problem.artifact, problem.version) == ("big", 0)
+    assert problem.kind in ("missing", "corrupt")
