@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Location
-from scribestore import CorruptObjectError, IntegrityError, ObjectStore
+from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore
 from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
 from scribestore.codec import Codec
 from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
@@ -144,7 +144,7 @@ def test_missing_pack_is_reported(location: Location) -> None:
     digest = store.put(random.Random(6).randbytes(6 << 20))
     for path in list(store.storage.list(PACK_DIR)):
         store.storage.delete(path)
-    with pytest.raises(CorruptObjectError, match="no pack"):
+    with pytest.raises(ObjectNotFoundError, match="no pack"):
         open_store(location).get(digest)
 
 

@@ -148,7 +148,12 @@ class ObjectReader(io.RawIOBase):
         want = min(len(view), self.size - self._hasher.size + 1)
         try:
             data = self._source.read(want)
-        except (zstandard.ZstdError, ValueError, FileNotFoundError) as exc:
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(
+                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
+                "missing; restore it from another copy of the store or log the artifact again"
+            ) from exc
+        except (zstandard.ZstdError, ValueError) as exc:
             raise CorruptObjectError(
                 self.digest,
                 self._hasher.hexdigest(),
