@@ -502,7 +502,9 @@ def test_property_put_get_round_trips(location: Location, data: bytes) -> None:
 
 # --- memory bounds -------------------------------------------------------------
 
-_RSS_CHILD = PEAK_RSS + """
+_RSS_CHILD = (
+    PEAK_RSS
+    + """
 import json, os, resource, sys
 from pathlib import Path
 from scribestore import ObjectStore
@@ -522,6 +524,7 @@ with store.open(digest) as r:
 after_read = peak_rss()
 print(json.dumps({"base": base, "put": after_put, "read": after_read, "digest": digest}))
 """
+)
 
 
 def _write_big(path: Path, size: int, compressible: bool) -> None:

@@ -374,7 +374,9 @@ def test_load_stream_other_error_removes_temp_file(tmp_path: Path) -> None:
 
 # --- memory bound -----------------------------------------------------------------
 
-_RSS_CHILD = PEAK_RSS + """
+_RSS_CHILD = (
+    PEAK_RSS
+    + """
 import json, os, resource, sys
 from scribestore import ObjectStore
 from scribestore.handlers import get_handler
@@ -387,6 +389,7 @@ with store.open(digest) as reader:
 after = peak_rss()
 print(json.dumps({"base": base, "after": after, "path": str(path)}))
 """
+)
 
 
 @pytest.mark.slow

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import blake3
 import pytest
+
 from helpers import PEAK_RSS, run_child
 
-_CHILD = PEAK_RSS + """
+_CHILD = (
+    PEAK_RSS
+    + """
 import json, sys
 from pathlib import Path
 from scribestore import Repository
@@ -27,6 +30,7 @@ after_load = peak_rss()
 print(json.dumps({"base": base, "log": after_log, "load": after_load, "out": str(out),
                   "hash": repo.get_artifact_metadata("model")["hash"]}))
 """
+)
 
 
 @pytest.mark.slow
