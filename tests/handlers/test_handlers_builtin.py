@@ -243,8 +243,10 @@ def stored(tmp_path: Path, content: bytes) -> tuple[ObjectStore, str]:
 
 
 def tamper(store: ObjectStore, digest: str) -> None:
-    """Flip one payload byte of a raw (incompressible) object on disk."""
-    path = Path(store.url) / digest[:2] / digest
+    """Flip one payload byte of a raw (incompressible) object on disk: of the
+    loose object file, or of its pack when the object is chunked."""
+    packs = sorted((Path(store.url) / "packs").glob("*.pack"))
+    path = packs[0] if packs else Path(store.url) / digest[:2] / digest
     raw = bytearray(path.read_bytes())
     raw[HEADER_SIZE + (len(raw) - HEADER_SIZE) // 2] ^= 0x01
     path.chmod(stat.S_IRUSR | stat.S_IWUSR)
