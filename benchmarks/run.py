@@ -189,7 +189,7 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     out["scribe_log_save"] = median_of("scribe_log_save", repeat, True, work / "s", src=str(src))
     scribe_dir = work / "s" / f"scribe_log_save-{repeat - 1}"
     print("  identical re-log and verified load", flush=True)
-    out["scribe_relog"] = median_of("scribe_relog", repeat, False, scribe_dir, src=str(src))
+    out["scribe_relog"] = median_of("scribe_log_again", repeat, False, scribe_dir, src=str(src))
     out["read_and_hash"] = median_of("read_and_hash", repeat, False, work, src=str(src))
     out["scribe_load"] = median_of("scribe_load", repeat, False, scribe_dir, src=str(src))
     if has_lazy:
@@ -209,9 +209,9 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     del raw
     dedup_dir = work / "dedup"
     dedup_dir.mkdir()
-    first = run_scenario("scribe_new_version", src=str(base), work=str(dedup_dir))
-    tuned = run_scenario("scribe_new_version", src=str(edited), work=str(dedup_dir))
-    insert = run_scenario("scribe_new_version", src=str(shifted), work=str(dedup_dir))
+    first = run_scenario("scribe_log_again", src=str(base), work=str(dedup_dir))
+    tuned = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
+    insert = run_scenario("scribe_log_again", src=str(shifted), work=str(dedup_dir))
     out["dedup"] = {
         "file_bytes": dedup_size,
         "first_version_stored": first["new_bytes"],

@@ -102,7 +102,8 @@ def scribe_log_save(src: str, work: str) -> dict[str, Any]:
 
 
 @scenario
-def scribe_relog(src: str, work: str) -> dict[str, Any]:
+def scribe_log_again(src: str, work: str) -> dict[str, Any]:
+    """Log ``src`` as a new version of an existing repository (identical or edited)."""
     from scribestore import Repository
 
     before = tree_size(Path(work))
@@ -130,21 +131,6 @@ def scribe_load(src: str, work: str) -> dict[str, Any]:
             assert reader.verified
 
     return {"seconds": timed(run)}
-
-
-@scenario
-def scribe_new_version(src: str, work: str) -> dict[str, Any]:
-    from scribestore import Repository
-
-    before = tree_size(Path(work))
-
-    def run() -> None:
-        repo = Repository(Path(work) / "repository.json", mode="a")
-        repo.log_artifact("model", Path(src), "file")
-        repo.save()
-
-    seconds = timed(run)
-    return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
 
 
 @scenario

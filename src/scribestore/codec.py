@@ -47,8 +47,6 @@ COMPRESS_RATIO_MAX = 0.90
 # Content this small is stored raw: the zstd frame overhead eats the gain.
 COMPRESS_MIN_SIZE = 64
 ZSTD_LEVEL = 3
-# Above this size, compress with zstd's worker threads.
-_THREADED_MIN = 8 << 20
 
 
 class Codec(enum.IntEnum):
@@ -112,7 +110,7 @@ def choose_codec(probe: bytes, total_size: int) -> Codec:
     return Codec.RAW
 
 
-def make_compressor(total_size: int) -> zstandard.ZstdCompressor:
-    """A zstd compressor suited to content of ``total_size`` bytes."""
-    threads = -1 if total_size >= _THREADED_MIN else 0
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads, write_checksum=False)
+def make_compressor() -> zstandard.ZstdCompressor:
+    """The zstd compressor for loose objects (all under the chunking threshold,
+    so zstd's worker threads would not pay)."""
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False)

@@ -16,7 +16,7 @@ import msgspec
 
 from scribestore.chunkcodec import decode_chunk
 from scribestore.errors import IntegrityError, ObjectNotFoundError, UnsupportedFormatError
-from scribestore.objects import ObjectStore
+from scribestore.objects import ObjectStore, object_path
 from scribestore.packs import PACK_DIR, pack_path, parse_index
 
 __all__ = ["FsckProblem", "FsckReport", "check_store"]
@@ -49,7 +49,7 @@ class FsckReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _check_object(store: ObjectStore, digest: str) -> FsckProblem | None:
-    path = f"{digest[:2]}/{digest}"
+    path = object_path(digest)
     try:
         with store.open(digest) as reader:
             while reader.read(_BLOCK):

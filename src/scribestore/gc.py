@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from scribestore._storage import open_storage, split_file_url
+from scribestore._storage import open_storage, read_if_exists, split_file_url
 from scribestore.errors import StorageError
 from scribestore.hashing import is_digest
 from scribestore.manifest import decode_project, decode_repository
@@ -68,9 +68,8 @@ def _manifest_digests(url: str, kind: str, storage_options: dict[str, Any]) -> s
     """
     directory, name = split_file_url(url)
     storage = open_storage(directory, **storage_options)
-    try:
-        data = storage.read_bytes(name)
-    except FileNotFoundError:
+    data = read_if_exists(storage, name, f"manifest {url}")
+    if data is None:
         return None
     if kind == "project":
         project = decode_project(data, where=url)

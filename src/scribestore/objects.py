@@ -664,7 +664,7 @@ def _encode(
     yield codec.encode_header(chosen, size)
     hasher = Hasher()
     compressor = (
-        codec.make_compressor(size).compressobj(size=size) if chosen is codec.Codec.ZSTD else None
+        codec.make_compressor().compressobj(size=size) if chosen is codec.Codec.ZSTD else None
     )
     block = probe
     while block:

@@ -148,10 +148,6 @@ class PackIndex:
         location = self._entries.get(digest) if isinstance(digest, bytes) else None
         return location is not None and location.pack not in self._condemned
 
-    def packs(self) -> dict[str, int]:
-        """Loaded pack ids and their lengths."""
-        return dict(self._packs)
-
     def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
         """Every loaded (digest, location)."""
         return iter(list(self._entries.items()))
@@ -182,7 +178,6 @@ class PackWriter:
         self._pending: set[bytes] = set()
         self._future: Future[bytearray] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="scribestore-pack")
-        self.bytes_written = 0
 
     def _new_buffer(self) -> bytearray:
         buf = self._spare.pop() if self._spare else bytearray(self._capacity)
@@ -222,7 +217,6 @@ class PackWriter:
             self._spare.append(self._future.result())
         full, used, entries, pack_id = self._buffer, self._used, self._entries, self._pack_id
         self._future = self._pool.submit(self._publish, pack_id, full, used, entries)
-        self.bytes_written += used
         self._buffer = self._new_buffer()
         self._used = len(PACK_HEADER)
         self._entries = []

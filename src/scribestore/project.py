@@ -12,7 +12,7 @@ import getpass
 import os
 from typing import TYPE_CHECKING, Any
 
-from scribestore._storage import join_url, open_storage, split_file_url
+from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
 from scribestore.artifacts import PickleTrust, register_with
 from scribestore.errors import (
     CorruptManifestError,
@@ -20,7 +20,6 @@ from scribestore.errors import (
     ReadOnlyError,
     SaveError,
     ScribeStoreError,
-    StorageError,
 )
 from scribestore.experiment import Experiment
 from scribestore.manifest import (
@@ -116,12 +115,9 @@ class Project:
         return exp
 
     def _read_manifest(self, *, tolerant: bool) -> list[ExperimentRecord]:
-        try:
-            data = self._storage.read_bytes(self._manifest_name)
-        except FileNotFoundError:
+        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
+        if data is None:
             return []
-        except OSError as exc:
-            raise StorageError(f"cannot read manifest {self.fpath}: {exc}") from exc
         try:
             return decode_project(data, where=self.fpath).experiments
         except CorruptManifestError:

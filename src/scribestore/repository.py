@@ -14,12 +14,11 @@ import dataclasses
 import datetime as dt
 import difflib
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scribestore._storage import join_url, open_storage, split_file_url
+from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
 from scribestore.artifacts import (
     PickleTrust,
     default_fname,
@@ -38,7 +37,6 @@ from scribestore.errors import (
     ReadOnlyError,
     SaveError,
     ScribeStoreError,
-    StorageError,
 )
 from scribestore.handlers import get_handler
 from scribestore.manifest import (
@@ -67,7 +65,6 @@ __all__ = ["Repository"]
 
 MODES = ("r", "a", "w", "w+")
 _ONE_MICRO = dt.timedelta(microseconds=1)
-_UNSAFE_FNAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclasses.dataclass
@@ -152,12 +149,9 @@ class Repository:
         self._objects = ObjectStore(self.objects_url, **self.storage_options)
 
     def _read_manifest(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
-        try:
-            data = self._storage.read_bytes(self._manifest_name)
-        except FileNotFoundError:
+        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
+        if data is None:
             return {}
-        except OSError as exc:
-            raise StorageError(f"cannot read manifest {self.fpath}: {exc}") from exc
         try:
             return dict(decode_repository(data, where=self.fpath).artifacts)
         except CorruptManifestError:

@@ -36,7 +36,8 @@ def test_reference_unsaved_promotion_is_a_log(location: Location) -> None:
     with project.log("my-experiment") as exp:
         exp.log_artifact(name="features", value=[0, 1, 2], handler="json", indent=4)
     project["my-experiment"].promote_artifact(repository, "features")
-    assert Repository(location.join("repository.json"), mode="r", **opts).load_artifact is not None
+    # Queued like log_artifact: nothing is written until the repository is saved.
+    assert "features" not in Repository(location.join("repository.json"), mode="r", **opts)
     assert "features" in repository
     assert repository.get_artifact_metadata("features")["saved"] is False
     repository.save()

@@ -13,6 +13,7 @@ from typing import Any
 
 from scribestore._storage.base import Storage, check_relpath
 from scribestore._storage.local import LocalStorage
+from scribestore.errors import StorageError
 
 __all__ = [
     "LocalStorage",
@@ -20,6 +21,7 @@ __all__ = [
     "check_relpath",
     "join_url",
     "open_storage",
+    "read_if_exists",
     "split_file_url",
     "split_url",
 ]
@@ -59,6 +61,20 @@ def split_file_url(fpath: str) -> tuple[str, str]:
         return directory, name
     full = os.path.abspath(rest)
     return os.path.dirname(full), os.path.basename(full)
+
+
+def read_if_exists(storage: Storage, path: str, label: str) -> bytes | None:
+    """Content of ``path``, or None when it does not exist.
+
+    Raises:
+        StorageError: the backend failed; ``label`` names what was read.
+    """
+    try:
+        return storage.read_bytes(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"cannot read {label}: {exc}") from exc
 
 
 def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage:
