@@ -1,33 +1,45 @@
 """Chunked objects: content-defined chunks in packs, plus a recipe object.
 
-See docs/FORMAT.md sections 3.3-3.5. Writing chunks the content with FastCDC,
+See docs/FORMAT.md sections 3.3-3.5. Writing cuts the content with FastCDC,
 stores only chunks no pack holds yet, publishes the packs, and only then the
 recipe under the whole content's digest. Reading fetches each chunk's blob
 (adjacent blobs of a pack in one ranged read) and decodes it; the caller
 hashes the reassembled content.
+
+Work is split so that the two cores of a small machine both stay busy: the
+calling thread cuts and hashes chunks (which hold the GIL), one thread
+encodes new chunks into packs (byte planes and zstd run without the GIL),
+one re-hashes the whole content to prove it did not change since it was
+named, and the pack writer publishes full packs.
 """
 
 from __future__ import annotations
 
+import io
+import mmap
+import queue
 import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 import blake3
 from pyfastcdc import FastCDC
 
-from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
+from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunks, encode_chunks
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from scribestore._storage import Storage
 
 __all__ = [
     "CHUNK_THRESHOLD",
+    "BufferWindows",
+    "ChunkWrite",
     "ChunkedStream",
+    "FileWindows",
     "RecipeEntry",
     "parse_recipe",
     "write_chunks",
@@ -41,11 +53,15 @@ MAX_CHUNK = 256 << 10
 _RECIPE_ENTRY = struct.Struct("<32sQ")
 # Largest ranged read when fetching adjacent blobs of one pack.
 _MAX_RUN = 4 << 20
-# Worker threads for hashing/encoding chunks and for reading/decoding them.
-_WORKERS = 1
-# Bytes of chunks per job, and jobs in flight (bounds memory to ~30 MiB).
+# The content is cut one window at a time (mapped, not copied, for files),
+# and encoded in batches of about _BATCH bytes; at most _DEPTH batches and
+# windows are in flight, which bounds memory to a few windows.
+_WINDOW = 16 << 20
 _BATCH = 4 << 20
-_DEPTH = 3
+_DEPTH = 6
+# Decoded runs (of at most _MAX_RUN bytes of blobs) read ahead of the consumer.
+_READ_AHEAD = 3
+_READERS = 2
 
 RecipeEntry = tuple[bytes, int]
 
@@ -69,62 +85,194 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     return entries
 
 
+class BufferWindows:
+    """Windows of an in-memory buffer: views, no copies."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self.size = len(view)
+
+    def window(self, start: int, length: int) -> memoryview:
+        """``length`` bytes from ``start``."""
+        return self._view[start : start + length]
+
+
+class FileWindows:
+    """Windows of an open file: memory-mapped where the file allows, else read.
+
+    A mapped window is unmapped when the last view of it is dropped, so
+    resident memory stays bounded by the windows in flight.
+    """
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self.size = size
+
+    def window(self, start: int, length: int) -> memoryview:
+        """``length`` bytes from ``start`` (fewer if the file shrank).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        try:
+            mapped = mmap.mmap(
+                self._f.fileno(), length + start - aligned, access=mmap.ACCESS_READ, offset=aligned
+            )
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self._f.seek(start)
+            buf = bytearray(length)
+            got = self._f.readinto(buf)  # type: ignore[attr-defined]
+            return memoryview(buf)[: got or 0]
+        return memoryview(mapped)[start - aligned :]
+
+
+class Windows(Protocol):
+    """A source of content windows: :class:`BufferWindows` or :class:`FileWindows`."""
+
+    size: int
+
+    def window(self, start: int, length: int) -> memoryview: ...
+
+
+class ChunkWrite(NamedTuple):
+    """What :func:`write_chunks` did."""
+
+    recipe: bytes  # the recipe payload
+    size: int  # bytes cut, to check against the size that was hashed
+    new_bytes: int  # logical bytes of the chunks newly stored
+    digest: str  # BLAKE3 of the bytes cut, to check against the object's name
+
+
 def write_chunks(
-    storage: Storage, index: PackIndex, chunks: Iterable[memoryview], probe: memoryview
-) -> tuple[bytes, int, int]:
-    """Store the chunks of one content; publish their packs.
+    storage: Storage,
+    index: PackIndex,
+    source: Windows,
+    probe: memoryview,
+    advance: Callable[[int], object] = lambda n: None,
+) -> ChunkWrite:
+    """Store the chunks of ``source``'s content; publish their packs.
 
-    This thread cuts, hashes and encodes (FastCDC and BLAKE3 hold the GIL, so
-    more threads would not help); the pack writer's thread publishes full
-    packs meanwhile, so disk and network time overlap the CPU work.
+    Returns once every pack holding a new chunk and its index are published.
 
-    Returns:
-        The recipe payload, the number of bytes read (so the caller can check
-        it against the size it hashed), and the new bytes stored.
+    Raises:
+        OSError: reading the source or publishing a pack failed.
     """
     codec = choose_chunk_codec(probe)
     index.refresh()
     writer = PackWriter(storage, index)
+    encoder = ThreadPoolExecutor(1, thread_name_prefix="scribestore-encode")
+    verifier = ThreadPoolExecutor(1, thread_name_prefix="scribestore-verify")
+    rehash = blake3.blake3()
+    chunker = new_chunker()
     recipe = bytearray()
-    size = new_bytes = 0
+    stored: set[bytes] = set()
+    inflight: deque[Future[None]] = deque()
+    start = new_bytes = 0
     try:
-        for view in chunks:
-            digest = blake3.blake3(view).digest()
-            recipe += _RECIPE_ENTRY.pack(digest, len(view))
-            if digest not in index and not writer.has(digest):
-                if codec is ChunkCodec.RAW:
-                    writer.add_raw(digest, view)
-                else:
-                    writer.add(digest, encode_chunk(view, codec, size), len(view))
-                new_bytes += len(view)
-            size += len(view)
+        while start < source.size:
+            length = min(_WINDOW, source.size - start)
+            view = source.window(start, length)
+            sizes = [c.length for c in chunker.cut_buf(view)] if len(view) else []
+            if start + len(view) < source.size and len(view) == length:
+                sizes.pop()  # the window cut it short; the next window starts there
+            if not sizes:
+                break  # the file shrank: the caller sees the short size
+            view = view[: sum(sizes)]
+            inflight.append(verifier.submit(_update, rehash, view))
+            pos = 0
+            for batch in _batches(sizes):
+                span = view[pos : pos + sum(batch)]
+                digests, keep = _hash_batch(span, batch, index, stored, recipe)
+                new_bytes += sum(n for n, k in zip(batch, keep, strict=True) if k)
+                if any(keep):
+                    job = (writer, span, start + pos, batch, codec, keep, digests)
+                    inflight.append(encoder.submit(_store_batch, *job))
+                pos += len(span)
+                while len(inflight) > _DEPTH:
+                    inflight.popleft().result()
+            start += pos
+            advance(pos)
+        while inflight:
+            inflight.popleft().result()
         writer.close()
     except BaseException:
+        encoder.shutdown(wait=True, cancel_futures=True)
         writer.abort()
         raise
-    return bytes(recipe), size, new_bytes
+    finally:
+        encoder.shutdown(wait=True)
+        verifier.shutdown(wait=True, cancel_futures=True)
+    return ChunkWrite(bytes(recipe), start, new_bytes, str(rehash.hexdigest()))
 
 
-def file_chunks(f: IO[bytes]) -> Iterator[memoryview]:
-    """Chunks of a binary file, read through a bounded buffer."""
-    for chunk in new_chunker().cut_stream(f):
-        yield chunk.data
+def _update(hasher: blake3.blake3, view: memoryview) -> None:
+    hasher.update(view)
 
 
-def buffer_chunks(buf: memoryview) -> Iterator[memoryview]:
-    """Chunks of an in-memory buffer (views, no copies)."""
-    for chunk in new_chunker().cut_buf(buf):
-        yield chunk.data
+def _batches(sizes: list[int]) -> Iterator[list[int]]:
+    """Consecutive groups of chunk sizes of about :data:`_BATCH` bytes each."""
+    batch: list[int] = []
+    total = 0
+    for size in sizes:
+        batch.append(size)
+        total += size
+        if total >= _BATCH:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
+def _hash_batch(
+    span: memoryview, sizes: list[int], index: PackIndex, stored: set[bytes], recipe: bytearray
+) -> tuple[list[bytes], list[bool]]:
+    """Digest each chunk, append it to the recipe, and say which ones are new."""
+    digests: list[bytes] = []
+    keep: list[bool] = []
+    pos = 0
+    for size in sizes:
+        digest = blake3.blake3(span[pos : pos + size]).digest()
+        pos += size
+        recipe += _RECIPE_ENTRY.pack(digest, size)
+        new = digest not in index and digest not in stored
+        if new:
+            stored.add(digest)
+        digests.append(digest)
+        keep.append(new)
+    return digests, keep
+
+
+def _store_batch(
+    writer: PackWriter,
+    span: memoryview,
+    offset: int,
+    sizes: Sequence[int],
+    codec: ChunkCodec,
+    keep: Sequence[bool],
+    digests: Sequence[bytes],
+) -> None:
+    """Encode a batch's new chunks and add them to the packs (encoder thread)."""
+    blobs = encode_chunks(span, offset, sizes, codec, keep)
+    for digest, size, parts in zip(digests, sizes, blobs, strict=True):
+        if parts is not None:
+            writer.add(digest, parts, size)
 
 
 class ChunkedStream:
-    """``read(n)`` over the decoded chunks of a recipe (not verified here)."""
+    """``read(n)`` over the decoded chunks of a recipe (not verified here).
+
+    Runs of chunks are decoded into a few recycled buffers, so a view that
+    :meth:`read` returns is valid only until the next call.
+    """
 
     def __init__(self, storage: Storage, index: PackIndex, recipe: list[RecipeEntry]) -> None:
         self._storage = storage
         self._index = index
         self._recipe = recipe
+        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._blocks = self._decoded()
+        self._current: bytearray | None = None
         self._buffer = memoryview(b"")
 
     def _locate(self, digest: bytes) -> ChunkLocation:
@@ -137,68 +285,89 @@ class ChunkedStream:
         return location
 
     def _runs(self) -> Iterator[tuple[ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
-        """Groups of recipe entries whose blobs follow each other in one pack."""
+        """Groups of recipe entries whose blobs follow each other in one pack.
+
+        A group holds at most :data:`_MAX_RUN` bytes of blobs and of decoded
+        chunks, unless a single chunk is larger.
+        """
         i = 0
         while i < len(self._recipe):
             first = self._locate(self._recipe[i][0])
             run = [(self._recipe[i][1], first)]
             end = first.offset + first.length
-            while i + len(run) < len(self._recipe) and end - first.offset < _MAX_RUN:
+            decoded = self._recipe[i][1]
+            while i + len(run) < len(self._recipe):
                 digest, size = self._recipe[i + len(run)]
                 loc = self._locate(digest)
                 if loc.pack != first.pack or loc.offset != end:
                     break
+                if end + loc.length - first.offset > _MAX_RUN or decoded + size > _MAX_RUN:
+                    break
                 run.append((size, loc))
                 end = loc.offset + loc.length
+                decoded += size
             yield first, end - first.offset, run
             i += len(run)
 
     def _fetch(
         self, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
-    ) -> list[bytes | memoryview]:
+    ) -> tuple[bytearray, memoryview]:
         """Read one run of blobs with a single ranged read and decode them."""
-        data = memoryview(self._storage.read_range(pack_path(first.pack), first.offset, length))
-        out: list[bytes | memoryview] = []
-        for size, loc in run:
+        data = self._storage.read_view(pack_path(first.pack), first.offset, length)
+        blobs = []
+        for _, loc in run:
             start = loc.offset - first.offset
             blob = data[start : start + loc.length]
             if len(blob) != loc.length:
                 raise ValueError(f"pack {loc.pack} is shorter than its index says")
-            chunk = decode_chunk(blob, size)
-            if chunk.nbytes != size if isinstance(chunk, memoryview) else len(chunk) != size:
-                raise ValueError(f"a chunk of pack {loc.pack} decoded to the wrong size")
-            out.append(chunk)
-        return out
+            blobs.append(blob)
+        sizes = [size for size, _ in run]
+        total = sum(sizes)
+        try:
+            buf = self._spare.get_nowait()
+        except queue.Empty:
+            buf = bytearray(_MAX_RUN)
+        if len(buf) < total:
+            buf = bytearray(total)
+        out = memoryview(buf)[:total]
+        decode_chunks(blobs, sizes, out)
+        return buf, out
 
-    def _decoded(self) -> Iterator[bytes | memoryview]:
-        # Reads and decodes run on a thread pool, a few runs ahead of the
-        # consumer, which hashes what it gets in order.
-        pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="scribestore-read")
-        pending: deque[Future[list[bytes | memoryview]]] = deque()
+    def _decoded(self) -> Iterator[tuple[bytearray, memoryview]]:
+        # Reads and decodes run on threads, a few runs ahead of the consumer,
+        # which hashes what it gets in order; decoding mostly runs without the
+        # GIL, so all proceed at once.
+        pool = ThreadPoolExecutor(_READERS, thread_name_prefix="scribestore-read")
+        pending: deque[Future[tuple[bytearray, memoryview]]] = deque()
         try:
             for first, length, run in self._runs():
                 pending.append(pool.submit(self._fetch, first, length, run))
-                while len(pending) > _DEPTH:
-                    yield from pending.popleft().result()
+                while len(pending) > _READ_AHEAD:
+                    yield pending.popleft().result()
             while pending:
-                yield from pending.popleft().result()
+                yield pending.popleft().result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def read(self, n: int = -1) -> bytes | memoryview:
         """Up to ``n`` bytes (all remaining when ``n`` < 0); b"" at the end.
 
-        Returns a view into the current chunk where it can, to save a copy.
+        Returns a view into the current decoded run where it can, to save a
+        copy; the view is valid until the next call.
         """
         if n < 0:
-            parts = [self._buffer, *self._blocks]
+            parts = [bytes(self._buffer)]
+            parts.extend(bytes(view) for _, view in self._blocks)
             self._buffer = memoryview(b"")
             return b"".join(parts)
         while not self._buffer:
+            if self._current is not None:
+                self._spare.put(self._current)  # the caller is done with it
+                self._current = None
             block = next(self._blocks, None)
             if block is None:
                 return b""
-            self._buffer = memoryview(block)
+            self._current, self._buffer = block
         out = self._buffer[:n]
         self._buffer = self._buffer[n:]
         return out

@@ -22,10 +22,10 @@ from scribestore import codec
 from scribestore._storage import Storage, open_storage
 from scribestore.chunked import (
     CHUNK_THRESHOLD,
+    BufferWindows,
     ChunkedStream,
+    FileWindows,
     RecipeEntry,
-    buffer_chunks,
-    file_chunks,
     parse_recipe,
     write_chunks,
 )
@@ -400,30 +400,29 @@ class ObjectStore:
     ) -> None:
         """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5).
 
-        ``digest`` was computed from the source in a first pass. A file source
-        is checked not to have changed since (same size, mtime and ctime) so
-        the chunks stored are those of the hashed content.
+        ``digest`` was computed from the source in a first pass; the chunking
+        pass hashes the content again (FORMAT 4.3) and a file is also checked
+        for the same size, mtime and ctime, so the recipe published is that of
+        the content that was named.
         """
+        source: BufferWindows | FileWindows
         if isinstance(f, _BufferReader):
-            view = f.view
-            probe = view[: codec.PROBE_SIZE * 4]
-            chunks = buffer_chunks(view)
+            source = BufferWindows(f.view)
             before = None
         else:
+            source = FileWindows(f, size)
             before = _file_state(f)
-            probe = memoryview(f.read(codec.PROBE_SIZE * 4))
-            f.seek(0)
-            chunks = file_chunks(f)
-        counted = _counting(chunks, progress)
-        recipe, read, _new = self._wrap_os(
-            lambda: write_chunks(self._storage, self._packs(), counted, probe), digest
+        probe = source.window(0, codec.PROBE_SIZE * 4)
+        done = self._wrap_os(
+            lambda: write_chunks(self._storage, self._packs(), source, probe, progress.advance),
+            digest,
         )
         after = None if isinstance(f, _BufferReader) else _file_state(f)
-        if read != size or after != before:
-            raise _changed_error(digest, size, "(changed)", read)
+        if done.size != size or done.digest != digest or after != before:
+            raise _changed_error(digest, size, done.digest, done.size)
         header = codec.encode_header(codec.Codec.CHUNKED, size)
         self._wrap_os(
-            lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
+            lambda: self._storage.write_new(object_path(digest), (header, done.recipe)), digest
         )
 
     def _packs(self) -> PackIndex:
@@ -690,12 +689,6 @@ def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _counting(chunks: Iterator[memoryview], progress: Progress) -> Iterator[memoryview]:
-    for chunk in chunks:
-        yield chunk
-        progress.advance(len(chunk))
 
 
 def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ScribeStoreError:

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from scribestore._storage import Storage
 
@@ -159,7 +159,7 @@ class PackWriter:
     Blobs are copied into a pack buffer; a full buffer goes to one background
     thread that publishes the pack and then its index while the next buffer
     fills (two buffers alternate, so memory stays ~2 packs). Use :meth:`add`
-    or :meth:`add_raw` for each new chunk, then :meth:`close` (which waits
+    for each new chunk, then :meth:`close` (which waits
     until every pack and its index are published) or :meth:`abort`.
     """
 
@@ -175,7 +175,6 @@ class PackWriter:
         self._used = len(PACK_HEADER)
         self._entries: list[tuple[bytes, ChunkLocation]] = []
         self._pack_id = secrets.token_hex(16)
-        self._pending: set[bytes] = set()
         self._future: Future[bytearray] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="scribestore-pack")
 
@@ -184,29 +183,20 @@ class PackWriter:
         buf[: len(PACK_HEADER)] = PACK_HEADER
         return buf
 
-    def has(self, digest: bytes) -> bool:
-        """Whether ``digest`` was added in this session (published or not)."""
-        return digest in self._pending
-
-    def add(self, digest: bytes, blob: bytes, size: int) -> None:
-        """Append one encoded chunk blob (at most :data:`MAX_BLOB` bytes)."""
+    def add(
+        self, digest: bytes, parts: Iterable[bytes | bytearray | memoryview], size: int
+    ) -> None:
+        """Append one chunk's blob, given as parts (at most :data:`MAX_BLOB` bytes in all)."""
         offset = self._used
-        self._buffer[offset : offset + len(blob)] = blob
-        self._used += len(blob)
+        for part in parts:
+            end = self._used + len(part)
+            self._buffer[self._used : end] = part
+            self._used = end
         self._record(digest, offset, size)
-
-    def add_raw(self, digest: bytes, data: memoryview) -> None:
-        """Append one chunk stored raw (codec byte 0), copying it once."""
-        offset = self._used
-        self._buffer[offset] = 0
-        self._buffer[offset + 1 : offset + 1 + len(data)] = data
-        self._used += 1 + len(data)
-        self._record(digest, offset, len(data))
 
     def _record(self, digest: bytes, offset: int, size: int) -> None:
         length = self._used - offset
         self._entries.append((digest, ChunkLocation(self._pack_id, offset, length, size)))
-        self._pending.add(digest)
         if self._used >= self._target:
             self._seal()
 

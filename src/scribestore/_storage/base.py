@@ -49,6 +49,13 @@ class Storage(abc.ABC):
     def read_range(self, path: str, start: int, length: int) -> bytes:
         """Up to ``length`` bytes of ``path`` from ``start`` (fewer at the end)."""
 
+    def read_view(self, path: str, start: int, length: int) -> memoryview:
+        """As :meth:`read_range`, as a read-only view (a backend may map the file).
+
+        Only for files that are never modified once published, such as packs.
+        """
+        return memoryview(self.read_range(path, start, length)).toreadonly()
+
     @abc.abstractmethod
     def open_read(self, path: str) -> IO[bytes]:
         """A readable binary stream of ``path``."""
