@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import blake3
 import numpy as np
@@ -14,8 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Location
-from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore
-from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunk, encode_chunk
+from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore, chunked
+from scribestore.chunkcodec import (
+    ChunkCodec,
+    choose_chunk_codec,
+    decode_chunk,
+    decode_chunks,
+    encode_chunk,
+    encode_chunks,
+)
 from scribestore.codec import Codec
 from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
 
@@ -194,3 +203,123 @@ def test_pack_paths_and_index_validation() -> None:
     for bad in (b"", b"XXXX\x01\x00\x00\x00" + bytes(8), b"SSPI\x01\x00\x00\x00" + bytes(8) + b"x"):
         with pytest.raises(ValueError):
             parse_index("a" * 32, bad)
+
+
+# --- batches and windows ------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=6000),
+    offset=st.integers(0, 7),
+    cuts=st.lists(st.integers(1, 5999), max_size=6),
+    codec=st.sampled_from(list(ChunkCodec)),
+    keep_seed=st.integers(0, 2**16),
+)
+def test_batch_codec_round_trips(
+    data: bytes, offset: int, cuts: list[int], codec: ChunkCodec, keep_seed: int
+) -> None:
+    bounds = sorted({c for c in cuts if c < len(data)} | {0, len(data)})
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    keep = [random.Random(keep_seed + i).random() < 0.7 for i in range(len(sizes))]
+    blobs = encode_chunks(memoryview(data), offset, sizes, codec, keep)
+    assert all((p is None) == (not k) for p, k in zip(blobs, keep, strict=True))
+    kept = [
+        (b"".join(p), size, start)
+        for p, size, start in zip(blobs, sizes, bounds[:-1], strict=True)
+        if p is not None
+    ]
+    for blob, size, start in kept:
+        assert len(blob) <= size + 1
+        assert decode_chunk(memoryview(blob), size) == data[start : start + size]
+    # A run mixing codecs (raw fallbacks, zstd, byte-grouped) decodes in one call.
+    out = bytearray(sum(size for _, size, _ in kept))
+    decode_chunks([memoryview(b) for b, _, _ in kept], [s for _, s, _ in kept], memoryview(out))
+    assert out == b"".join(data[start : start + size] for _, size, start in kept)
+
+
+def test_decode_refuses_a_wrong_output_size() -> None:
+    blob = encode_chunk(memoryview(b"x" * 100), ChunkCodec.RAW)
+    with pytest.raises(ValueError):
+        decode_chunks([memoryview(blob)], [100], memoryview(bytearray(99)))
+    with pytest.raises(ValueError):
+        decode_chunks([memoryview(blob)], [99], memoryview(bytearray(99)))
+
+
+@pytest.mark.parametrize("source", ["buffer", "file", "file-unmappable"])
+def test_windows_cut_exactly_like_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Cutting window by window (mapped or read) gives the chunks of one continuous cut."""
+    data = weights(3 * chunked._WINDOW + 12345, seed=4)
+    expected = [b3(c.data) for c in chunked.new_chunker().cut_buf(data)]
+    store = ObjectStore(tmp_path / "objects")
+    if source == "buffer":
+        digest = store.put(data)
+    else:
+        path = tmp_path / "w.bin"
+        path.write_bytes(data)
+        if source == "file-unmappable":
+
+            def no_mmap(*args: object, **kwargs: object) -> None:
+                raise OSError("mmap not supported here")
+
+            stub = SimpleNamespace(mmap=no_mmap, ALLOCATIONGRANULARITY=1, ACCESS_READ=0)
+            monkeypatch.setattr(chunked, "mmap", stub)
+        digest = store.put(path)
+    assert [d.hex() for d in store.recipe_chunks(digest) or []] == expected
+    assert store.get(digest) == data
+
+
+def test_reader_buffers_are_recycled(tmp_path: Path) -> None:
+    """A long read reuses a handful of decode buffers (bounded memory), bytes intact."""
+    data = weights(40 << 20, seed=5)
+    store = ObjectStore(tmp_path / "objects")
+    digest = store.put(data)
+    allocated = []
+    real = chunked.ChunkedStream._fetch
+
+    def spy(self: chunked.ChunkedStream, *args: object) -> tuple[bytearray, memoryview]:
+        buf, view = real(self, *args)  # type: ignore[arg-type]
+        allocated.append(id(buf))
+        return buf, view
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(chunked.ChunkedStream, "_fetch", spy)
+        with store.open(digest) as reader:
+            out = reader.read()
+            assert reader.verified
+    assert out == data
+    assert len(allocated) >= 10
+    assert len(set(allocated)) <= chunked._READ_AHEAD + chunked._READERS + 2
+
+
+def test_failed_pack_publish_raises_and_publishes_no_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from scribestore import StorageError
+
+    store = ObjectStore(tmp_path / "objects")
+    kept = store.put(os.urandom(5 << 20))
+    threads_before = threading.active_count()
+    real_write_new = type(store.storage).write_new
+    calls = [0]
+
+    def flaky(self: object, path: str, chunks: object) -> bool:
+        if path.endswith(".pack"):
+            calls[0] += 1
+            if calls[0] == 2:
+                raise OSError(28, "No space left on device")
+        return real_write_new(self, path, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(store.storage), "write_new", flaky)
+    data = os.urandom(100 << 20)
+    with pytest.raises(StorageError, match="No space left"):
+        store.put(data)
+    assert list(store) == [kept]
+    assert threading.active_count() == threads_before  # every worker thread ended
+    monkeypatch.undo()
+    assert store.get(store.put(data)) == data
+    assert b3(store.get(kept)) == kept

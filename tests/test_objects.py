@@ -479,6 +479,50 @@ def test_source_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatc
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "objects").rglob("*"))
 
 
+def test_chunked_file_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
+    import scribestore.objects as objects
+
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(20 << 20))
+    real_hash_file = objects.hash_file
+
+    def hash_then_modify(path):
+        result = real_hash_file(path)
+        stat = os.stat(path)
+        with open(path, "r+b") as f:
+            f.seek(17 << 20)
+            f.write(b"changed!")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide it from mtime
+        return result
+
+    monkeypatch.setattr(objects, "hash_file", hash_then_modify)
+    with pytest.raises(ScribeStoreError, match="changed while"):
+        store.put(src)
+    assert list(store) == []
+
+
+def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Only the second hashing pass can see this: a buffer has no mtime."""
+    import scribestore.objects as objects
+
+    store = ObjectStore(tmp_path / "objects")
+    data = bytearray(os.urandom(20 << 20))
+    real_hash_bytes = objects.hash_bytes
+
+    def hash_then_modify(buf):
+        result = real_hash_bytes(buf)
+        data[19 << 20] ^= 0xFF
+        return result
+
+    monkeypatch.setattr(objects, "hash_bytes", hash_then_modify)
+    with pytest.raises(ScribeStoreError, match="changed while"):
+        store.put(data)
+    assert list(store) == []
+    monkeypatch.undo()
+    assert store.get(store.put(data)) == data
+
+
 # --- properties ----------------------------------------------------------------
 
 

@@ -349,17 +349,11 @@ class ChunkedStream:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def read(self, n: int = -1) -> bytes | memoryview:
-        """Up to ``n`` bytes (all remaining when ``n`` < 0); b"" at the end.
+    def read(self, n: int) -> bytes | memoryview:
+        """Up to ``n`` (> 0) bytes; b"" at the end.
 
-        Returns a view into the current decoded run where it can, to save a
-        copy; the view is valid until the next call.
+        Returns a view into the current decoded run, valid until the next call.
         """
-        if n < 0:
-            parts = [bytes(self._buffer)]
-            parts.extend(bytes(view) for _, view in self._blocks)
-            self._buffer = memoryview(b"")
-            return b"".join(parts)
         while not self._buffer:
             if self._current is not None:
                 self._spare.put(self._current)  # the caller is done with it

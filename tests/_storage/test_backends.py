@@ -15,6 +15,17 @@ def open_backend(loc: Location) -> Storage:
     return open_storage(loc.url, **loc.options)
 
 
+def test_read_view_of_a_large_file(location: Location) -> None:
+    """Long ranges may be mapped (local disk): same bytes, read-only, short at the end."""
+    storage = open_backend(location)
+    data = bytes(range(256)) * 4096  # 1 MiB
+    storage.write_new("packs/big", [data])
+    view = storage.read_view("packs/big", 70_001, 600_000)
+    assert view == data[70_001:670_001]
+    assert view.readonly
+    assert storage.read_view("packs/big", 1_000_000, 600_000) == data[1_000_000:]
+
+
 def test_backend_class_per_protocol(location: Location) -> None:
     storage = open_backend(location)
     expected = {"local": "LocalStorage", "memory": "MemoryStorage", "s3": "S3Storage"}
@@ -28,6 +39,7 @@ def test_write_read_list_delete(location: Location) -> None:
     assert storage.write_new("ab/one", [b"other"]) is False
     assert storage.read_bytes("ab/one") == b"hello world"
     assert storage.read_range("ab/one", 6, 100) == b"world"
+    assert storage.read_view("ab/one", 6, 100) == b"world"
     assert storage.size("ab/one") == 11
     with storage.open_read("ab/one") as f:
         assert f.read() == b"hello world"

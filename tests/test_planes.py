@@ -1,0 +1,76 @@
+"""Byte planes: the C accelerator and the numpy fallback give the same bytes."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scribestore import planes
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=4096), k=st.sampled_from([2, 4]))
+def test_split_merge_round_trip_and_layout(data: bytes, k: int) -> None:
+    src = memoryview(data[: len(data) - len(data) % k])
+    n = len(src) // k
+    top, rest = planes.split(src, k)
+    cells = np.frombuffer(src, dtype=np.uint8).reshape(n, k)
+    # The documented layout (FORMAT 3.4), spelled out independently.
+    assert bytes(top) == cells[:, k - 1].tobytes()
+    expected_rest = (
+        cells[:, :2].tobytes() + cells[:, 2].tobytes() if k == 4 else cells[:, 0].tobytes()
+    )
+    assert bytes(rest) == expected_rest
+    out = bytearray(len(src))
+    planes.merge(memoryview(out), k, top, rest)
+    assert out == src
+
+
+@pytest.mark.skipif(not planes.NATIVE, reason="the C accelerator is not built here")
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(min_size=0, max_size=2048), k=st.sampled_from([2, 4]))
+def test_native_and_numpy_agree(data: bytes, k: int) -> None:
+    src = memoryview(data[: len(data) - len(data) % k])
+    n = len(src) // k
+    top_c, rest_c = np.empty(n, np.uint8), np.empty((k - 1) * n, np.uint8)
+    top_np, rest_np = np.empty(n, np.uint8), np.empty((k - 1) * n, np.uint8)
+    assert planes._native is not None
+    planes._native.split(src, k, top_c, rest_c)
+    planes._split_numpy(src, k, top_np, rest_np)
+    assert top_c.tobytes() == top_np.tobytes() and rest_c.tobytes() == rest_np.tobytes()
+    out_c, out_np = bytearray(len(src)), bytearray(len(src))
+    planes._native.merge(out_c, k, top_c, rest_c)
+    planes._merge_numpy(memoryview(out_np), k, top_np.data, rest_np.data)
+    assert out_c == out_np == src
+
+
+def test_native_is_built_where_a_compiler_is() -> None:
+    # make test installs with a C compiler present: a silently missing
+    # accelerator would only show up as a slow benchmark.
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if not shutil.which(compiler):
+        pytest.skip("no C compiler on this machine")
+    assert planes.NATIVE
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_bad_lengths_raise_value_error(k: int) -> None:
+    with pytest.raises(ValueError):
+        planes.split(memoryview(b"abc"), 4)
+    with pytest.raises(ValueError):
+        planes.split(memoryview(b"abcd"), 3)
+    top, rest = planes.split(memoryview(bytes(8)), k)
+    with pytest.raises(ValueError):
+        planes.merge(memoryview(bytearray(8)), k, top[:-1], rest)
+    with pytest.raises(ValueError):
+        planes.merge(memoryview(bytearray(8)), k, top, rest[1:])
+    if planes._native is not None:
+        with pytest.raises(ValueError):
+            planes._native.merge(bytearray(8), k, bytes(1), bytes(1))
+        with pytest.raises(ValueError):
+            planes._native.split(bytes(8), 3, bytearray(2), bytearray(6))
