@@ -200,6 +200,10 @@ def lazy_load(src: str, work: str) -> dict[str, Any]:
 
 def main() -> None:
     name, args = sys.argv[1], json.loads(sys.argv[2])
+    # Start from clean disk state: dirty pages an earlier scenario left (cp
+    # without fsync, a freshly generated input) would otherwise be written
+    # back during this one and slow whichever scenario comes next.
+    os.sync()
     base = rss_mib()
     result = SCENARIOS[name](**args)
     result["peak_rss_growth_mib"] = round(rss_mib() - base, 1)

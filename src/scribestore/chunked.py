@@ -15,8 +15,6 @@ named, and the pack writer publishes full packs.
 
 from __future__ import annotations
 
-import io
-import mmap
 import queue
 import struct
 from collections import deque
@@ -53,10 +51,11 @@ MAX_CHUNK = 256 << 10
 _RECIPE_ENTRY = struct.Struct("<32sQ")
 # Largest ranged read when fetching adjacent blobs of one pack.
 _MAX_RUN = 4 << 20
-# The content is cut one window at a time (mapped, not copied, for files),
-# and encoded in batches of about _BATCH bytes; at most _DEPTH batches and
-# windows are in flight, which bounds memory to a few windows.
-_WINDOW = 16 << 20
+# The content is cut one window at a time, in _RING recycled buffers, and
+# encoded in batches of about _BATCH bytes; at most _DEPTH batches are in
+# flight, which bounds memory to the ring and a few batches.
+_WINDOW = 8 << 20
+_RING = 4
 _BATCH = 4 << 20
 _DEPTH = 6
 # Decoded runs (of at most _MAX_RUN bytes of blobs) read ahead of the consumer.
@@ -86,53 +85,79 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
 
 
 class BufferWindows:
-    """Windows of an in-memory buffer: views, no copies."""
+    """Windows of an in-memory buffer: views of immutable bytes, copies of anything else."""
 
     def __init__(self, view: memoryview) -> None:
         self._view = view
         self.size = len(view)
 
-    def window(self, start: int, length: int) -> memoryview:
-        """``length`` bytes from ``start``."""
-        return self._view[start : start + length]
+    def window(self, start: int, length: int, into: bytearray) -> memoryview:
+        """``length`` bytes from ``start`` (in ``into`` unless the buffer is immutable)."""
+        if isinstance(self._view.obj, bytes):
+            return self._view[start : start + length]
+        out = memoryview(into)[:length]
+        out[:] = self._view[start : start + length]
+        return out
 
 
 class FileWindows:
-    """Windows of an open file: memory-mapped where the file allows, else read.
-
-    A mapped window is unmapped when the last view of it is dropped, so
-    resident memory stays bounded by the windows in flight.
-    """
+    """Windows of an open file, read into private buffers."""
 
     def __init__(self, f: IO[bytes], size: int) -> None:
         self._f = f
         self.size = size
 
-    def window(self, start: int, length: int) -> memoryview:
-        """``length`` bytes from ``start`` (fewer if the file shrank).
+    def window(self, start: int, length: int, into: bytearray) -> memoryview:
+        """``length`` bytes from ``start`` in ``into`` (fewer if the file shrank).
 
         Raises:
             OSError: the file cannot be read.
         """
-        aligned = start - start % mmap.ALLOCATIONGRANULARITY
-        try:
-            mapped = mmap.mmap(
-                self._f.fileno(), length + start - aligned, access=mmap.ACCESS_READ, offset=aligned
-            )
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            self._f.seek(start)
-            buf = bytearray(length)
-            got = self._f.readinto(buf)  # type: ignore[attr-defined]
-            return memoryview(buf)[: got or 0]
-        return memoryview(mapped)[start - aligned :]
+        self._f.seek(start)
+        out = memoryview(into)[:length]
+        got = 0
+        while got < length:
+            n = self._f.readinto(out[got:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            got += n
+        return out[:got]
 
 
 class Windows(Protocol):
-    """A source of content windows: :class:`BufferWindows` or :class:`FileWindows`."""
+    """A source of content windows: :class:`BufferWindows` or :class:`FileWindows`.
+
+    A window's bytes must not change while they are cut, hashed and encoded:
+    the chunks stored must be the bytes that were hashed. Sources copy into
+    private buffers unless the content is immutable.
+    """
 
     size: int
 
-    def window(self, start: int, length: int) -> memoryview: ...
+    def window(self, start: int, length: int, into: bytearray) -> memoryview: ...
+
+
+class _Ring:
+    """Window buffers, each reused once every job that reads it has finished."""
+
+    def __init__(self, slots: int, size: int) -> None:
+        self._slots = slots
+        self._size = size
+        self._busy: deque[tuple[bytearray, list[Future[None]]]] = deque()
+        self._free: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        if self._free:
+            return self._free.pop()
+        if len(self._busy) < self._slots:
+            return bytearray(self._size)
+        buf, jobs = self._busy.popleft()
+        for job in jobs:
+            job.result()
+        return buf
+
+    def give_back(self, buf: bytearray, jobs: list[Future[None]]) -> None:
+        self._busy.append((buf, jobs))
 
 
 class ChunkWrite(NamedTuple):
@@ -163,6 +188,7 @@ def write_chunks(
     writer = PackWriter(storage, index)
     encoder = ThreadPoolExecutor(1, thread_name_prefix="scribestore-encode")
     verifier = ThreadPoolExecutor(1, thread_name_prefix="scribestore-verify")
+    ring = _Ring(_RING, min(_WINDOW, source.size))
     rehash = blake3.blake3()
     chunker = new_chunker()
     recipe = bytearray()
@@ -172,14 +198,15 @@ def write_chunks(
     try:
         while start < source.size:
             length = min(_WINDOW, source.size - start)
-            view = source.window(start, length)
+            buf = ring.take()
+            view = source.window(start, length, buf)
             sizes = [c.length for c in chunker.cut_buf(view)] if len(view) else []
             if start + len(view) < source.size and len(view) == length:
                 sizes.pop()  # the window cut it short; the next window starts there
             if not sizes:
                 break  # the file shrank: the caller sees the short size
             view = view[: sum(sizes)]
-            inflight.append(verifier.submit(_update, rehash, view))
+            jobs = [verifier.submit(_update, rehash, view)]
             pos = 0
             for batch in _batches(sizes):
                 span = view[pos : pos + sum(batch)]
@@ -187,10 +214,13 @@ def write_chunks(
                 new_bytes += sum(n for n, k in zip(batch, keep, strict=True) if k)
                 if any(keep):
                     job = (writer, span, start + pos, batch, codec, keep, digests)
-                    inflight.append(encoder.submit(_store_batch, *job))
+                    jobs.append(encoder.submit(_store_batch, *job))
+                    inflight.append(jobs[-1])
                 pos += len(span)
                 while len(inflight) > _DEPTH:
                     inflight.popleft().result()
+            ring.give_back(buf, jobs)
+            inflight.append(jobs[0])
             start += pos
             advance(pos)
         while inflight:

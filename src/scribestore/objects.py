@@ -412,7 +412,7 @@ class ObjectStore:
         else:
             source = FileWindows(f, size)
             before = _file_state(f)
-        probe = source.window(0, codec.PROBE_SIZE * 4)
+        probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
         done = self._wrap_os(
             lambda: write_chunks(self._storage, self._packs(), source, probe, progress.advance),
             digest,
