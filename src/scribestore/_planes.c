@@ -66,47 +66,34 @@ static int check(Py_ssize_t k, Py_ssize_t whole, Py_ssize_t top, Py_ssize_t rest
     return 0;
 }
 
-static PyObject *split(PyObject *self, PyObject *args) {
-    Py_buffer src, top, rest;
+/* split(src, k, top, rest) or merge(dst, k, top, rest): the three buffers are
+ * parsed, checked, and permuted with the GIL released. */
+static PyObject *permute(PyObject *args, int merging) {
+    Py_buffer whole, top, rest;
     Py_ssize_t k, n;
-    if (!PyArg_ParseTuple(args, "y*nw*w*", &src, &k, &top, &rest)) return NULL;
+    const char *format = merging ? "w*ny*y*" : "y*nw*w*";
+    if (!PyArg_ParseTuple(args, format, &whole, &k, &top, &rest)) return NULL;
     PyObject *result = NULL;
-    if (check(k, src.len, top.len, rest.len, &n) == 0) {
+    if (check(k, whole.len, top.len, rest.len, &n) == 0) {
+        uint8_t *w = whole.buf, *t = top.buf, *r = rest.buf;
         Py_BEGIN_ALLOW_THREADS
-        if (k == 4)
-            split4(src.buf, n, top.buf, rest.buf, (uint8_t *)rest.buf + 2 * n);
-        else
-            split2(src.buf, n, top.buf, rest.buf);
+        if (merging && k == 4) merge4(w, n, t, r, r + 2 * n);
+        else if (merging) merge2(w, n, t, r);
+        else if (k == 4) split4(w, n, t, r, r + 2 * n);
+        else split2(w, n, t, r);
         Py_END_ALLOW_THREADS
         result = Py_None;
         Py_INCREF(result);
     }
-    PyBuffer_Release(&src);
+    PyBuffer_Release(&whole);
     PyBuffer_Release(&top);
     PyBuffer_Release(&rest);
     return result;
 }
 
-static PyObject *merge(PyObject *self, PyObject *args) {
-    Py_buffer dst, top, rest;
-    Py_ssize_t k, n;
-    if (!PyArg_ParseTuple(args, "w*ny*y*", &dst, &k, &top, &rest)) return NULL;
-    PyObject *result = NULL;
-    if (check(k, dst.len, top.len, rest.len, &n) == 0) {
-        Py_BEGIN_ALLOW_THREADS
-        if (k == 4)
-            merge4(dst.buf, n, top.buf, rest.buf, (const uint8_t *)rest.buf + 2 * n);
-        else
-            merge2(dst.buf, n, top.buf, rest.buf);
-        Py_END_ALLOW_THREADS
-        result = Py_None;
-        Py_INCREF(result);
-    }
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&top);
-    PyBuffer_Release(&rest);
-    return result;
-}
+static PyObject *split(PyObject *self, PyObject *args) { return permute(args, 0); }
+
+static PyObject *merge(PyObject *self, PyObject *args) { return permute(args, 1); }
 
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS,
