@@ -74,3 +74,60 @@ def test_bad_lengths_raise_value_error(k: int) -> None:
             planes._native.merge(bytearray(8), k, bytes(1), bytes(1))
         with pytest.raises(ValueError):
             planes._native.split(bytes(8), 3, bytearray(2), bytearray(6))
+
+
+# --- packed top planes (blob codec 4) ----------------------------------------------
+
+top_planes = st.one_of(
+    st.binary(max_size=3000),  # any bytes: many escapes
+    st.lists(st.sampled_from([0x3C, 0xBC, 0x3B, 0xBB, 0x3D, 0x00]), max_size=3000).map(bytes),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(top=top_planes)
+def test_pack_top_round_trips(top: bytes) -> None:
+    table, codes, escapes = planes.pack_top(memoryview(top))
+    assert len(table) == planes.TABLE and len(codes) == (len(top) + 1) // 2
+    assert len(escapes) == sum(1 for b in top if b not in bytes(table))
+    out = bytearray(len(top))
+    planes.unpack_top(memoryview(out), table, codes, escapes)
+    assert out == top
+
+
+@pytest.mark.skipif(not planes.NATIVE, reason="the C accelerator is not built here")
+@settings(max_examples=200, deadline=None)
+@given(top=top_planes)
+def test_pack_top_native_and_numpy_agree(top: bytes) -> None:
+    n = len(top)
+    native = planes.pack_top(memoryview(top))
+    table, codes, esc = (
+        np.empty(15, np.uint8),
+        np.empty((n + 1) // 2, np.uint8),
+        np.empty(n, np.uint8),
+    )
+    count = planes._pack_numpy(np.frombuffer(top, dtype=np.uint8), table, codes, esc)
+    assert [bytes(x) for x in native] == [table.tobytes(), codes.tobytes(), esc[:count].tobytes()]
+    out = bytearray(n)
+    planes._unpack_numpy(memoryview(out), *native)
+    assert out == top
+
+
+@pytest.mark.parametrize("unpack", ["native", "numpy"])
+def test_unpack_refuses_codes_and_escapes_that_disagree(unpack: str) -> None:
+    if unpack == "native" and not planes.NATIVE:
+        pytest.skip("the C accelerator is not built here")
+    fn = planes.unpack_top if unpack == "native" else planes._unpack_numpy
+    top = bytes([1, 2, 3, 200, 201])  # all five are in the table: no escapes
+    table, codes, escapes = planes.pack_top(memoryview(top))
+    out = memoryview(bytearray(5))
+    with pytest.raises(ValueError):
+        fn(out, table, codes, memoryview(b"\x07"))  # an escape no code asks for
+    bad = bytearray(codes)
+    bad[0] |= 0x0F  # element 0 now asks for an escape that is not there
+    with pytest.raises(ValueError):
+        fn(out, table, memoryview(bytes(bad)), escapes)
+    bad = bytearray(codes)
+    bad[-1] |= 0xF0  # the unused high nibble of an odd count must be zero
+    with pytest.raises(ValueError):
+        fn(out, table, memoryview(bytes(bad)), escapes)

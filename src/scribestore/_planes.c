@@ -8,6 +8,10 @@
  *   top:  byte k-1 of every element (n bytes)
  *   rest: k = 4: bytes 0-1 of every element (2n), then byte 2 of every element (n)
  *         k = 2: byte 0 of every element (n)
+ *
+ * The top plane may also be packed into 4-bit codes (blob codec 4): code c < 15
+ * is table[c], code 15 the next escape byte; two codes per byte, low nibble
+ * first.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -95,11 +99,203 @@ static PyObject *split(PyObject *self, PyObject *args) { return permute(args, 0)
 
 static PyObject *merge(PyObject *self, PyObject *args) { return permute(args, 1); }
 
+#define TABLE 15
+#define ESCAPE 15
+
+/* Pack n top bytes: table of the 15 most frequent values (ties: smaller value
+ * first), codes, escapes. Returns the number of escapes. */
+static Py_ssize_t pack(const uint8_t *restrict top, Py_ssize_t n, uint8_t *restrict table,
+                       uint8_t *restrict codes, uint8_t *restrict esc) {
+    /* Four interleaved histograms: runs of equal bytes would otherwise make
+     * each increment wait for the previous one. */
+    uint32_t hist[4][256] = {{0}};
+    Py_ssize_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        hist[0][top[i]]++;
+        hist[1][top[i + 1]]++;
+        hist[2][top[i + 2]]++;
+        hist[3][top[i + 3]]++;
+    }
+    for (; i < n; i++) hist[0][top[i]]++;
+    uint64_t count[256];
+    for (int v = 0; v < 256; v++)
+        count[v] = (uint64_t)hist[0][v] + hist[1][v] + hist[2][v] + hist[3][v];
+    /* The table: the 15 largest counts, ties to the smaller value (values
+     * are visited in ascending order and only a strictly larger count wins),
+     * then unused values in ascending order if fewer than 15 occur. */
+    uint8_t code[256], used[256] = {0};
+    int seen[256], nseen = 0, c = 0;
+    memset(code, ESCAPE, sizeof code);
+    for (int v = 0; v < 256; v++)
+        if (count[v]) seen[nseen++] = v;
+    for (; c < TABLE && c < nseen; c++) {
+        int best = -1;
+        for (int s = 0; s < nseen; s++) {
+            int v = seen[s];
+            if (!used[v] && (best < 0 || count[v] > count[best])) best = v;
+        }
+        used[best] = 1;
+        table[c] = (uint8_t)best;
+        code[best] = (uint8_t)c;
+    }
+    for (int v = 0; c < TABLE; v++)
+        if (!used[v]) {
+            table[c] = (uint8_t)v;
+            code[v] = (uint8_t)c++;
+        }
+    Py_ssize_t nesc = 0;
+    for (i = 0; i + 1 < n; i += 2) {
+        uint8_t lo = code[top[i]], hi = code[top[i + 1]];
+        codes[i >> 1] = (uint8_t)(lo | (hi << 4));
+        if ((lo == ESCAPE) | (hi == ESCAPE)) {
+            if (lo == ESCAPE) esc[nesc++] = top[i];
+            if (hi == ESCAPE) esc[nesc++] = top[i + 1];
+        }
+    }
+    if (i < n) {
+        uint8_t lo = code[top[i]];
+        codes[i >> 1] = lo;
+        if (lo == ESCAPE) esc[nesc++] = top[i];
+    }
+    return nesc;
+}
+
+/* Unpack n top bytes; -1 if the escapes do not match the codes. */
+static int unpack(uint8_t *restrict top, Py_ssize_t n, const uint8_t *restrict table,
+                  const uint8_t *restrict codes, const uint8_t *restrict esc, Py_ssize_t nesc) {
+    uint16_t pair[256];  /* both values of a code byte, escapes as 0 */
+    uint8_t escapes[256];  /* how many of its two codes are escapes */
+    for (int b = 0; b < 256; b++) {
+        int lo = b & 15, hi = b >> 4;
+        pair[b] = (uint16_t)((lo == ESCAPE ? 0 : table[lo]) | ((hi == ESCAPE ? 0 : table[hi]) << 8));
+        escapes[b] = (uint8_t)((lo == ESCAPE) + (hi == ESCAPE));
+    }
+    Py_ssize_t j = 0, whole = n >> 1;
+    for (Py_ssize_t i = 0; i < whole; i++) {
+        uint8_t b = codes[i];
+        memcpy(top + 2 * i, &pair[b], 2);
+        if (escapes[b]) {
+            if (j + escapes[b] > nesc) return -1;
+            if ((b & 15) == ESCAPE) top[2 * i] = esc[j++];
+            if ((b >> 4) == ESCAPE) top[2 * i + 1] = esc[j++];
+        }
+    }
+    if (n & 1) {
+        uint8_t b = codes[whole];
+        if (b >> 4) return -1; /* the unused high nibble must be zero */
+        if ((b & 15) == ESCAPE) {
+            if (j >= nesc) return -1;
+            top[n - 1] = esc[j++];
+        } else {
+            top[n - 1] = table[b & 15];
+        }
+    }
+    return j == nesc ? 0 : -1;
+}
+
+static PyObject *pack_top(PyObject *self, PyObject *args) {
+    Py_buffer top, table, codes, esc;
+    if (!PyArg_ParseTuple(args, "y*w*w*w*", &top, &table, &codes, &esc)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = top.len, nesc = 0;
+    if (table.len != TABLE || codes.len != (n + 1) / 2 || esc.len < n) {
+        PyErr_SetString(PyExc_ValueError, "packed top bytes: buffer lengths do not match");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        nesc = pack(top.buf, n, table.buf, codes.buf, esc.buf);
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromSsize_t(nesc);
+    }
+    PyBuffer_Release(&top);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&esc);
+    return result;
+}
+
+static PyObject *unpack_top(PyObject *self, PyObject *args) {
+    Py_buffer top, table, codes, esc;
+    if (!PyArg_ParseTuple(args, "w*y*y*y*", &top, &table, &codes, &esc)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = top.len;
+    int status = 0;
+    if (table.len != TABLE || codes.len != (n + 1) / 2) {
+        PyErr_SetString(PyExc_ValueError, "packed top bytes: buffer lengths do not match");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        status = unpack(top.buf, n, table.buf, codes.buf, esc.buf, esc.len);
+        Py_END_ALLOW_THREADS
+        if (status < 0)
+            PyErr_SetString(PyExc_ValueError, "packed top bytes: codes and escapes disagree");
+        else
+            result = Py_None, Py_INCREF(result);
+    }
+    PyBuffer_Release(&top);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&esc);
+    return result;
+}
+
+/* decode_packed(dst, blob): a whole codec-4 chunk blob (FORMAT 3.4) into dst,
+ * which is exactly the chunk's size; ValueError if the blob is malformed. */
+static PyObject *decode_packed(PyObject *self, PyObject *args) {
+    Py_buffer dst, blob;
+    if (!PyArg_ParseTuple(args, "w*y*", &dst, &blob)) return NULL;
+    const uint8_t *b = blob.buf;
+    uint8_t *out = dst.buf;
+    Py_ssize_t size = dst.len, head = 0, k = 0, n = 0, nesc = 0, need = -1;
+    if (blob.len >= 7 + TABLE && b[0] == 4) {
+        k = b[1];
+        head = b[2];
+        nesc = (Py_ssize_t)b[3] | ((Py_ssize_t)b[4] << 8) | ((Py_ssize_t)b[5] << 16) |
+               ((Py_ssize_t)b[6] << 24);
+        if ((k == 2 || k == 4) && head < k && head <= size) {
+            n = (size - head) / k;
+            need = 7 + TABLE + (n + 1) / 2 + nesc + (k - 1) * n + (size - k * n);
+        }
+    }
+    int status = -1;
+    if (need == blob.len) {
+        uint8_t *top = PyMem_RawMalloc(n ? n : 1);
+        if (top == NULL) {
+            PyBuffer_Release(&dst);
+            PyBuffer_Release(&blob);
+            return PyErr_NoMemory();
+        }
+        const uint8_t *table = b + 7, *codes = table + TABLE, *esc = codes + (n + 1) / 2;
+        const uint8_t *rest = esc + nesc, *raw = rest + (k - 1) * n;
+        Py_BEGIN_ALLOW_THREADS
+        status = unpack(top, n, table, codes, esc, nesc);
+        if (status == 0) {
+            if (k == 4) merge4(out + head, n, top, rest, rest + 2 * n);
+            else merge2(out + head, n, top, rest);
+            memcpy(out, raw, head);
+            memcpy(out + head + k * n, raw + head, size - head - k * n);
+        }
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(top);
+    }
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&blob);
+    if (status < 0) {
+        PyErr_SetString(PyExc_ValueError, "byte-grouped packed chunk: malformed blob");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS,
      "split(src, k, top, rest): write the byte planes of src's k-byte elements."},
     {"merge", merge, METH_VARARGS,
      "merge(dst, k, top, rest): write the k-byte elements whose planes are top and rest."},
+    {"pack_top", pack_top, METH_VARARGS,
+     "pack_top(top, table, codes, esc) -> escapes: pack a top plane into 4-bit codes."},
+    {"unpack_top", unpack_top, METH_VARARGS,
+     "unpack_top(top, table, codes, esc): restore a top plane from its 4-bit codes."},
+    {"decode_packed", decode_packed, METH_VARARGS,
+     "decode_packed(dst, blob): decode a whole codec-4 chunk blob into dst."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,6 +5,10 @@ every element (sign and exponent bits of a float) and the *rest* holds the
 other bytes as stored: for ``k = 4`` bytes 0-1 of every element (``2n``
 bytes), then byte 2 of every element; for ``k = 2`` byte 0 of every element.
 
+The top plane can also be packed into 4-bit codes (blob codec 4): a table of
+the 15 most frequent top bytes, two codes a byte, and the other values as
+escapes — what the sign and exponent bytes of float weights usually allow.
+
 The C accelerator ``scribestore._planes`` (built at install when a compiler
 is present) runs these permutations ~6x faster than numpy and without the
 GIL; the numpy fallback produces the same bytes.
@@ -12,6 +16,7 @@ GIL; the numpy fallback produces the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -22,10 +27,18 @@ try:
 except ImportError:  # built without a C compiler: the numpy fallback
     _native = None
 
-__all__ = ["NATIVE", "merge", "split"]
+__all__ = ["NATIVE", "TABLE", "merge", "pack_top", "split", "unpack_top"]
+
+#: Entries in the table of a packed top plane; code 15 marks an escape.
+TABLE = 15
 
 #: Whether the C accelerator is in use.
 NATIVE = _native is not None
+#: Decodes a whole codec-4 chunk blob into its output in one call (C only; None
+#: without the accelerator, where the blob is decoded plane by plane).
+decode_packed: Callable[[memoryview, memoryview], None] | None = (
+    _native.decode_packed if _native is not None else None
+)
 
 
 def _check(k: int, whole: int) -> int:
@@ -86,3 +99,61 @@ def _merge_numpy(dst: memoryview, k: int, top: memoryview, rest: memoryview) -> 
         cells[:, 2] = low[2 * n :]
     else:
         cells[:, 0] = low
+
+
+def pack_top(top: memoryview) -> tuple[memoryview, memoryview, memoryview]:
+    """(table, codes, escapes) of a top plane packed into 4-bit codes (FORMAT 3.4, codec 4)."""
+    n = len(top)
+    table = np.empty(TABLE, dtype=np.uint8)
+    codes = np.empty((n + 1) // 2, dtype=np.uint8)
+    escapes = np.empty(n, dtype=np.uint8)
+    if _native is not None:
+        count = _native.pack_top(top, table, codes, escapes)
+    else:
+        count = _pack_numpy(np.frombuffer(top, dtype=np.uint8), table, codes, escapes)
+    return table.data, codes.data, escapes[:count].data
+
+
+def unpack_top(out: memoryview, table: memoryview, codes: memoryview, escapes: memoryview) -> None:
+    """Restore into ``out`` the top plane that :func:`pack_top` packed.
+
+    Raises:
+        ValueError: the lengths do not match, or the escapes disagree with the codes.
+    """
+    if len(table) != TABLE or len(codes) != (len(out) + 1) // 2:
+        raise ValueError("packed top bytes: buffer lengths do not match")
+    if _native is not None:
+        _native.unpack_top(out, table, codes, escapes)
+    else:
+        _unpack_numpy(out, table, codes, escapes)
+
+
+def _pack_numpy(top: np.ndarray, table: np.ndarray, codes: np.ndarray, esc: np.ndarray) -> int:
+    counts = np.bincount(top, minlength=256)
+    table[:] = np.argsort(-counts, kind="stable")[:TABLE]
+    code = np.full(256, TABLE, dtype=np.uint8)
+    code[table] = np.arange(TABLE, dtype=np.uint8)
+    mapped = code[top]
+    escaped = top[mapped == TABLE]
+    esc[: len(escaped)] = escaped
+    if len(mapped) % 2:
+        mapped = np.append(mapped, np.uint8(0))
+    codes[:] = mapped[0::2] | (mapped[1::2] << 4)
+    return len(escaped)
+
+
+def _unpack_numpy(out: memoryview, table: memoryview, codes: memoryview, esc: memoryview) -> None:
+    n = len(out)
+    packed = np.frombuffer(codes, dtype=np.uint8)
+    mapped = np.empty(2 * len(packed), dtype=np.uint8)
+    mapped[0::2] = packed & 15
+    mapped[1::2] = packed >> 4
+    if n % 2 and mapped[-1]:
+        raise ValueError("packed top bytes: codes and escapes disagree")
+    mapped = mapped[:n]
+    values = np.append(np.frombuffer(table, dtype=np.uint8), np.uint8(0))[mapped]
+    where = np.flatnonzero(mapped == TABLE)
+    if len(where) != len(esc):
+        raise ValueError("packed top bytes: codes and escapes disagree")
+    values[where] = np.frombuffer(esc, dtype=np.uint8)
+    np.frombuffer(out, dtype=np.uint8)[:] = values
