@@ -156,14 +156,18 @@ def interleaved(
 
     Alternating the runs of a scenario and its baseline spreads the noise of
     a shared machine over both, instead of giving a quiet minute to one and
-    a busy one to the other. ``specs`` maps a key to (scenario, fresh work
-    dir each run, work dir, arguments).
+    a busy one to the other. The order rotates each round, so no scenario
+    always runs right after the one that wrote the most (this machine's disk
+    slows down for a while after a gigabyte or two of writes). ``specs`` maps
+    a key to (scenario, fresh work dir each run, work dir, arguments).
     """
     import shutil
 
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in specs}
+    keys = list(specs)
     for i in range(repeat):
-        for key, (name, fresh, work, args) in specs.items():
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+            name, fresh, work, args = specs[key]
             target = work / f"{name}-{i}" if fresh else work
             target.mkdir(parents=True, exist_ok=True)
             runs[key].append(run_scenario(name, work=str(target), **args))

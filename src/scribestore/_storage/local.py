@@ -26,6 +26,10 @@ __all__ = ["LOCK_SUFFIX", "TMP_PREFIX", "LocalStorage"]
 TMP_PREFIX = ".tmp-"
 #: Suffix of the lock file that serializes updates of one manifest.
 LOCK_SUFFIX = ".lock"
+# Largest single write() call. Huge writes let Linux allocate large page-cache
+# folios, which can stall on memory compaction: here, writing 1 GiB in 32 MiB
+# calls sometimes took 1.8-2.4 s where 1 MiB calls took 0.24 s.
+_WRITE_PIECE = 1 << 20
 # Ranged reads at least this long are memory-mapped, with the pages mapped
 # up front (one call instead of a page fault per few pages) where possible.
 _MAP_MIN = 256 << 10
@@ -87,7 +91,13 @@ class LocalStorage(Storage):
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
                 for chunk in chunks:
-                    f.write(chunk)
+                    view = memoryview(chunk).cast("B")
+                    start = 0
+                    while start < len(view):
+                        written = f.write(view[start : start + _WRITE_PIECE])
+                        if not written:
+                            raise OSError(errno.EIO, f"short write to {tmp}")
+                        start += written
                 if self._fsync:
                     os.fsync(f.fileno())
         except BaseException:
