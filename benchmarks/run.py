@@ -415,7 +415,7 @@ def main() -> int:
         help="versions in the lazyscribe baseline (it takes ~47 s at 100k)",
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["large", "promote", "versions"], default=None)
+    parser.add_argument("--only", choices=["large", "stages", "promote", "versions"], default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
 
@@ -437,6 +437,18 @@ def main() -> int:
             )
         results["large_files"] = large
         rows.extend(report_large(large))
+    if args.only in (None, "stages"):
+        print("cost of each step ...", flush=True)
+        from stages import bench_stages
+
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            src = Path(tmp) / "weights.bin"
+            make_weights(src, min(args.size_mib, 256) << 20, seed=3)
+            steps = bench_stages(src, args.repeat)
+        results["stages"] = steps
+        for name, seconds in steps.items():
+            if name != "native_planes":
+                rows.append((f"  step: {name}", f"{seconds:.3f} s/GiB", "", "", ""))
     if args.only in (None, "promote"):
         print("promotion between shared stores ...", flush=True)
         sizes = [64, 256, args.size_mib]

@@ -1,0 +1,114 @@
+"""What each step of logging and loading a large file costs on this machine.
+
+``python benchmarks/run.py --only stages`` runs :func:`bench_stages`: every
+step alone, single-threaded unless it says otherwise, on float32 weights in
+memory, as seconds per GiB (best of ``repeat``). Their sum over the cores is
+the floor that a pipeline of these steps cannot beat, whatever its threads.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
+    """Seconds per GiB of each step, on the float32 weights in ``src``."""
+    from scribestore import planes
+    from scribestore.chunkcodec import (
+        ChunkCodec,
+        _compress_all,
+        _compressors,
+        decode_chunks,
+        encode_chunks,
+    )
+    from scribestore.chunked import new_chunker
+    from scribestore.hashing import hash_file
+
+    data = memoryview(src.read_bytes())
+    scale = (1 << 30) / len(data)
+    cuts = [(c.offset, c.length) for c in new_chunker().cut_buf(data)]
+    batches = [cuts[i : i + 64] for i in range(0, len(cuts), 64)]
+
+    def encode(codec: ChunkCodec) -> list[tuple[list[memoryview], list[int], int, int]]:
+        out = []
+        for batch in batches:
+            start, end = batch[0][0], batch[-1][0] + batch[-1][1]
+            sizes = [n for _, n in batch]
+            blobs = encode_chunks(data[start:end], start, sizes, codec, [True] * len(sizes))
+            out.append(([memoryview(b"".join(p or [])) for p in blobs], sizes, start, end))
+        return out
+
+    packed, grouped = encode(ChunkCodec.PACKED4), encode(ChunkCodec.GROUP4)
+    out = bytearray(max(end - start for _, _, start, end in packed))
+
+    def decode(encoded: list[tuple[list[memoryview], list[int], int, int]]) -> None:
+        for blobs, sizes, start, end in encoded:
+            decode_chunks(blobs, sizes, memoryview(out)[: end - start])
+
+    def split_planes() -> None:
+        for batch in batches:
+            start, end = batch[0][0], batch[-1][0] + batch[-1][1]
+            planes.split(data[start : start + (end - start) // 4 * 4], 4)
+
+    def top_plane(offset: int, size: int) -> memoryview:
+        head = (-offset) % 4
+        return planes.split(data[offset + head : offset + head + (size - head) // 4 * 4], 4)[0]
+
+    tops = [top_plane(o, n) for o, n in cuts]
+    copy = bytearray(len(data))
+
+    def zstd_tops() -> None:
+        for i in range(0, len(tops), 64):
+            _compress_all(_compressors()[1], list(tops[i : i + 64]))
+
+    def memcpy() -> None:
+        memoryview(copy)[:] = data
+
+    steps: dict[str, Callable[[], object]] = {
+        "BLAKE3, 1 thread": lambda: blake3.blake3(data).digest(),
+        "BLAKE3, all cores (hash_file)": lambda: hash_file(src),
+        "FastCDC cut": lambda: sum(1 for _ in new_chunker().cut_buf(data)),
+        "BLAKE3 of each chunk": lambda: [blake3.blake3(data[o : o + n]).digest() for o, n in cuts],
+        "byte planes split (C or numpy)": split_planes,
+        "top bytes packed (4-bit codes)": lambda: [planes.pack_top(t) for t in tops],
+        "top bytes zstd (codec 3)": zstd_tops,
+        "decode packed chunks (codec 4)": lambda: decode(packed),
+        "decode zstd chunks (codec 3)": lambda: decode(grouped),
+        "copy (memcpy)": memcpy,
+    }
+    result = {name: round(_best(fn, repeat) * scale, 3) for name, fn in steps.items()}
+    result["write + fsync in 32 MiB files"] = round(_write_packs(data, repeat) * scale, 3)
+    result["native_planes"] = planes.NATIVE
+    return result
+
+
+def _write_packs(data: memoryview, repeat: int) -> float:
+    def run() -> None:
+        with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
+            for i, start in enumerate(range(0, len(data), 32 << 20)):
+                fd = os.open(Path(tmp) / f"{i}.pack", os.O_WRONLY | os.O_CREAT)
+                try:
+                    piece = data[start : start + (32 << 20)]
+                    for o in range(0, len(piece), 1 << 20):
+                        os.write(fd, piece[o : o + (1 << 20)])
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    return _best(run, repeat)
