@@ -365,3 +365,16 @@ def test_packed_codec_falls_back_to_zstd_when_top_bytes_vary() -> None:
     blob = encode_chunk(memoryview(data), ChunkCodec.PACKED4)
     assert blob[0] in (0, 3)
     assert decode_chunk(memoryview(blob), len(data)) == data
+
+
+def test_closing_a_reader_early_stops_its_threads(tmp_path: Path) -> None:
+    import threading
+
+    store = ObjectStore(tmp_path / "objects")
+    digest = store.put(weights(64 << 20, seed=7))
+    before = threading.active_count()
+    reader = store.open(digest)
+    assert len(reader.read(1 << 20)) == 1 << 20
+    assert threading.active_count() > before  # reading ahead
+    reader.close()
+    assert threading.active_count() == before

@@ -28,7 +28,7 @@ from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunks
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Generator, Iterator, Sequence
 
     from scribestore._storage import Storage
 
@@ -363,7 +363,7 @@ class ChunkedStream:
         decode_chunks(blobs, sizes, out)
         return buf, out
 
-    def _decoded(self) -> Iterator[tuple[bytearray, memoryview]]:
+    def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:
         # Reads and decodes run on threads, a few runs ahead of the consumer,
         # which hashes what it gets in order; decoding mostly runs without the
         # GIL, so all proceed at once.
@@ -397,4 +397,5 @@ class ChunkedStream:
         return out
 
     def close(self) -> None:
-        """Nothing to release: every read is a complete ranged read."""
+        """Stop reading ahead: cancel queued runs and wait for the reader threads."""
+        self._blocks.close()

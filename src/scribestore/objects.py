@@ -208,6 +208,8 @@ class ObjectReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
+                if isinstance(self._source, ChunkedStream):
+                    self._source.close()
                 self._raw.close()
             finally:
                 super().close()
