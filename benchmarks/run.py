@@ -21,17 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from timing import times
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
+def median_time(fn: Callable[[], object], repeat: int) -> float:
     """Median wall time of ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times(fn, repeat))
 
 
 # --- opening a repository with many versions -----------------------------------
@@ -72,14 +69,14 @@ def bench_open_many_versions(n: int, repeat: int, lazyscribe_n: int) -> dict[str
             r.get_artifact_metadata("features", version=n // 2)
             r.get_artifact_metadata("features")
 
-        ours = best_of(open_and_query, repeat)
+        ours = median_time(open_and_query, repeat)
 
         def one_more() -> None:
             r = Repository(fpath, mode="a")
             r.log_artifact("features", [0, 1, 2, 3], "json")
             r.save()
 
-        save_one = best_of(one_more, repeat)
+        save_one = median_time(one_more, repeat)
         result: dict[str, Any] = {
             "versions": n,
             "scribestore_open_s": ours,
@@ -99,14 +96,14 @@ def bench_open_many_versions(n: int, repeat: int, lazyscribe_n: int) -> dict[str
             r = lazyscribe.Repository(str(lz_path), mode="r")
             r.get_artifact_metadata("features", version=lazyscribe_n // 2)
 
-        theirs = best_of(lz_open, 1)
+        theirs = median_time(lz_open, 1)
 
         def lz_save_one() -> None:
             r = lazyscribe.Repository(str(lz_path), mode="w+")
             r.log_artifact("features", [0, 1, 2, 3], "json")
             r.save()
 
-        lz_save = best_of(lz_save_one, 1)
+        lz_save = median_time(lz_save_one, 1)
         # Scale to the same version count when a smaller lazyscribe run was asked for.
         scale = n / lazyscribe_n
         result.update(

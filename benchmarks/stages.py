@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import blake3
 
+from timing import times
+
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(times(fn, repeat))
 
 
 def bench_stages(src: Path, repeat: int) -> dict[str, Any]:

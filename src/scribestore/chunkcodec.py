@@ -29,7 +29,7 @@ import zstandard
 from scribestore import planes
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = [
     "ChunkCodec",
@@ -190,50 +190,65 @@ def encode_chunks(
         for i in wanted:
             out[i] = _raw(span[starts[i] : starts[i] + sizes[i]])
         return out
+    chunks = [(i, starts[i], sizes[i]) for i in wanted]
+    for i, parts in _encode_grouped(span, offset, chunks, codec):
+        out[i] = parts
+    return out
+
+
+class _Whole(NamedTuple):
+    """A chunk's whole elements: which chunk, its head bytes, first element, how many."""
+
+    chunk: int
+    head: int
+    first: int
+    n: int
+
+
+def _encode_grouped(
+    span: memoryview, offset: int, chunks: list[tuple[int, int, int]], codec: ChunkCodec
+) -> Iterator[tuple[int, list[Part]]]:
+    """(chunk, blob parts) for byte-grouped chunks given as (chunk, start, size) in ``span``."""
+    k = codec.width
     grid = (-offset) % k
     whole = (len(span) - grid) // k
     top_plane, rest = planes.split(span[grid : grid + k * whole], k)
-    heads: list[tuple[int, int, int, int]] = []  # chunk, head, first element, elements
-    for i in wanted:
-        head = (-(offset + starts[i])) % k
-        count = (sizes[i] - head) // k
+    where: dict[int, tuple[int, int]] = {}
+    elements: list[_Whole] = []
+    for i, start, size in chunks:
+        where[i] = (start, size)
+        head = (-(offset + start)) % k
+        count = (size - head) // k
         if count < 4:
-            out[i] = _raw(span[starts[i] : starts[i] + sizes[i]])
+            yield i, _raw(span[start : start + size])
         else:
-            heads.append((i, head, (starts[i] + head - grid) // k, count))
-    coded: list[tuple[int, int, int, int, list[Part]]] = []
-    squeeze: list[tuple[int, int, int, int]] = []
-    for i, head, j, n in heads:
-        packed = planes.pack_top(top_plane[j : j + n]) if codec.packed else None
-        if packed is not None and len(packed[2]) * _MAX_ESCAPE_RATE <= n:
-            table, codes, escapes = packed
-            coded.append(
-                (
-                    i,
-                    head,
-                    j,
-                    n,
-                    [_PACKED_HEAD.pack(4, k, head, len(escapes)), table, codes, escapes],
-                )
-            )
+            elements.append(_Whole(i, head, (start + head - grid) // k, count))
+    # Top bytes: packed where the codec asks and escapes are rare, else zstd.
+    tops: list[tuple[_Whole, list[Part]]] = []
+    squeeze: list[_Whole] = []
+    for e in elements:
+        packed = planes.pack_top(top_plane[e.first : e.first + e.n]) if codec.packed else None
+        if packed is not None and len(packed[2]) * _MAX_ESCAPE_RATE <= e.n:
+            header = _PACKED_HEAD.pack(4, k, e.head, len(packed[2]))
+            tops.append((e, [header, *packed]))
         else:
-            squeeze.append((i, head, j, n))
-    tops = _compress_all(_compressors()[1], [top_plane[j : j + n] for _, _, j, n in squeeze])
-    for (i, head, j, n), top in zip(squeeze, tops, strict=True):
-        coded.append((i, head, j, n, [_GROUP_HEAD.pack(3, k, head, len(top)), top]))
-    for i, head, j, n, parts in coded:
-        start, size = starts[i], sizes[i]
+            squeeze.append(e)
+    frames: list[Part] = [top_plane[e.first : e.first + e.n] for e in squeeze]
+    for e, top in zip(squeeze, _compress_all(_compressors()[1], frames), strict=True):
+        tops.append((e, [_GROUP_HEAD.pack(3, k, e.head, len(top)), top]))
+    for e, parts in tops:
+        start, size = where[e.chunk]
+        j, n = e.first, e.n
         if sum(len(p) for p in parts) + (k - 1) * n + (size - k * n) > size:
-            out[i] = _raw(span[start : start + size])
+            yield e.chunk, _raw(span[start : start + size])
             continue
         if k == 4:
             parts += [rest[2 * j : 2 * (j + n)], rest[2 * whole + j : 2 * whole + j + n]]
         else:
             parts.append(rest[j : j + n])
-        parts.append(span[start : start + head])
-        parts.append(span[start + head + k * n : start + size])
-        out[i] = parts
-    return out
+        parts.append(span[start : start + e.head])
+        parts.append(span[start + e.head + k * n : start + size])
+        yield e.chunk, parts
 
 
 def encode_chunk(data: memoryview, codec: ChunkCodec, offset: int = 0) -> bytes:
