@@ -69,6 +69,8 @@ def _check_pack(store: ObjectStore, index_name: str) -> tuple[int, list[FsckProb
     problems: list[FsckProblem] = []
     try:
         total, entries = parse_index(pack_id, storage.read_bytes(index_name))
+    except UnsupportedFormatError as exc:
+        return 0, [FsckProblem(kind="unsupported", path=index_name, message=str(exc))]
     except ValueError as exc:
         return 0, [FsckProblem(kind="corrupt", path=index_name, message=str(exc))]
     try:

@@ -35,6 +35,7 @@ from scribestore.errors import (
     ObjectNotFoundError,
     ScribeStoreError,
     StorageError,
+    UnsupportedFormatError,
 )
 from scribestore.hashing import Hasher, hash_bytes, hash_file, is_digest, validate_digest
 from scribestore.packs import PACK_DIR, PackIndex
@@ -153,6 +154,8 @@ class ObjectReader(io.RawIOBase):
                 f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
                 "missing; restore it from another copy of the store or log the artifact again"
             ) from exc
+        except UnsupportedFormatError:
+            raise  # a newer format, not damage
         except (zstandard.ZstdError, ValueError) as exc:
             raise CorruptObjectError(
                 self.digest,

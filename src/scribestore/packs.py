@@ -17,6 +17,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
+from scribestore.errors import UnsupportedFormatError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
@@ -41,8 +43,10 @@ PACK_TARGET = 32 << 20
 _PUBLISHERS = 1
 #: Largest chunk blob: a maximal chunk stored raw plus its codec byte.
 MAX_BLOB = (256 << 10) + 1
-PACK_HEADER = b"SSPK\x01\x00\x00\x00"
-INDEX_HEADER = b"SSPI\x01\x00\x00\x00"
+#: Version 2 added blob codec 4; readers take 1 and 2 and refuse newer ones.
+PACK_FORMAT_VERSION = 2
+PACK_HEADER = b"SSPK" + bytes((PACK_FORMAT_VERSION, 0, 0, 0))
+INDEX_HEADER = b"SSPI" + bytes((PACK_FORMAT_VERSION, 0, 0, 0))
 CONDEMNED_EXT = "condemned"
 _TOTAL = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sQII4x")
@@ -83,12 +87,17 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
     """The pack length and the entries of an index file.
 
     Raises:
+        UnsupportedFormatError: the index (and its pack) were written by a
+            newer scribestore (a ``ValueError`` too).
         ValueError: the index is malformed.
     """
-    if data[:4] != INDEX_HEADER[:4] or len(data) < 16:
+    if data[:4] != INDEX_HEADER[:4] or len(data) < 16 or data[4] == 0:
         raise ValueError(f"pack index {pack_id} has a bad header")
-    if data[4] > INDEX_HEADER[4]:
-        raise ValueError(f"pack index {pack_id} has a newer format version {data[4]}")
+    if data[4] > PACK_FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"pack {pack_id} uses pack format version {data[4]}, newer than the "
+            f"{PACK_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
+        )
     (total,) = _TOTAL.unpack_from(data, 8)
     body = memoryview(data)[16:]
     if len(body) % _ENTRY.size:

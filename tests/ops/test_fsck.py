@@ -48,3 +48,17 @@ def test_missing_pack_is_reported(location: Location) -> None:
     report = check_store(ObjectStore(location.join("objects"), **location.options))
     assert any(p.kind == "missing" and p.path == pack for p in report.problems)
     assert any(p.digest == chunked for p in report.problems)
+
+
+def test_pack_of_a_newer_format_is_unsupported_not_corrupt(location: Location) -> None:
+    from scribestore.packs import PACK_FORMAT_VERSION, index_path
+
+    store, _, _ = store_with_data(location)
+    [index] = [p for p in store.storage.list("packs") if p.endswith(".idx")]
+    data = bytearray(store.storage.read_bytes(index))
+    data[4] = PACK_FORMAT_VERSION + 1
+    newer = index_path("e" * 32)
+    store.storage.write_new(newer, [bytes(data)])
+    report = check_store(ObjectStore(location.join("objects"), **location.options))
+    assert any(p.kind == "unsupported" and p.path == newer for p in report.problems)
+    assert not any(p.kind == "corrupt" for p in report.problems)
