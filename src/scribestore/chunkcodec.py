@@ -6,9 +6,9 @@ exponent bits, which compress well) and the rest (mantissa bits, which do
 not), and compress only the top bytes: with zstd (codec 3), float32 weights
 shrink to ~0.83 and bfloat16 to ~0.67 of their size, where plain zstd manages
 ~0.93 and ~0.78; packed into 4-bit codes (codec 4), float32 weights shrink to
-~0.88 and decode about ten times faster. The writer picks per object
-(:func:`choose_chunk_codec`): float32 weights usually get codec 4, bfloat16
-codec 3.
+~0.88 and their top bytes decode about three times faster. The writer
+picks per object (:func:`choose_chunk_codec`): float32 weights usually get
+codec 4, bfloat16 codec 3.
 
 Chunks are encoded and decoded a batch at a time: the byte planes of a whole
 batch are split or merged in one call, the batch's zstd frames are
