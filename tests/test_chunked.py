@@ -340,7 +340,6 @@ def test_packed_float_chunks_decode_with_and_without_the_accelerator(
     if native and not planes.NATIVE:
         pytest.skip("the C accelerator is not built here")
     if not native:
-        monkeypatch.setattr(planes, "decode_packed", None)
         monkeypatch.setattr(planes, "_native", None)
     data = weights(1 << 20, seed=6)
     sizes = [70_001, 65_536, 131_071, (1 << 20) - 266_608]

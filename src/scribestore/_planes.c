@@ -237,52 +237,47 @@ static PyObject *unpack_top(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* decode_packed(dst, blob): a whole codec-4 chunk blob (FORMAT 3.4) into dst,
- * which is exactly the chunk's size; ValueError if the blob is malformed. */
-static PyObject *decode_packed(PyObject *self, PyObject *args) {
-    Py_buffer dst, blob;
-    if (!PyArg_ParseTuple(args, "w*y*", &dst, &blob)) return NULL;
-    const uint8_t *b = blob.buf;
-    uint8_t *out = dst.buf;
-    Py_ssize_t size = dst.len, head = 0, k = 0, n = 0, nesc = 0, need = -1;
-    if (blob.len >= 7 + TABLE && b[0] == 4) {
-        k = b[1];
-        head = b[2];
-        nesc = (Py_ssize_t)b[3] | ((Py_ssize_t)b[4] << 8) | ((Py_ssize_t)b[5] << 16) |
-               ((Py_ssize_t)b[6] << 24);
-        if ((k == 2 || k == 4) && head < k && head <= size) {
-            n = (size - head) / k;
-            need = 7 + TABLE + (n + 1) / 2 + nesc + (k - 1) * n + (size - k * n);
-        }
-    }
+/* merge_packed(dst, k, table, codes, esc, rest): unpack a packed top plane and
+ * merge it with the rest, in one call without the GIL; ValueError if the
+ * lengths or the escapes disagree. */
+static PyObject *merge_packed(PyObject *self, PyObject *args) {
+    Py_buffer dst, table, codes, esc, rest;
+    Py_ssize_t k, n;
+    if (!PyArg_ParseTuple(args, "w*ny*y*y*y*", &dst, &k, &table, &codes, &esc, &rest))
+        return NULL;
     int status = -1;
-    if (need == blob.len) {
-        uint8_t *top = PyMem_RawMalloc(n ? n : 1);
-        if (top == NULL) {
-            PyBuffer_Release(&dst);
-            PyBuffer_Release(&blob);
-            return PyErr_NoMemory();
+    PyObject *result = NULL;
+    if (check(k, dst.len, dst.len / (k ? k : 1), rest.len, &n) == 0) {
+        if (table.len != TABLE || codes.len != (n + 1) / 2) {
+            PyErr_SetString(PyExc_ValueError, "packed top bytes: buffer lengths do not match");
+        } else {
+            uint8_t *top = PyMem_RawMalloc(n ? n : 1);
+            if (top == NULL) {
+                PyErr_NoMemory();
+            } else {
+                const uint8_t *r = rest.buf;
+                Py_BEGIN_ALLOW_THREADS
+                status = unpack(top, n, table.buf, codes.buf, esc.buf, esc.len);
+                if (status == 0) {
+                    if (k == 4) merge4(dst.buf, n, top, r, r + 2 * n);
+                    else merge2(dst.buf, n, top, r);
+                }
+                Py_END_ALLOW_THREADS
+                PyMem_RawFree(top);
+                if (status < 0)
+                    PyErr_SetString(PyExc_ValueError,
+                                    "packed top bytes: codes and escapes disagree");
+                else
+                    result = Py_None, Py_INCREF(result);
+            }
         }
-        const uint8_t *table = b + 7, *codes = table + TABLE, *esc = codes + (n + 1) / 2;
-        const uint8_t *rest = esc + nesc, *raw = rest + (k - 1) * n;
-        Py_BEGIN_ALLOW_THREADS
-        status = unpack(top, n, table, codes, esc, nesc);
-        if (status == 0) {
-            if (k == 4) merge4(out + head, n, top, rest, rest + 2 * n);
-            else merge2(out + head, n, top, rest);
-            memcpy(out, raw, head);
-            memcpy(out + head + k * n, raw + head, size - head - k * n);
-        }
-        Py_END_ALLOW_THREADS
-        PyMem_RawFree(top);
     }
     PyBuffer_Release(&dst);
-    PyBuffer_Release(&blob);
-    if (status < 0) {
-        PyErr_SetString(PyExc_ValueError, "byte-grouped packed chunk: malformed blob");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&esc);
+    PyBuffer_Release(&rest);
+    return result;
 }
 
 static PyMethodDef methods[] = {
@@ -294,8 +289,8 @@ static PyMethodDef methods[] = {
      "pack_top(top, table, codes, esc) -> escapes: pack a top plane into 4-bit codes."},
     {"unpack_top", unpack_top, METH_VARARGS,
      "unpack_top(top, table, codes, esc): restore a top plane from its 4-bit codes."},
-    {"decode_packed", decode_packed, METH_VARARGS,
-     "decode_packed(dst, blob): decode a whole codec-4 chunk blob into dst."},
+    {"merge_packed", merge_packed, METH_VARARGS,
+     "merge_packed(dst, k, table, codes, esc, rest): unpack a top plane and merge it."},
     {NULL, NULL, 0, NULL},
 };
 
