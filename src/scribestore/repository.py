@@ -213,18 +213,16 @@ class Repository:
         value, suffix = prepare_value(name, value, handler)
         created_at = self._next_created_at(name)
         fname = default_fname(name, created_at, suffix, fname)
-        pending = _Pending(
-            name=name,
+        self._add_version(
+            name,
             value=value,
             handler=handler,
-            params=dict(writer_kwargs),
+            params=writer_kwargs,
             created_at=created_at,
             fname=fname,
-            version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
             environment=get_handler(handler).environment(),
+            stored=None,
         )
-        self._pending.append(pending)
-        self._pending_by_name.setdefault(name, []).append(pending)
 
     # --- promotion hooks (used by Experiment.promote_artifact) ---------------------
 
@@ -245,8 +243,16 @@ class Repository:
         stored: tuple[str, int] | None,
         expiry: dt.datetime | None = None,
     ) -> _Pending:
-        """Queue a version that keeps its origin's creation time (and bytes, if stored)."""
-        self._check_writable("promote an artifact")
+        """Queue a version with this creation time (and these bytes, if stored).
+
+        Numbered after the saved and queued versions of ``name``. Promotion and
+        migration use it to keep an origin's creation time; ``log_artifact``
+        for a new one.
+
+        Raises:
+            ReadOnlyError: the repository was opened read-only.
+        """
+        self._check_writable("add a version")
         pending = _Pending(
             name=name,
             value=value,
