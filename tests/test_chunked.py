@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blake3
 import numpy as np
@@ -21,11 +23,15 @@ from scribestore.chunkcodec import (
     choose_chunk_codec,
     decode_chunk,
     decode_chunks,
+    decode_run,
     encode_chunk,
     encode_chunks,
 )
 from scribestore.codec import Codec
 from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def b3(data: bytes) -> str:
@@ -237,7 +243,81 @@ def test_batch_codec_round_trips(
     # A run mixing codecs (raw fallbacks, zstd, byte-grouped) decodes in one call.
     out = bytearray(sum(size for _, size, _ in kept))
     decode_chunks([memoryview(b) for b, _, _ in kept], [s for _, s, _ in kept], memoryview(out))
-    assert out == b"".join(data[start : start + size] for _, size, start in kept)
+    expected = b"".join(data[start : start + size] for _, size, start in kept)
+    assert out == expected
+    # So does the same run as it lies in a pack, with and without the accelerator.
+    pack, spans = _as_pack([(b, size) for b, size, _ in kept], gap=keep_seed % 3)
+    for native in (True, False):
+        with _accelerator(native):
+            out = bytearray(len(expected))
+            decode_run(memoryview(pack), spans, memoryview(out))
+            assert out == expected
+
+
+def _as_pack(
+    blobs: list[tuple[bytes, int]], gap: int = 0
+) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """Blobs laid out one after another (``gap`` junk bytes before each), and their spans."""
+    pack = bytearray()
+    spans = []
+    for blob, size in blobs:
+        pack += b"\xee" * gap
+        spans.append((len(pack), len(blob), size))
+        pack += blob
+    return bytes(pack), spans
+
+
+@contextlib.contextmanager
+def _accelerator(native: bool) -> Iterator[None]:
+    """Run with the C accelerator (skipped where it is not built) or its numpy fallback."""
+    from scribestore import planes
+
+    if native and not planes.NATIVE:
+        yield
+        return
+    saved = planes._native
+    if not native:
+        planes._native = None
+    try:
+        yield
+    finally:
+        planes._native = saved
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+@pytest.mark.parametrize(
+    ("blob", "size"),
+    [
+        (b"", 4),
+        (b"\x09abcd", 4),
+        (b"\x00abc", 4),  # raw, one byte short
+        (b"\x01notzstd", 4),
+        (b"\x03\x04\x00\x05\x00\x00\x00", 100),
+        (b"\x04\x03\x00\x00\x00\x00\x00" + bytes(15) + bytes(50) + bytes(300), 400),  # k = 3
+        (b"\x04\x04\x00\x00\x00\x00\x00" + bytes(15) + bytes(50), 400),  # too short
+        # one escape byte, but no code says escape
+        (b"\x04\x04\x00\x01\x00\x00\x00" + bytes(15) + bytes(50) + b"\x07" + bytes(300), 400),
+    ],
+)
+def test_malformed_blobs_in_a_run_raise_value_error(native: bool, blob: bytes, size: int) -> None:
+    good = encode_chunk(memoryview(weights(4096)), ChunkCodec.PACKED4)
+    pack, spans = _as_pack([(good, 4096), (blob, size)])
+    with _accelerator(native), pytest.raises(ValueError):
+        decode_run(memoryview(pack), spans, memoryview(bytearray(4096 + size)))
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+def test_a_run_must_fit_its_data_and_output(native: bool) -> None:
+    blob = encode_chunk(memoryview(b"x" * 100), ChunkCodec.RAW)
+    with _accelerator(native):
+        for spans in ([(1, len(blob), 100)], [(-1, len(blob), 100)], [(0, len(blob) + 1, 100)]):
+            with pytest.raises(ValueError):
+                decode_run(memoryview(blob), spans, memoryview(bytearray(100)))
+        with pytest.raises(ValueError):
+            decode_run(memoryview(blob), [(0, len(blob), 100)], memoryview(bytearray(99)))
+        out = bytearray(100)
+        decode_run(memoryview(blob), [(0, len(blob), 100)], memoryview(out))
+        assert out == b"x" * 100
 
 
 def test_decode_refuses_a_wrong_output_size() -> None:

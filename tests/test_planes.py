@@ -131,3 +131,16 @@ def test_unpack_refuses_codes_and_escapes_that_disagree(unpack: str) -> None:
     bad[-1] |= 0xF0  # the unused high nibble of an odd count must be zero
     with pytest.raises(ValueError):
         fn(out, table, memoryview(bytes(bad)), escapes)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+def test_copy(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    if native and not planes.NATIVE:
+        pytest.skip("the C accelerator is not built here")
+    if not native:
+        monkeypatch.setattr(planes, "_native", None)
+    dst = bytearray(10)
+    planes.copy(memoryview(dst)[2:7], memoryview(b"abcde"))
+    assert dst == b"\0\0abcde\0\0\0"
+    with pytest.raises(ValueError):
+        planes.copy(memoryview(dst), memoryview(b"abc"))

@@ -280,6 +280,136 @@ static PyObject *merge_packed(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* One blob of a run (FORMAT 3.4) decoded into dst (size bytes), for codecs 0
+ * and 4; returns 0, 1 if the blob needs zstd (codecs 1 and 3: left to the
+ * caller), or -1 with *why set if it is malformed. top is scratch space for
+ * size bytes. */
+static int decode_blob(const uint8_t *blob, Py_ssize_t len, uint8_t *dst, Py_ssize_t size,
+                       uint8_t *top, const char **why) {
+    if (len < 1) return *why = "empty chunk blob", -1;
+    if (blob[0] == 1 || blob[0] == 3) return 1;
+    if (blob[0] == 0) {
+        if (len - 1 != size) return *why = "raw chunk blob has the wrong length", -1;
+        memcpy(dst, blob + 1, (size_t)size);
+        return 0;
+    }
+    if (blob[0] != 4) return *why = "unknown chunk codec byte", -1;
+    if (len < 7) return *why = "byte-grouped chunk: blob too short", -1;
+    Py_ssize_t k = blob[1], head = blob[2];
+    uint32_t nesc;
+    memcpy(&nesc, blob + 3, 4); /* little-endian, as every platform we build on */
+    if ((k != 2 && k != 4) || head >= k || head > size)
+        return *why = "byte-grouped chunk: bad element width or head", -1;
+    Py_ssize_t n = (size - head) / k;
+    Py_ssize_t codes = 7 + TABLE, esc = codes + (n + 1) / 2, rest = esc + (Py_ssize_t)nesc;
+    Py_ssize_t raw = rest + (k - 1) * n;
+    if (raw + (size - k * n) != len) return *why = "byte-grouped chunk: payload has the wrong length", -1;
+    if (unpack(top, n, blob + 7, blob + codes, blob + esc, (Py_ssize_t)nesc) < 0)
+        return *why = "packed top bytes: codes and escapes disagree", -1;
+    if (k == 4) merge4(dst + head, n, top, blob + rest, blob + rest + 2 * n);
+    else merge2(dst + head, n, top, blob + rest);
+    memcpy(dst, blob + raw, (size_t)head);
+    memcpy(dst + head + k * n, blob + raw + head, (size_t)(size - head - k * n));
+    return 0;
+}
+
+/* decode_run(data, layout, out) -> list of blob numbers left for the caller.
+ * layout holds three int64 per blob: its offset in data, its length and its
+ * decoded size; the decoded chunks follow each other in out. Blobs of codecs
+ * 0 and 4 are decoded without the GIL; the numbers of the zstd ones (codecs 1
+ * and 3) are returned. ValueError names the first malformed blob. */
+static PyObject *decode_run(PyObject *self, PyObject *args) {
+    Py_buffer data, layout, out;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &data, &layout, &out)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = layout.len / (Py_ssize_t)(3 * sizeof(int64_t));
+    int64_t *spans = NULL;
+    uint8_t *skipped = NULL, *top = NULL;
+    Py_ssize_t total = 0, largest = 1, bad = -1;
+    const char *why = NULL;
+    if (layout.len % (Py_ssize_t)(3 * sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "run layout is not whole (offset, length, size) triples");
+        goto done;
+    }
+    spans = PyMem_Malloc(layout.len ? (size_t)layout.len : 1);
+    skipped = PyMem_Calloc(count ? (size_t)count : 1, 1);
+    if (spans == NULL || skipped == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(spans, layout.buf, (size_t)layout.len);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t off = spans[3 * i], len = spans[3 * i + 1], size = spans[3 * i + 2];
+        if (off < 0 || len < 0 || size < 0 || off > data.len || len > data.len - off) {
+            PyErr_Format(PyExc_ValueError, "chunk blob %zd lies outside its pack's run", i);
+            goto done;
+        }
+        if (size > largest) largest = (Py_ssize_t)size;
+        total += (Py_ssize_t)size;
+    }
+    if (total != out.len) {
+        PyErr_SetString(PyExc_ValueError, "chunk sizes do not add up to the output");
+        goto done;
+    }
+    top = PyMem_RawMalloc((size_t)largest);
+    if (top == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t *dst = out.buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t size = (Py_ssize_t)spans[3 * i + 2];
+        int status = decode_blob((const uint8_t *)data.buf + spans[3 * i], (Py_ssize_t)spans[3 * i + 1],
+                                 dst, size, top, &why);
+        if (status < 0) {
+            bad = i;
+            break;
+        }
+        skipped[i] = (uint8_t)status;
+        dst += size;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "chunk blob %zd: %s", bad, why);
+        goto done;
+    }
+    result = PyList_New(0);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        if (!skipped[i]) continue;
+        PyObject *number = PyLong_FromSsize_t(i);
+        if (number == NULL || PyList_Append(result, number) < 0) Py_CLEAR(result);
+        Py_XDECREF(number);
+    }
+done:
+    PyMem_RawFree(top);
+    PyMem_Free(spans);
+    PyMem_Free(skipped);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&layout);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* copy(dst, src): memcpy without the GIL (a reader copies decoded runs into
+ * its caller's buffer while other threads decode). */
+static PyObject *copy(PyObject *self, PyObject *args) {
+    Py_buffer dst, src;
+    if (!PyArg_ParseTuple(args, "w*y*", &dst, &src)) return NULL;
+    PyObject *result = NULL;
+    if (dst.len != src.len) {
+        PyErr_SetString(PyExc_ValueError, "copy: buffers differ in length");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(dst.buf, src.buf, (size_t)src.len);
+        Py_END_ALLOW_THREADS
+        result = Py_None, Py_INCREF(result);
+    }
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&src);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS,
      "split(src, k, top, rest): write the byte planes of src's k-byte elements."},
@@ -291,6 +421,9 @@ static PyMethodDef methods[] = {
      "unpack_top(top, table, codes, esc): restore a top plane from its 4-bit codes."},
     {"merge_packed", merge_packed, METH_VARARGS,
      "merge_packed(dst, k, table, codes, esc, rest): unpack a top plane and merge it."},
+    {"decode_run", decode_run, METH_VARARGS,
+     "decode_run(data, layout, out) -> [blob numbers]: decode a run's raw and packed blobs."},
+    {"copy", copy, METH_VARARGS, "copy(dst, src): memcpy without the GIL."},
     {NULL, NULL, 0, NULL},
 };
 

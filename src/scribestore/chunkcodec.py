@@ -11,9 +11,10 @@ picks per object (:func:`choose_chunk_codec`): float32 weights usually get
 codec 4, bfloat16 codec 3.
 
 Chunks are encoded and decoded a batch at a time: the byte planes of a whole
-batch are split or merged in one call, the batch's zstd frames are
-(de)compressed in one call, and a packed chunk is decoded in one call, all
-without the GIL. Per-chunk Python work is a handful of slices.
+batch are split in one call, the batch's zstd frames are (de)compressed in
+one call, and a reader's run of raw and packed blobs is parsed and decoded in
+one C call (:func:`decode_run`), all without the GIL. Per-chunk Python work
+is a handful of slices where the C accelerator is built.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "choose_chunk_codec",
     "decode_chunk",
     "decode_chunks",
+    "decode_run",
     "encode_chunk",
     "encode_chunks",
 ]
@@ -302,6 +304,41 @@ def decode_chunks(blobs: Sequence[memoryview], sizes: Sequence[int], out: memory
         out[at : at + frame_sizes[frame]] = decoded[frame]
     if targets:
         _merge(targets, decoded, out)
+
+
+def decode_run(data: memoryview, spans: Sequence[tuple[int, int, int]], out: memoryview) -> None:
+    """Decode consecutive chunks whose blobs lie in ``data`` into ``out``.
+
+    ``spans`` holds (offset in ``data``, blob length, chunk size) per chunk,
+    in output order. Raw and packed blobs are decoded in one call without the
+    GIL where the C accelerator is built; zstd blobs go through
+    :func:`decode_chunks`, a run of consecutive ones at a time.
+
+    Raises:
+        ValueError: as :func:`decode_chunks`, or a span lies outside ``data``.
+    """
+    layout = np.array(spans, dtype=np.int64).reshape(-1, 3)
+    left = planes.decode_run(data, layout, out)
+    if not left:
+        return
+    ends = np.cumsum(layout[:, 2]).tolist()
+    i = 0
+    while i < len(left):
+        j = i + 1
+        while j < len(left) and left[j] == left[j - 1] + 1:
+            j += 1
+        first, last = left[i], left[j - 1]
+        start = ends[first] - spans[first][2]
+        blobs = [_blob(data, spans[b]) for b in left[i:j]]
+        decode_chunks(blobs, [spans[b][2] for b in left[i:j]], out[start : ends[last]])
+        i = j
+
+
+def _blob(data: memoryview, span: tuple[int, int, int]) -> memoryview:
+    offset, length, _ = span
+    if offset < 0 or length < 0 or offset + length > len(data):
+        raise ValueError("chunk blob lies outside its pack's run")
+    return data[offset : offset + length]
 
 
 class _Group(NamedTuple):

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 import blake3
 from pyfastcdc import FastCDC
 
-from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_chunks, encode_chunks
+from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_run, encode_chunks
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
@@ -344,15 +344,10 @@ class ChunkedStream:
     ) -> tuple[bytearray, memoryview]:
         """Read one run of blobs with a single ranged read and decode them."""
         data = self._storage.read_view(pack_path(first.pack), first.offset, length)
-        blobs = []
-        for _, loc in run:
-            start = loc.offset - first.offset
-            blob = data[start : start + loc.length]
-            if len(blob) != loc.length:
-                raise ValueError(f"pack {loc.pack} is shorter than its index says")
-            blobs.append(blob)
-        sizes = [size for size, _ in run]
-        total = sum(sizes)
+        if len(data) != length:
+            raise ValueError(f"pack {first.pack} is shorter than its index says")
+        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
+        total = sum(size for size, _ in run)
         try:
             buf = self._spare.get_nowait()
         except queue.Empty:
@@ -360,7 +355,7 @@ class ChunkedStream:
         if len(buf) < total:
             buf = bytearray(total)
         out = memoryview(buf)[:total]
-        decode_chunks(blobs, sizes, out)
+        decode_run(data, spans, out)
         return buf, out
 
     def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 import msgspec
 import zstandard
 
-from scribestore import codec
+from scribestore import codec, planes
 from scribestore._storage import Storage, open_storage
 from scribestore.chunked import (
     CHUNK_THRESHOLD,
@@ -177,7 +177,7 @@ class ObjectReader(io.RawIOBase):
                     detail=f"more than the {self.size} bytes in the header",
                 )
             n = len(data)
-            view[:n] = data
+            planes.copy(view[:n], memoryview(data))
             return n
         self._finish()
         return 0

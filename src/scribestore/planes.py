@@ -27,7 +27,17 @@ try:
 except ImportError:  # built without a C compiler: the numpy fallback
     _native = None
 
-__all__ = ["NATIVE", "TABLE", "merge", "merge_packed", "pack_top", "split", "unpack_top"]
+__all__ = [
+    "NATIVE",
+    "TABLE",
+    "copy",
+    "decode_run",
+    "merge",
+    "merge_packed",
+    "pack_top",
+    "split",
+    "unpack_top",
+]
 
 #: Entries in the table of a packed top plane; code 15 marks an escape.
 TABLE = 15
@@ -173,3 +183,36 @@ def _unpack_numpy(out: memoryview, table: memoryview, codes: memoryview, esc: me
         raise ValueError("packed top bytes: codes and escapes disagree")
     values[where] = np.frombuffer(esc, dtype=np.uint8)
     np.frombuffer(out, dtype=np.uint8)[:] = values
+
+
+def decode_run(data: memoryview, layout: np.ndarray, out: memoryview) -> list[int]:
+    """Decode the raw and packed blobs of a run; return the numbers of the others.
+
+    ``layout`` is an int64 array of (offset in ``data``, length, decoded size)
+    rows, one per blob; the decoded chunks follow each other in ``out``. In C
+    the blobs of codecs 0 and 4 are decoded in one call without the GIL and
+    the numbers of the zstd blobs (codecs 1 and 3) are returned for the caller
+    to decode. Without the C accelerator nothing is decoded here and every
+    number is returned.
+
+    Raises:
+        ValueError: a blob is malformed or the layout does not fit ``data`` and ``out``.
+    """
+    if _native is None:
+        return list(range(len(layout)))
+    left: list[int] = _native.decode_run(data, np.ascontiguousarray(layout, dtype=np.int64), out)
+    return left
+
+
+def copy(dst: memoryview, src: memoryview) -> None:
+    """``dst[:] = src``, without the GIL in C.
+
+    Raises:
+        ValueError: the lengths differ.
+    """
+    if len(dst) != len(src):
+        raise ValueError("copy: buffers differ in length")
+    if _native is not None:
+        _native.copy(dst, src)
+    else:
+        dst[:] = src
