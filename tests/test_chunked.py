@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Location
-from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore, chunked
+from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore, chunked, planes
 from scribestore.chunkcodec import (
     ChunkCodec,
     choose_chunk_codec,
@@ -86,6 +86,54 @@ def test_identical_relog_writes_nothing(location: Location, tmp_path: Path) -> N
     copy.write_bytes(src.read_bytes())
     store.put(copy)
     assert [(p, store.storage.size(p)) for p in store.storage.list()] == listing
+
+
+def test_new_content_is_named_by_the_chunking_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose first chunk no pack holds is read once; a re-log is hashed once."""
+    import scribestore.objects as objects
+
+    store = ObjectStore(tmp_path / "objects")
+    data = weights(12 << 20, seed=3)
+    src = tmp_path / "w.bin"
+    src.write_bytes(data)
+    real_hash_file = objects.hash_file
+    calls: list[str] = []
+
+    def counting_hash_file(path: str) -> tuple[str, int]:
+        calls.append(path)
+        return real_hash_file(path)
+
+    monkeypatch.setattr(objects, "hash_file", counting_hash_file)
+    assert store.put(src) == b3(data)
+    assert calls == []  # named by the chunking pass alone
+    assert store.stat(b3(data)).codec is Codec.CHUNKED
+    listing = list(store.storage.list())
+    assert store.put(src) == b3(data)  # a re-log: one hashing pass, nothing written
+    assert calls == [str(src)]
+    assert list(store.storage.list()) == listing
+    # Same first chunk, new content: named first, then chunked and verified.
+    edited = bytearray(data)
+    edited[-5] ^= 1
+    src.write_bytes(edited)
+    assert store.put(src) == b3(bytes(edited))
+    assert len(calls) == 2
+    assert store.get(b3(bytes(edited))) == edited
+
+
+def test_single_pass_keeps_content_already_stored_unchunked(tmp_path: Path) -> None:
+    """First writer wins: content stored whole by another writer keeps its object."""
+    from scribestore.codec import encode_header
+    from scribestore.objects import object_path
+
+    store = ObjectStore(tmp_path / "objects")
+    data = os.urandom(5 << 20)
+    digest = b3(data)
+    store.storage.write_new(object_path(digest), (encode_header(Codec.RAW, len(data)), data))
+    assert store.put(data) == digest
+    assert store.stat(digest).codec is Codec.RAW
+    assert store.get(digest) == data
 
 
 def _edit_regions(data: bytes, fraction: float, regions: int, seed: int) -> tuple[bytes, int]:
@@ -282,6 +330,76 @@ def _accelerator(native: bool) -> Iterator[None]:
         yield
     finally:
         planes._native = saved
+
+
+class _BlobRecorder:
+    """The part of PackWriter that the encoder uses, keeping each chunk's blob."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buffer = bytearray(capacity)
+        self.used = 0
+        self.seals = 0
+        self.blobs: dict[bytes, bytes] = {}
+
+    def room(self) -> memoryview:
+        return memoryview(self.buffer)[self.used :]
+
+    def added(self, blobs: Iterator[tuple[bytes, int, int]]) -> None:
+        for digest, length, _ in blobs:
+            self.blobs[digest] = bytes(self.buffer[self.used : self.used + length])
+            self.used += length
+
+    def seal(self) -> None:
+        self.seals += 1
+        self.used = 0
+
+    def add(self, digest: bytes, parts: list[bytes], size: int) -> None:
+        self.blobs[digest] = b"".join(parts)
+
+
+@pytest.mark.skipif(not planes.NATIVE, reason="the C accelerator is not built here")
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(["weights", "random", "zeros"]), min_size=1, max_size=4),
+    offset=st.integers(0, 7),
+    cuts=st.lists(st.integers(1, 7999), max_size=8),
+    codec=st.sampled_from([ChunkCodec.PACKED4, ChunkCodec.PACKED2]),
+    keep_seed=st.integers(0, 2**16),
+)
+def test_packed_blobs_written_in_place_match_the_batch_codec(
+    pieces: list[str], offset: int, cuts: list[int], codec: ChunkCodec, keep_seed: int
+) -> None:
+    fill = {
+        "weights": weights(2000, seed=keep_seed),
+        "random": os.urandom(2000),
+        "zeros": bytes(2000),
+    }
+    data = b"".join(fill[p] for p in pieces)
+    bounds = sorted({c for c in cuts if c < len(data)} | {0, len(data)})
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    keep = [random.Random(keep_seed + i).random() < 0.8 for i in range(len(sizes))]
+    digests = [i.to_bytes(32, "little") for i in range(len(sizes))]
+    recorder = _BlobRecorder(capacity=max(sizes) + 1 + keep_seed % 5000)
+    chunked._store_packed(recorder, memoryview(data), offset, sizes, codec, keep, digests)  # type: ignore[arg-type]
+    expected = encode_chunks(memoryview(data), offset, sizes, codec, keep)
+    for digest, parts in zip(digests, expected, strict=True):
+        assert recorder.blobs.get(digest) == (None if parts is None else b"".join(parts))
+
+
+@pytest.mark.skipif(not planes.NATIVE, reason="the C accelerator is not built here")
+def test_packed_blobs_in_place_cover_every_outcome() -> None:
+    """Packed, zstd for varied top bytes, raw for tiny chunks, and full packs sealed."""
+    data = weights(40_000, seed=1) + os.urandom(5000)
+    sizes = [3000, 7000, 5000, 9000, 8000, 5000, 7997, 3]
+    digests = [i.to_bytes(32, "little") for i in range(len(sizes))]
+    recorder = _BlobRecorder(capacity=12_000)
+    keep = [True] * len(sizes)
+    chunked._store_packed(recorder, memoryview(data), 0, sizes, ChunkCodec.PACKED4, keep, digests)  # type: ignore[arg-type]
+    assert [recorder.blobs[d][0] for d in digests] == [4, 4, 4, 4, 4, 4, 3, 0]
+    assert recorder.seals == 5
+    out = bytearray(len(data))
+    decode_chunks([memoryview(recorder.blobs[d]) for d in digests], sizes, memoryview(out))
+    assert out == data
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])

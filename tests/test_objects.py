@@ -462,11 +462,17 @@ def test_random_kills_leave_only_complete_objects(tmp_path: Path) -> None:
 def test_source_changing_during_put_publishes_nothing(
     tmp_path: Path, monkeypatch, size: int
 ) -> None:
+    """Content named by a first pass is hashed again while it is stored (FORMAT 4.3)."""
     import scribestore.objects as objects
 
     store = ObjectStore(tmp_path / "objects")
+    data = os.urandom(size)
+    # A stored object with the same first chunk: the new file may be a re-log,
+    # so it is named by a first hashing pass before it is chunked.
+    store.put(data[: 1 << 20] + os.urandom(size - (1 << 20)))
+    stored = list(store)
     src = tmp_path / "model.bin"
-    src.write_bytes(os.urandom(size))
+    src.write_bytes(data)
     real_hash_file = objects.hash_file
 
     def hash_then_modify(path):
@@ -481,8 +487,38 @@ def test_source_changing_during_put_publishes_nothing(
     monkeypatch.setattr(objects, "hash_file", hash_then_modify)
     with pytest.raises(ScribeStoreError, match="changed while"):
         store.put(src)
-    assert list(store) == []
+    assert list(store) == stored
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "objects").rglob("*"))
+
+
+def test_file_changing_during_single_pass_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """New content is named by the chunking pass; a file changed meanwhile is refused."""
+    from scribestore.chunked import FileWindows
+
+    store = ObjectStore(tmp_path / "objects")
+    size = 20 << 20
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(size))
+    real_window = FileWindows.window
+
+    def window_then_modify(self, start, length, into):
+        out = real_window(self, start, length, into)
+        if start > 0:  # after the probe and the first window were read
+            stat = os.stat(src)
+            with open(src, "r+b") as f:
+                f.seek(size - 100)
+                f.write(b"changed!")
+            os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide it from mtime
+        return out
+
+    monkeypatch.setattr(FileWindows, "window", window_then_modify)
+    with pytest.raises(ScribeStoreError, match="changed while"):
+        store.put(src)
+    assert list(store) == []
+    monkeypatch.undo()
+    digest = store.put(src)
+    assert digest == b3(src.read_bytes())
+    assert store.get(digest) == src.read_bytes()
 
 
 def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
@@ -491,6 +527,8 @@ def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatc
 
     store = ObjectStore(tmp_path / "objects")
     data = bytearray(os.urandom(20 << 20))
+    store.put(bytes(data[: 1 << 20]) + os.urandom(5 << 20))  # same first chunk: two passes
+    stored = list(store)
     real_hash_bytes = objects.hash_bytes
 
     def hash_then_modify(buf):
@@ -501,7 +539,7 @@ def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatc
     monkeypatch.setattr(objects, "hash_bytes", hash_then_modify)
     with pytest.raises(ScribeStoreError, match="changed while"):
         store.put(data)
-    assert list(store) == []
+    assert list(store) == stored
     monkeypatch.undo()
     assert store.get(store.put(data)) == data
 

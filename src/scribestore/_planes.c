@@ -101,6 +101,8 @@ static PyObject *merge(PyObject *self, PyObject *args) { return permute(args, 1)
 
 #define TABLE 15
 #define ESCAPE 15
+/* A packed top plane with more escapes than one in this many is left to zstd. */
+#define MAX_ESCAPE_RATE 16
 
 /* Pack n top bytes: table of the 15 most frequent values (ties: smaller value
  * first), codes, escapes. Returns the number of escapes. */
@@ -280,6 +282,104 @@ static PyObject *merge_packed(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* One chunk's blob (FORMAT 3.4) written to dst for a packed codec: codec 4,
+ * or raw (codec 0) when packing would not make it smaller. Returns the blob's
+ * length, or 0 if its top bytes have too many escapes to pack (the caller
+ * uses zstd). top and esc are scratch space for size bytes each. */
+static Py_ssize_t encode_one(const uint8_t *src, Py_ssize_t size, Py_ssize_t k, Py_ssize_t head,
+                             uint8_t *dst, uint8_t *top, uint8_t *esc) {
+    Py_ssize_t n = (size - head) / k;
+    if (n >= 4) {
+        const uint8_t *el = src + head;
+        for (Py_ssize_t i = 0; i < n; i++) top[i] = el[k * i + k - 1];
+        Py_ssize_t codes = 7 + TABLE, nesc = pack(top, n, dst + 7, dst + codes, esc);
+        if (nesc * MAX_ESCAPE_RATE > n) return 0;
+        Py_ssize_t rest = codes + (n + 1) / 2 + nesc, raw = rest + (k - 1) * n;
+        Py_ssize_t len = raw + (size - k * n);
+        if (len <= size) {
+            uint32_t count = (uint32_t)nesc;
+            dst[0] = 4, dst[1] = (uint8_t)k, dst[2] = (uint8_t)head;
+            memcpy(dst + 3, &count, 4);
+            memcpy(dst + codes + (n + 1) / 2, esc, (size_t)nesc);
+            uint8_t *r = dst + rest;
+            if (k == 4) {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    memcpy(r + 2 * i, el + 4 * i, 2);
+                    r[2 * n + i] = el[4 * i + 2];
+                }
+            } else {
+                for (Py_ssize_t i = 0; i < n; i++) r[i] = el[2 * i];
+            }
+            memcpy(dst + raw, src, (size_t)head);
+            memcpy(dst + raw + head, el + k * n, (size_t)(size - head - k * n));
+            return len;
+        }
+    }
+    dst[0] = 0;
+    memcpy(dst + 1, src, (size_t)size);
+    return size + 1;
+}
+
+/* encode_packed(span, k, offset, layout, dst, lengths) -> chunks done.
+ * layout holds two int64 per chunk (start in span, size); span starts at
+ * byte offset of its object, so element boundaries fall where the object's
+ * do. Blobs are written one after another into dst, without the GIL, while
+ * dst has room for the largest possible blob (size + 1); lengths[i] gets
+ * blob i's length, 0 for a chunk left to the caller (too many escapes). */
+static PyObject *encode_packed(PyObject *self, PyObject *args) {
+    Py_buffer span, layout, dst, lengths;
+    Py_ssize_t k, offset;
+    if (!PyArg_ParseTuple(args, "y*nny*w*w*", &span, &k, &offset, &layout, &dst, &lengths))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = layout.len / (Py_ssize_t)(2 * sizeof(int64_t)), done = 0, largest = 1;
+    const int64_t *chunks = layout.buf;
+    uint8_t *top = NULL, *esc = NULL;
+    if ((k != 2 && k != 4) || offset < 0 || layout.len % (Py_ssize_t)(2 * sizeof(int64_t)) ||
+        lengths.len != count * (Py_ssize_t)sizeof(int64_t) ||
+        ((uintptr_t)layout.buf | (uintptr_t)lengths.buf) % sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "encode_packed: bad element width or layout");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t start = chunks[2 * i], size = chunks[2 * i + 1];
+        if (start < 0 || size < 0 || start > span.len || size > span.len - start) {
+            PyErr_SetString(PyExc_ValueError, "encode_packed: a chunk lies outside the span");
+            goto done;
+        }
+        if (size > largest) largest = (Py_ssize_t)size;
+    }
+    top = PyMem_RawMalloc((size_t)largest);
+    esc = PyMem_RawMalloc((size_t)largest);
+    if (top == NULL || esc == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int64_t *out = lengths.buf;
+    Py_ssize_t used = 0;
+    for (; done < count; done++) {
+        Py_ssize_t start = (Py_ssize_t)chunks[2 * done], size = (Py_ssize_t)chunks[2 * done + 1];
+        if (dst.len - used < size + 1) break;
+        Py_ssize_t head = (k - (offset + start) % k) % k;
+        if (head > size) head = size;
+        Py_ssize_t len = encode_one((const uint8_t *)span.buf + start, size, k, head,
+                                    (uint8_t *)dst.buf + used, top, esc);
+        out[done] = len;
+        used += len;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(done);
+done:
+    PyMem_RawFree(top);
+    PyMem_RawFree(esc);
+    PyBuffer_Release(&span);
+    PyBuffer_Release(&layout);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&lengths);
+    return result;
+}
+
 /* One blob of a run (FORMAT 3.4) decoded into dst (size bytes), for codecs 0
  * and 4; returns 0, 1 if the blob needs zstd (codecs 1 and 3: left to the
  * caller), or -1 with *why set if it is malformed. top is scratch space for
@@ -423,6 +523,8 @@ static PyMethodDef methods[] = {
      "merge_packed(dst, k, table, codes, esc, rest): unpack a top plane and merge it."},
     {"decode_run", decode_run, METH_VARARGS,
      "decode_run(data, layout, out) -> [blob numbers]: decode a run's raw and packed blobs."},
+    {"encode_packed", encode_packed, METH_VARARGS,
+     "encode_packed(span, k, offset, layout, dst, lengths) -> chunks: packed blobs into dst."},
     {"copy", copy, METH_VARARGS, "copy(dst, src): memcpy without the GIL."},
     {NULL, NULL, 0, NULL},
 };

@@ -15,6 +15,7 @@ named, and the pack writer publishes full packs.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import struct
 from collections import deque
@@ -22,8 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 import blake3
+import numpy as np
 from pyfastcdc import FastCDC
 
+from scribestore import planes
 from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_run, encode_chunks
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
@@ -39,6 +42,7 @@ __all__ = [
     "ChunkedStream",
     "FileWindows",
     "RecipeEntry",
+    "first_chunk",
     "parse_recipe",
     "write_chunks",
 ]
@@ -70,6 +74,17 @@ def new_chunker() -> FastCDC:
     return FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=1)
 
 
+def first_chunk(prefix: memoryview) -> memoryview:
+    """The first chunk of any content that starts with ``prefix``.
+
+    ``prefix`` must hold at least :data:`MAX_CHUNK` bytes or the whole
+    content: a cut depends only on the bytes before it, and the first cut
+    falls within the first :data:`MAX_CHUNK` bytes.
+    """
+    view = prefix[:MAX_CHUNK]
+    return view[: next(iter(new_chunker().cut_buf(view))).length] if len(view) else view
+
+
 def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     """The (chunk digest, chunk size) list of a recipe payload.
 
@@ -91,6 +106,11 @@ class BufferWindows:
         self._view = view
         self.size = len(view)
 
+    @property
+    def view(self) -> memoryview:
+        """The whole buffer (not a private copy)."""
+        return self._view
+
     def window(self, start: int, length: int, into: bytearray) -> memoryview:
         """``length`` bytes from ``start`` (in ``into`` unless the buffer is immutable)."""
         if isinstance(self._view.obj, bytes):
@@ -106,6 +126,11 @@ class FileWindows:
     def __init__(self, f: IO[bytes], size: int) -> None:
         self._f = f
         self.size = size
+
+    @property
+    def file(self) -> IO[bytes]:
+        """The open file."""
+        return self._f
 
     def window(self, start: int, length: int, into: bytearray) -> memoryview:
         """``length`` bytes from ``start`` in ``into`` (fewer if the file shrank).
@@ -283,10 +308,56 @@ def _store_batch(
     digests: Sequence[bytes],
 ) -> None:
     """Encode a batch's new chunks and add them to the packs (encoder thread)."""
+    if codec.packed and planes.NATIVE:
+        _store_packed(writer, span, offset, sizes, codec, keep, digests)
+        return
     blobs = encode_chunks(span, offset, sizes, codec, keep)
     for digest, size, parts in zip(digests, sizes, blobs, strict=True):
         if parts is not None:
             writer.add(digest, parts, size)
+
+
+def _store_packed(
+    writer: PackWriter,
+    span: memoryview,
+    offset: int,
+    sizes: Sequence[int],
+    codec: ChunkCodec,
+    keep: Sequence[bool],
+    digests: Sequence[bytes],
+) -> None:
+    """Packed chunks encoded by C straight into the pack buffer, in one call per pack.
+
+    The same blobs as :func:`encode_chunks` (a test checks it), without the
+    intermediate planes and copies.
+    """
+    starts = [0, *itertools.accumulate(sizes)][:-1]
+    wanted = [i for i, k in enumerate(keep) if k]
+    layout = np.array([(starts[i], sizes[i]) for i in wanted], dtype=np.int64).reshape(-1, 2)
+    lengths = np.zeros(len(wanted), dtype=np.int64)
+    pos = 0
+    while pos < len(wanted):
+        done = planes.encode_packed(
+            span, codec.width, offset, layout[pos:], writer.room(), lengths[pos:]
+        )
+        written = lengths[pos : pos + done].tolist()
+        chunks = wanted[pos : pos + done]
+        writer.added((digests[i], n, sizes[i]) for i, n in zip(chunks, written, strict=True) if n)
+        pos += done
+        if pos < len(wanted):
+            writer.seal()  # no room for the next chunk's largest blob
+    fallback = ChunkCodec.GROUP4 if codec.width == 4 else ChunkCodec.GROUP2
+    for i, n in zip(wanted, lengths.tolist(), strict=True):
+        if not n:  # too many escapes to pack: zstd, as encode_chunks would
+            blob = encode_chunks(
+                span[starts[i] : starts[i] + sizes[i]],
+                offset + starts[i],
+                [sizes[i]],
+                fallback,
+                [True],
+            )[0]
+            assert blob is not None
+            writer.add(digests[i], blob, sizes[i])
 
 
 class ChunkedStream:

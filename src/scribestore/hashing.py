@@ -22,6 +22,7 @@ __all__ = [
     "DIGEST_HEX_LEN",
     "Hasher",
     "hash_bytes",
+    "hash_chunk",
     "hash_chunks",
     "hash_file",
     "is_digest",
@@ -84,6 +85,11 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """Digest of an in-memory buffer (multi-threaded above 1 MiB)."""
     threads = blake3.blake3.AUTO if len(data) >= _PARALLEL_MIN else 1
     return str(blake3.blake3(data, max_threads=threads).hexdigest())
+
+
+def hash_chunk(data: bytes | bytearray | memoryview) -> bytes:
+    """The raw 32-byte digest of a chunk (one thread: chunks are small)."""
+    return bytes(blake3.blake3(data).digest())
 
 
 def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:

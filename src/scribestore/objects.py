@@ -18,14 +18,17 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 import msgspec
 import zstandard
 
-from scribestore import codec, planes
+from scribestore import codec
 from scribestore._storage import Storage, open_storage
 from scribestore.chunked import (
     CHUNK_THRESHOLD,
     BufferWindows,
     ChunkedStream,
+    ChunkWrite,
     FileWindows,
     RecipeEntry,
+    Windows,
+    first_chunk,
     parse_recipe,
     write_chunks,
 )
@@ -35,15 +38,21 @@ from scribestore.errors import (
     ObjectNotFoundError,
     ScribeStoreError,
     StorageError,
-    UnsupportedFormatError,
 )
-from scribestore.hashing import Hasher, hash_bytes, hash_file, is_digest, validate_digest
+from scribestore.hashing import (
+    Hasher,
+    hash_bytes,
+    hash_chunk,
+    hash_file,
+    is_digest,
+    validate_digest,
+)
 from scribestore.packs import PACK_DIR, PackIndex
 from scribestore.progress import Progress, null
+from scribestore.readers import ObjectReader
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from types import TracebackType
 
 __all__ = [
     "MANIFESTS_DIR",
@@ -99,134 +108,6 @@ class StoreStats(msgspec.Struct, frozen=True):
     objects: int
     logical_size: int
     stored_size: int
-
-
-class ObjectReader(io.RawIOBase):
-    """A readable stream of one object's content, verified as it is read.
-
-    Once the content is exhausted the digest and size are checked; on a
-    mismatch :class:`IntegrityError` is raised instead of the final empty read,
-    so a reader that reaches a clean end has seen exactly the stored content.
-    """
-
-    def __init__(
-        self,
-        raw: IO[bytes],
-        digest: str,
-        header: codec.ObjectHeader,
-        path: str,
-        *,
-        artifact: str | None = None,
-        version: int | None = None,
-        chunks: ChunkedStream | None = None,
-    ) -> None:
-        super().__init__()
-        self._artifact = artifact
-        self._version = version
-        self.digest = digest
-        self.size = header.size
-        self._path = path
-        self._raw = raw
-        self._hasher = Hasher()
-        self._verified = False
-        self._source: IO[bytes] | Any
-        if header.codec is codec.Codec.ZSTD:
-            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
-        elif header.codec is codec.Codec.CHUNKED:
-            assert chunks is not None
-            self._source = chunks
-        else:
-            self._source = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._verified or len(view) == 0:
-            return 0
-        # Never read past the recorded size: trailing garbage is an integrity error.
-        want = min(len(view), self.size - self._hasher.size + 1)
-        try:
-            data = self._source.read(want)
-        except FileNotFoundError as exc:
-            raise ObjectNotFoundError(
-                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
-                "missing; restore it from another copy of the store or log the artifact again"
-            ) from exc
-        except UnsupportedFormatError:
-            raise  # a newer format, not damage
-        except (zstandard.ZstdError, ValueError) as exc:
-            raise CorruptObjectError(
-                self.digest,
-                self._hasher.hexdigest(),
-                path=self._path,
-                artifact=self._artifact,
-                version=self._version,
-                detail=f"undecodable: {exc}",
-            ) from exc
-        if data:
-            self._hasher.update(data)
-            if self._hasher.size > self.size:
-                raise IntegrityError(
-                    self.digest,
-                    "longer than recorded",
-                    path=self._path,
-                    artifact=self._artifact,
-                    version=self._version,
-                    detail=f"more than the {self.size} bytes in the header",
-                )
-            n = len(data)
-            planes.copy(view[:n], memoryview(data))
-            return n
-        self._finish()
-        return 0
-
-    def _finish(self) -> None:
-        actual = self._hasher.hexdigest()
-        if self._hasher.size != self.size or actual != self.digest:
-            raise IntegrityError(
-                self.digest,
-                actual,
-                path=self._path,
-                artifact=self._artifact,
-                version=self._version,
-                detail=f"read {self._hasher.size} of {self.size} bytes",
-            )
-        self._verified = True
-
-    def readall(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            chunk = self.read(BLOCK_SIZE)
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
-
-    @property
-    def verified(self) -> bool:
-        """True once the whole content has been read and matched its digest."""
-        return self._verified
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                if isinstance(self._source, ChunkedStream):
-                    self._source.close()
-                self._raw.close()
-            finally:
-                super().close()
-
-    def __enter__(self) -> ObjectReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Prepared(msgspec.Struct, frozen=True):
@@ -332,6 +213,8 @@ class ObjectStore:
     def _put_any(self, data: Source, progress: Progress) -> tuple[str, int]:
         if isinstance(data, (bytes, bytearray, memoryview)):
             buf = memoryview(data).cast("B")
+            if len(buf) >= CHUNK_THRESHOLD:
+                return self._put_large(BufferWindows(buf), None, progress)
             return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf), progress)
         if isinstance(data, (str, os.PathLike)):
             if isinstance(data, str):
@@ -340,13 +223,55 @@ class ObjectStore:
                     "wrap a path string in pathlib.Path to store the file it names"
                 )
             path = os.fspath(data)
-            digest, size = self._wrap_os(lambda: hash_file(path), path)
-            return self._put_prepared(_Prepared(digest, size, path, None), progress)
+            return self._wrap_os(lambda: self._put_file(path, progress), path)
         if hasattr(data, "read"):
             return self._put_stream(data, progress)
         raise TypeError(
             f"put() takes bytes, a binary stream or an os.PathLike path, not {type(data).__name__}"
         )
+
+    def _put_file(self, path: str, progress: Progress) -> tuple[str, int]:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size >= CHUNK_THRESHOLD:
+                return self._put_large(FileWindows(f, size), f, progress)
+        digest, size = hash_file(path)
+        return self._put_prepared(_Prepared(digest, size, path, None), progress)
+
+    def _put_large(
+        self, source: BufferWindows | FileWindows, f: IO[bytes] | None, progress: Progress
+    ) -> tuple[str, int]:
+        """Store content that will be chunked; name it in one pass if it must be new.
+
+        Content whose first chunk no pack holds cannot be stored as a chunked
+        object yet, so it is named by the chunking pass itself (FORMAT 4.3).
+        Otherwise it may be a re-log: it is named first, by one hashing pass
+        on all cores, and chunked only if that name is not stored.
+        """
+        before = None if f is None else _file_state(f)
+        size = source.size
+        probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+        progress.start(size, "storing")
+        if hash_chunk(first_chunk(probe)) in self._packs():
+            if isinstance(source, BufferWindows):
+                digest = hash_bytes(source.view)
+            else:
+                digest = hash_file(source.file.name)[0]
+            if self._exists(digest):
+                progress.advance(size)
+            else:
+                self._publish_chunked(digest, source, before, probe, progress)
+            return digest, size
+        done = self._write_chunks(source, probe, progress)
+        if done.size != size or (f is not None and _file_state(f) != before):
+            raise ScribeStoreError(
+                f"the file changed while it was being stored (read {done.size} of {size} "
+                "bytes, or its size, modification time or inode changed during the read); "
+                "nothing was stored. Do not modify a file while logging it, then retry."
+            )
+        if not self._exists(done.digest):  # else stored unchunked by another writer
+            self._publish_recipe(done.digest, size, done.recipe)
+        return done.digest, size
 
     def _put_stream(self, stream: IO[bytes], progress: Progress) -> tuple[str, int]:
         # The digest names the object, so it must be known before publishing;
@@ -393,7 +318,13 @@ class ObjectStore:
         self, digest: str, size: int, f: IO[bytes] | _BufferReader, progress: Progress
     ) -> None:
         if size >= CHUNK_THRESHOLD:
-            self._publish_chunked(digest, size, f, progress)
+            source: BufferWindows | FileWindows
+            if isinstance(f, _BufferReader):
+                source, before = BufferWindows(f.view), None
+            else:
+                source, before = FileWindows(f, size), _file_state(f)
+            start = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+            self._publish_chunked(digest, source, before, start, progress)
             return
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
@@ -401,33 +332,36 @@ class ObjectStore:
         self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
 
     def _publish_chunked(
-        self, digest: str, size: int, f: IO[bytes] | _BufferReader, progress: Progress
+        self,
+        digest: str,
+        source: BufferWindows | FileWindows,
+        before: tuple[int, int, int, int] | None,
+        probe: memoryview,
+        progress: Progress,
     ) -> None:
         """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5).
 
         ``digest`` was computed from the source in a first pass; the chunking
         pass hashes the content again (FORMAT 4.3) and a file is also checked
-        for the same size, mtime and ctime, so the recipe published is that of
-        the content that was named.
+        against its size, mtime, ctime and inode from ``before`` the first
+        pass, so the recipe published is that of the content that was named.
         """
-        source: BufferWindows | FileWindows
-        if isinstance(f, _BufferReader):
-            source = BufferWindows(f.view)
-            before = None
-        else:
-            source = FileWindows(f, size)
-            before = _file_state(f)
-        probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
-        done = self._wrap_os(
+        done = self._write_chunks(source, probe, progress)
+        after = None if isinstance(source, BufferWindows) else _file_state(source.file)
+        if done.size != source.size or done.digest != digest or after != before:
+            raise _changed_error(digest, source.size, done.digest, done.size)
+        self._publish_recipe(digest, source.size, done.recipe)
+
+    def _write_chunks(self, source: Windows, probe: memoryview, progress: Progress) -> ChunkWrite:
+        return self._wrap_os(
             lambda: write_chunks(self._storage, self._packs(), source, probe, progress.advance),
-            digest,
+            "packs",
         )
-        after = None if isinstance(f, _BufferReader) else _file_state(f)
-        if done.size != size or done.digest != digest or after != before:
-            raise _changed_error(digest, size, done.digest, done.size)
+
+    def _publish_recipe(self, digest: str, size: int, recipe: bytes) -> None:
         header = codec.encode_header(codec.Codec.CHUNKED, size)
         self._wrap_os(
-            lambda: self._storage.write_new(object_path(digest), (header, done.recipe)), digest
+            lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
         )
 
     def _packs(self) -> PackIndex:

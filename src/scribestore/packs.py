@@ -211,6 +211,31 @@ class PackWriter:
             self._used = end
         self._record(digest, offset, size)
 
+    def room(self) -> memoryview:
+        """The free space of the pack being filled, for blobs written in place.
+
+        Valid until the next call that adds or seals; record what was written
+        with :meth:`added`.
+        """
+        return self._view[self._used :]
+
+    def added(self, blobs: Iterable[tuple[bytes, int, int]]) -> None:
+        """Record blobs written in place at the start of :meth:`room`, in order.
+
+        Each is (chunk digest, blob length, chunk size); the pack is sealed if
+        it has reached its target size.
+        """
+        for digest, length, size in blobs:
+            location = ChunkLocation(self._pack_id, self._used, length, size)
+            self._entries.append((digest, location))
+            self._used += length
+        if self._used >= self._target:
+            self._seal()
+
+    def seal(self) -> None:
+        """Send the pack being filled to be published and start a new one."""
+        self._seal()
+
     def _record(self, digest: bytes, offset: int, size: int) -> None:
         length = self._used - offset
         self._entries.append((digest, ChunkLocation(self._pack_id, offset, length, size)))

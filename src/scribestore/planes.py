@@ -32,6 +32,7 @@ __all__ = [
     "TABLE",
     "copy",
     "decode_run",
+    "encode_packed",
     "merge",
     "merge_packed",
     "pack_top",
@@ -216,3 +217,25 @@ def copy(dst: memoryview, src: memoryview) -> None:
         _native.copy(dst, src)
     else:
         dst[:] = src
+
+
+def encode_packed(
+    span: memoryview, k: int, offset: int, layout: np.ndarray, dst: memoryview, lengths: np.ndarray
+) -> int:
+    """Encode chunks of ``span`` straight into ``dst`` as packed blobs (C accelerator only).
+
+    ``layout`` is an int64 array of (start in ``span``, size) rows and
+    ``span`` starts at byte ``offset`` of its object. Blobs are codec 4, or
+    raw where packing does not pay, written one after another while ``dst``
+    has room for a chunk's largest blob (its size + 1). ``lengths[i]`` gets
+    blob ``i``'s length, 0 for a chunk whose top bytes have too many escapes
+    (for the caller to encode with zstd). Returns how many chunks were done.
+
+    Raises:
+        ValueError: ``k`` is not 2 or 4, or a chunk lies outside ``span``.
+        RuntimeError: the C accelerator is not built.
+    """
+    if _native is None:
+        raise RuntimeError("encode_packed needs the C accelerator (scribestore._planes)")
+    done: int = _native.encode_packed(span, k, offset, layout, dst, lengths)
+    return done

@@ -1,0 +1,154 @@
+"""Reading objects: a stream of one object's content, verified as it is read."""
+
+from __future__ import annotations
+
+import io
+from typing import IO, TYPE_CHECKING, Any
+
+import zstandard
+
+from scribestore import codec, planes
+from scribestore.chunked import ChunkedStream
+from scribestore.errors import (
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    UnsupportedFormatError,
+)
+from scribestore.hashing import Hasher
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["BLOCK_SIZE", "ObjectReader"]
+
+#: Bytes read per step by :meth:`ObjectReader.readall`.
+BLOCK_SIZE = 4 << 20
+
+
+class ObjectReader(io.RawIOBase):
+    """A readable stream of one object's content, verified as it is read.
+
+    Once the content is exhausted the digest and size are checked; on a
+    mismatch :class:`IntegrityError` is raised instead of the final empty read,
+    so a reader that reaches a clean end has seen exactly the stored content.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        digest: str,
+        header: codec.ObjectHeader,
+        path: str,
+        *,
+        artifact: str | None = None,
+        version: int | None = None,
+        chunks: ChunkedStream | None = None,
+    ) -> None:
+        super().__init__()
+        self._artifact = artifact
+        self._version = version
+        self.digest = digest
+        self.size = header.size
+        self._path = path
+        self._raw = raw
+        self._hasher = Hasher()
+        self._verified = False
+        self._source: IO[bytes] | Any
+        if header.codec is codec.Codec.ZSTD:
+            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        elif header.codec is codec.Codec.CHUNKED:
+            assert chunks is not None
+            self._source = chunks
+        else:
+            self._source = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._verified or len(view) == 0:
+            return 0
+        # Never read past the recorded size: trailing garbage is an integrity error.
+        want = min(len(view), self.size - self._hasher.size + 1)
+        try:
+            data = self._source.read(want)
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(
+                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
+                "missing; restore it from another copy of the store or log the artifact again"
+            ) from exc
+        except UnsupportedFormatError:
+            raise  # a newer format, not damage
+        except (zstandard.ZstdError, ValueError) as exc:
+            raise CorruptObjectError(
+                self.digest,
+                self._hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"undecodable: {exc}",
+            ) from exc
+        if data:
+            self._hasher.update(data)
+            if self._hasher.size > self.size:
+                raise IntegrityError(
+                    self.digest,
+                    "longer than recorded",
+                    path=self._path,
+                    artifact=self._artifact,
+                    version=self._version,
+                    detail=f"more than the {self.size} bytes in the header",
+                )
+            n = len(data)
+            planes.copy(view[:n], memoryview(data))
+            return n
+        self._finish()
+        return 0
+
+    def _finish(self) -> None:
+        actual = self._hasher.hexdigest()
+        if self._hasher.size != self.size or actual != self.digest:
+            raise IntegrityError(
+                self.digest,
+                actual,
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"read {self._hasher.size} of {self.size} bytes",
+            )
+        self._verified = True
+
+    def readall(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            chunk = self.read(BLOCK_SIZE)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    @property
+    def verified(self) -> bool:
+        """True once the whole content has been read and matched its digest."""
+        return self._verified
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if isinstance(self._source, ChunkedStream):
+                    self._source.close()
+                self._raw.close()
+            finally:
+                super().close()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
