@@ -18,7 +18,17 @@
 #include <stdint.h>
 #include <string.h>
 
-static void split4(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict top,
+/* The per-blob coders are compiled for AVX-512, AVX2 and baseline x86-64, and
+ * the best for the running CPU is picked when the module loads (GCC function
+ * multiversioning); the helpers are inlined into each version. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSION \
+    __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+static inline void split4(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict top,
                    uint8_t *restrict low, uint8_t *restrict b2) {
     for (Py_ssize_t i = 0; i < n; i++) {
         uint32_t v;
@@ -30,7 +40,7 @@ static void split4(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict 
     }
 }
 
-static void merge4(uint8_t *restrict dst, Py_ssize_t n, const uint8_t *restrict top,
+static inline void merge4(uint8_t *restrict dst, Py_ssize_t n, const uint8_t *restrict top,
                    const uint8_t *restrict low, const uint8_t *restrict b2) {
     for (Py_ssize_t i = 0; i < n; i++) {
         uint16_t lo;
@@ -40,7 +50,7 @@ static void merge4(uint8_t *restrict dst, Py_ssize_t n, const uint8_t *restrict 
     }
 }
 
-static void split2(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict top,
+static inline void split2(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict top,
                    uint8_t *restrict low) {
     for (Py_ssize_t i = 0; i < n; i++) {
         low[i] = src[2 * i];
@@ -48,7 +58,7 @@ static void split2(const uint8_t *restrict src, Py_ssize_t n, uint8_t *restrict 
     }
 }
 
-static void merge2(uint8_t *restrict dst, Py_ssize_t n, const uint8_t *restrict top,
+static inline void merge2(uint8_t *restrict dst, Py_ssize_t n, const uint8_t *restrict top,
                    const uint8_t *restrict low) {
     for (Py_ssize_t i = 0; i < n; i++) {
         dst[2 * i] = low[i];
@@ -106,7 +116,7 @@ static PyObject *merge(PyObject *self, PyObject *args) { return permute(args, 1)
 
 /* Pack n top bytes: table of the 15 most frequent values (ties: smaller value
  * first), codes, escapes. Returns the number of escapes. */
-static Py_ssize_t pack(const uint8_t *restrict top, Py_ssize_t n, uint8_t *restrict table,
+static inline Py_ssize_t pack(const uint8_t *restrict top, Py_ssize_t n, uint8_t *restrict table,
                        uint8_t *restrict codes, uint8_t *restrict esc) {
     /* Four interleaved histograms: runs of equal bytes would otherwise make
      * each increment wait for the previous one. */
@@ -163,7 +173,7 @@ static Py_ssize_t pack(const uint8_t *restrict top, Py_ssize_t n, uint8_t *restr
 }
 
 /* Unpack n top bytes; -1 if the escapes do not match the codes. */
-static int unpack(uint8_t *restrict top, Py_ssize_t n, const uint8_t *restrict table,
+static inline int unpack(uint8_t *restrict top, Py_ssize_t n, const uint8_t *restrict table,
                   const uint8_t *restrict codes, const uint8_t *restrict esc, Py_ssize_t nesc) {
     uint16_t pair[256];  /* both values of a code byte, escapes as 0 */
     uint8_t escapes[256];  /* how many of its two codes are escapes */
@@ -286,7 +296,7 @@ static PyObject *merge_packed(PyObject *self, PyObject *args) {
  * or raw (codec 0) when packing would not make it smaller. Returns the blob's
  * length, or 0 if its top bytes have too many escapes to pack (the caller
  * uses zstd). top and esc are scratch space for size bytes each. */
-static Py_ssize_t encode_one(const uint8_t *src, Py_ssize_t size, Py_ssize_t k, Py_ssize_t head,
+MULTIVERSION static Py_ssize_t encode_one(const uint8_t *src, Py_ssize_t size, Py_ssize_t k, Py_ssize_t head,
                              uint8_t *dst, uint8_t *top, uint8_t *esc) {
     Py_ssize_t n = (size - head) / k;
     if (n >= 4) {
@@ -384,7 +394,7 @@ done:
  * and 4; returns 0, 1 if the blob needs zstd (codecs 1 and 3: left to the
  * caller), or -1 with *why set if it is malformed. top is scratch space for
  * size bytes. */
-static int decode_blob(const uint8_t *blob, Py_ssize_t len, uint8_t *dst, Py_ssize_t size,
+MULTIVERSION static int decode_blob(const uint8_t *blob, Py_ssize_t len, uint8_t *dst, Py_ssize_t size,
                        uint8_t *top, const char **why) {
     if (len < 1) return *why = "empty chunk blob", -1;
     if (blob[0] == 1 || blob[0] == 3) return 1;
