@@ -7,8 +7,10 @@ import io
 import itertools
 import os
 import random
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import blake3
 import numpy as np
@@ -31,7 +33,7 @@ from scribestore.codec import Codec
 from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 
 def b3(data: bytes) -> str:
@@ -93,26 +95,45 @@ def test_new_content_is_named_by_the_chunking_pass(
 ) -> None:
     """A file whose first chunk no pack holds is read once; a re-log is hashed once."""
     import scribestore.objects as objects
+    from scribestore.hashing import HashStopped
 
     store = ObjectStore(tmp_path / "objects")
     data = weights(12 << 20, seed=3)
     src = tmp_path / "w.bin"
     src.write_bytes(data)
     real_hash_file = objects.hash_file
-    calls: list[str] = []
+    stopped = threading.Event()
 
-    def counting_hash_file(path: str) -> tuple[str, int]:
-        calls.append(path)
-        return real_hash_file(path)
+    def hash_file_until_stopped(path: str, *, stop: Callable[[], bool]) -> tuple[str, int]:
+        # The hashing pass started in case of a re-log must be stopped, not awaited.
+        deadline = time.monotonic() + 30
+        while not stop():
+            if time.monotonic() > deadline:
+                return "0" * 64, 0
+            time.sleep(0.001)
+        stopped.set()
+        raise HashStopped(path)
 
-    monkeypatch.setattr(objects, "hash_file", counting_hash_file)
+    monkeypatch.setattr(objects, "hash_file", hash_file_until_stopped)
     assert store.put(src) == b3(data)
-    assert calls == []  # named by the chunking pass alone
+    assert stopped.wait(30)
     assert store.stat(b3(data)).codec is Codec.CHUNKED
     listing = list(store.storage.list())
-    assert store.put(src) == b3(data)  # a re-log: one hashing pass, nothing written
+    # A re-log, by a new process (a fresh store object): one hashing pass, no
+    # chunking, nothing written.
+    calls: list[str] = []
+
+    def counting_hash_file(path: str, **kwargs: Any) -> tuple[str, int]:
+        calls.append(path)
+        return real_hash_file(path, **kwargs)
+
+    monkeypatch.setattr(objects, "hash_file", counting_hash_file)
+    monkeypatch.setattr(objects, "write_chunks", _fail)
+    assert ObjectStore(tmp_path / "objects").put(src) == b3(data)
     assert calls == [str(src)]
     assert list(store.storage.list()) == listing
+    monkeypatch.undo()
+    monkeypatch.setattr(objects, "hash_file", counting_hash_file)
     # Same first chunk, new content: named first, then chunked and verified.
     edited = bytearray(data)
     edited[-5] ^= 1
@@ -120,6 +141,10 @@ def test_new_content_is_named_by_the_chunking_pass(
     assert store.put(src) == b3(bytes(edited))
     assert len(calls) == 2
     assert store.get(b3(bytes(edited))) == edited
+
+
+def _fail(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("not expected to be called")
 
 
 def test_single_pass_keeps_content_already_stored_unchunked(tmp_path: Path) -> None:

@@ -475,8 +475,8 @@ def test_source_changing_during_put_publishes_nothing(
     src.write_bytes(data)
     real_hash_file = objects.hash_file
 
-    def hash_then_modify(path):
-        result = real_hash_file(path)
+    def hash_then_modify(path, **kwargs):
+        result = real_hash_file(path, **kwargs)
         stat = os.stat(path)
         with open(path, "r+b") as f:
             f.seek(size - 100)
@@ -648,3 +648,21 @@ def test_put_reports_progress(location: Location, tmp_path: Path, size: int) -> 
         rec = _Recorder()
         store.put(source, progress=rec)
         assert rec.total == size and rec.done == size and rec.closed
+
+
+def test_hash_file_stops_between_windows_when_told(tmp_path: Path) -> None:
+    from scribestore.hashing import HashStopped, hash_file
+
+    data = os.urandom(40 << 20)  # three 16 MiB windows
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(HashStopped):
+        hash_file(path, stop=stop)
+    assert len(asked) == 3  # asked before each window; the third answer was yes
+    assert hash_file(path, stop=lambda: False) == (b3(data), len(data))

@@ -16,10 +16,11 @@ import blake3
 from scribestore.errors import InvalidDigestError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "DIGEST_HEX_LEN",
+    "HashStopped",
     "Hasher",
     "hash_bytes",
     "hash_chunk",
@@ -33,8 +34,13 @@ DIGEST_HEX_LEN = 64
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 # Below this size the thread pool costs more than it saves.
 _PARALLEL_MIN = 1 << 20
-# A multiple of mmap.ALLOCATIONGRANULARITY on every platform we know of.
-_MMAP_WINDOW = 64 << 20
+# A multiple of mmap.ALLOCATIONGRANULARITY on every platform we know of;
+# hashing 1 GiB took the same time in 16 and 64 MiB windows here.
+_MMAP_WINDOW = 16 << 20
+
+
+class HashStopped(Exception):
+    """:func:`hash_file` was told to stop before it finished."""
 
 
 def is_digest(value: object) -> bool:
@@ -100,15 +106,19 @@ def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
     return h.hexdigest(), h.size
 
 
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+def hash_file(
+    path: str | os.PathLike[str], *, stop: Callable[[], bool] | None = None
+) -> tuple[str, int]:
     """Digest and size of a local file, via mmap and all cores.
 
     The file is mapped one window at a time and each window is unmapped before
-    the next, so resident memory stays bounded by the window (64 MiB) however
-    large the file is; no byte is copied into the process.
+    the next, so resident memory stays bounded by the window (16 MiB) however
+    large the file is; no byte is copied into the process. ``stop`` is asked
+    before each window whether to give up.
 
     Raises:
         OSError: the file cannot be opened or read.
+        HashStopped: ``stop`` returned True.
     """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -117,6 +127,8 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
         offset = 0
         while offset < size:
+            if stop is not None and stop():
+                raise HashStopped(os.fspath(path))
             length = min(_MMAP_WINDOW, size - offset)
             with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=offset) as mm:
                 digest.update(mm)

@@ -12,6 +12,8 @@ import datetime
 import io
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
@@ -250,18 +252,30 @@ class ObjectStore:
         """
         before = None if f is None else _file_state(f)
         size = source.size
-        probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
-        progress.start(size, "storing")
-        if hash_chunk(first_chunk(probe)) in self._packs():
-            if isinstance(source, BufferWindows):
-                digest = hash_bytes(source.view)
-            else:
-                digest = hash_file(source.file.name)[0]
-            if self._exists(digest):
-                progress.advance(size)
-            else:
-                self._publish_chunked(digest, source, before, probe, progress)
-            return digest, size
+        # A file's hashing pass starts at once, in case this is a re-log; the
+        # pack indexes load meanwhile, and it is stopped if the content is new.
+        stop = threading.Event()
+        hashing = ThreadPoolExecutor(1, thread_name_prefix="scribestore-hash")
+        try:
+            path = source.file.name if isinstance(source, FileWindows) else None
+            named = None if path is None else hashing.submit(hash_file, path, stop=stop.is_set)
+            probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+            progress.start(size, "storing")
+            index = self._packs()
+            self._wrap_os(index.refresh, "packs")
+            if hash_chunk(first_chunk(probe)) in index:
+                if named is not None and path is not None:
+                    digest = self._wrap_os(named.result, path)[0]
+                else:
+                    digest = hash_bytes(cast("BufferWindows", source).view)
+                if self._exists(digest):
+                    progress.advance(size)
+                else:
+                    self._publish_chunked(digest, source, before, probe, progress)
+                return digest, size
+        finally:
+            stop.set()
+            hashing.shutdown(wait=False)  # a stopped pass ends after its window
         done = self._write_chunks(source, probe, progress)
         if done.size != size or (f is not None and _file_state(f) != before):
             raise ScribeStoreError(
