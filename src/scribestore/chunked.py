@@ -8,9 +8,10 @@ hashes the reassembled content.
 
 Work is split so that the two cores of a small machine both stay busy: the
 calling thread cuts and hashes chunks (which hold the GIL), one thread
-encodes new chunks into packs (byte planes and zstd run without the GIL),
-one re-hashes the whole content to prove it did not change since it was
-named, and the pack writer publishes full packs.
+encodes new chunks into packs (byte planes, packing and zstd run without the
+GIL), one hashes the whole content (the object's name, or the proof that it
+did not change since it was named: FORMAT 4.3), and the pack writer
+publishes full packs.
 """
 
 from __future__ import annotations
