@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
         decode_chunks,
         encode_chunks,
     )
-    from scribestore.chunked import new_chunker
+    from scribestore.chunked import _store_packed, new_chunker
     from scribestore.hashing import hash_file
 
     data = memoryview(src.read_bytes())
@@ -76,6 +76,15 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
     def memcpy() -> None:
         memoryview(copy)[:] = data
 
+    def encode_in_place() -> None:
+        sink = _PackSink(len(data) + len(cuts))
+        for batch in batches:
+            start, end = batch[0][0], batch[-1][0] + batch[-1][1]
+            sizes = [n for _, n in batch]
+            keep = [True] * len(sizes)
+            digests = [bytes(32)] * len(sizes)
+            _store_packed(sink, data[start:end], start, sizes, ChunkCodec.PACKED4, keep, digests)  # type: ignore[arg-type]
+
     steps: dict[str, Callable[[], object]] = {
         "BLAKE3, 1 thread": lambda: blake3.blake3(data).digest(),
         "BLAKE3, all cores (hash_file)": lambda: hash_file(src),
@@ -88,10 +97,32 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
         "decode zstd chunks (codec 3)": lambda: decode(grouped),
         "copy (memcpy)": memcpy,
     }
+    if planes.NATIVE:  # what the writer does with the C accelerator, in place of the two above
+        steps["encode packed chunks into a pack buffer (C)"] = encode_in_place
     result = {name: round(_best(fn, repeat) * scale, 3) for name, fn in steps.items()}
     result["write + fsync in 32 MiB files"] = round(_write_packs(data, repeat) * scale, 3)
     result["native_planes"] = planes.NATIVE
     return result
+
+
+class _PackSink:
+    """The part of a PackWriter that the in-place encoder uses, without publishing."""
+
+    def __init__(self, capacity: int) -> None:
+        self._view = memoryview(bytearray(capacity))
+        self._used = 0
+
+    def room(self) -> memoryview:
+        return self._view[self._used :]
+
+    def added(self, blobs: Iterable[tuple[bytes, int, int]]) -> None:
+        self._used += sum(length for _, length, _ in blobs)
+
+    def seal(self) -> None:
+        raise AssertionError("the sink holds the whole file")
+
+    def add(self, digest: bytes, parts: list[bytes], size: int) -> None:
+        self._used += sum(len(p) for p in parts)
 
 
 def _write_packs(data: memoryview, repeat: int) -> float:
