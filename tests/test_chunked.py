@@ -143,6 +143,34 @@ def test_new_content_is_named_by_the_chunking_pass(
     assert store.get(b3(bytes(edited))) == edited
 
 
+def test_relog_does_not_wait_for_the_pack_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored name found by the hashing pass ends the put, however slowly indexes load."""
+    from scribestore.packs import PackIndex
+
+    src = tmp_path / "w.bin"
+    src.write_bytes(weights(8 << 20, seed=4))
+    digest = ObjectStore(tmp_path / "objects").put(src)
+    released = threading.Event()
+    finished = threading.Event()
+    real_refresh = PackIndex.refresh
+
+    def slow_refresh(self: PackIndex) -> None:
+        released.wait(30)
+        real_refresh(self)
+        finished.set()
+
+    monkeypatch.setattr(PackIndex, "refresh", slow_refresh)
+    monkeypatch.setattr("scribestore.objects.write_chunks", _fail)
+    try:
+        assert ObjectStore(tmp_path / "objects").put(src) == digest
+        assert not finished.is_set()  # returned while the indexes were still loading
+    finally:
+        released.set()
+    assert finished.wait(30)
+
+
 def _fail(*args: object, **kwargs: object) -> NoReturn:
     raise AssertionError("not expected to be called")
 

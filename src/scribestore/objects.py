@@ -13,7 +13,7 @@ import io
 import os
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
@@ -252,18 +252,28 @@ class ObjectStore:
         """
         before = None if f is None else _file_state(f)
         size = source.size
-        # A file's hashing pass starts at once, in case this is a re-log; the
-        # pack indexes load meanwhile, and it is stopped if the content is new.
+        # A file's hashing pass (all a re-log costs) and the loading of the
+        # pack indexes start at once; whichever ends first decides: a stored
+        # name ends the put, a first chunk in no pack stops the hashing pass.
         stop = threading.Event()
-        hashing = ThreadPoolExecutor(1, thread_name_prefix="scribestore-hash")
+        pool = ThreadPoolExecutor(2, thread_name_prefix="scribestore-name")
         try:
             path = source.file.name if isinstance(source, FileWindows) else None
-            named = None if path is None else hashing.submit(hash_file, path, stop=stop.is_set)
-            probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
-            progress.start(size, "storing")
+            named = None if path is None else pool.submit(hash_file, path, stop=stop.is_set)
             index = self._packs()
-            self._wrap_os(index.refresh, "packs")
-            if hash_chunk(first_chunk(probe)) in index:
+            loaded = pool.submit(index.refresh)
+            probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+            first = hash_chunk(first_chunk(probe))
+            progress.start(size, "storing")
+            racing: list[Future[Any]] = [loaded] if named is None else [loaded, named]
+            wait(racing, return_when=FIRST_COMPLETED)
+            if named is not None and named.done() and not named.exception():
+                digest = named.result()[0]
+                if self._exists(digest):
+                    progress.advance(size)
+                    return digest, size
+            self._wrap_os(loaded.result, "packs")
+            if first in index:
                 if named is not None and path is not None:
                     digest = self._wrap_os(named.result, path)[0]
                 else:
@@ -275,7 +285,7 @@ class ObjectStore:
                 return digest, size
         finally:
             stop.set()
-            hashing.shutdown(wait=False)  # a stopped pass ends after its window
+            pool.shutdown(wait=False)  # a stopped pass ends after its window
         done = self._write_chunks(source, probe, progress)
         if done.size != size or (f is not None and _file_state(f) != before):
             raise ScribeStoreError(
