@@ -33,7 +33,7 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
         decode_chunks,
         encode_chunks,
     )
-    from scribestore.chunked import _store_packed, new_chunker
+    from scribestore.chunked import Batch, new_chunker, store_packed
     from scribestore.hashing import hash_file
 
     data = memoryview(src.read_bytes())
@@ -83,7 +83,9 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
             sizes = [n for _, n in batch]
             keep = [True] * len(sizes)
             digests = [bytes(32)] * len(sizes)
-            _store_packed(sink, data[start:end], start, sizes, ChunkCodec.PACKED4, keep, digests)  # type: ignore[arg-type]
+            store_packed(
+                sink, Batch(data[start:end], start, sizes, keep, digests), ChunkCodec.PACKED4
+            )
 
     steps: dict[str, Callable[[], object]] = {
         "BLAKE3, 1 thread": lambda: blake3.blake3(data).digest(),
@@ -121,7 +123,9 @@ class _PackSink:
     def seal(self) -> None:
         raise AssertionError("the sink holds the whole file")
 
-    def add(self, digest: bytes, parts: list[bytes], size: int) -> None:
+    def add(
+        self, digest: bytes, parts: Iterable[bytes | bytearray | memoryview], size: int
+    ) -> None:
         self._used += sum(len(p) for p in parts)
 
 

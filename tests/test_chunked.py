@@ -33,7 +33,7 @@ from scribestore.codec import Codec
 from scribestore.packs import PACK_DIR, index_path, pack_path, parse_index
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 
 def b3(data: bytes) -> str:
@@ -397,7 +397,7 @@ class _BlobRecorder:
     def room(self) -> memoryview:
         return memoryview(self.buffer)[self.used :]
 
-    def added(self, blobs: Iterator[tuple[bytes, int, int]]) -> None:
+    def added(self, blobs: Iterable[tuple[bytes, int, int]]) -> None:
         for digest, length, _ in blobs:
             self.blobs[digest] = bytes(self.buffer[self.used : self.used + length])
             self.used += length
@@ -406,7 +406,9 @@ class _BlobRecorder:
         self.seals += 1
         self.used = 0
 
-    def add(self, digest: bytes, parts: list[bytes], size: int) -> None:
+    def add(
+        self, digest: bytes, parts: Iterable[bytes | bytearray | memoryview], size: int
+    ) -> None:
         self.blobs[digest] = b"".join(parts)
 
 
@@ -433,7 +435,9 @@ def test_packed_blobs_written_in_place_match_the_batch_codec(
     keep = [random.Random(keep_seed + i).random() < 0.8 for i in range(len(sizes))]
     digests = [i.to_bytes(32, "little") for i in range(len(sizes))]
     recorder = _BlobRecorder(capacity=max(sizes) + 1 + keep_seed % 5000)
-    chunked._store_packed(recorder, memoryview(data), offset, sizes, codec, keep, digests)  # type: ignore[arg-type]
+    chunked.store_packed(
+        recorder, chunked.Batch(memoryview(data), offset, sizes, keep, digests), codec
+    )
     expected = encode_chunks(memoryview(data), offset, sizes, codec, keep)
     for digest, parts in zip(digests, expected, strict=True):
         assert recorder.blobs.get(digest) == (None if parts is None else b"".join(parts))
@@ -447,7 +451,8 @@ def test_packed_blobs_in_place_cover_every_outcome() -> None:
     digests = [i.to_bytes(32, "little") for i in range(len(sizes))]
     recorder = _BlobRecorder(capacity=12_000)
     keep = [True] * len(sizes)
-    chunked._store_packed(recorder, memoryview(data), 0, sizes, ChunkCodec.PACKED4, keep, digests)  # type: ignore[arg-type]
+    batch = chunked.Batch(memoryview(data), 0, sizes, keep, digests)
+    chunked.store_packed(recorder, batch, ChunkCodec.PACKED4)
     assert [recorder.blobs[d][0] for d in digests] == [4, 4, 4, 4, 4, 4, 3, 0]
     assert recorder.seals == 5
     out = bytearray(len(data))

@@ -458,6 +458,15 @@ def test_random_kills_leave_only_complete_objects(tmp_path: Path) -> None:
             assert reader.verified
 
 
+def _change_keeping_mtime(path: str | Path, offset: int) -> None:
+    """Overwrite a few bytes at ``offset``, then put the mtime back (ctime still moves)."""
+    stat = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"changed!")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 @pytest.mark.parametrize("size", [3 << 20, 20 << 20], ids=["loose", "chunked"])
 def test_source_changing_during_put_publishes_nothing(
     tmp_path: Path, monkeypatch, size: int
@@ -477,11 +486,7 @@ def test_source_changing_during_put_publishes_nothing(
 
     def hash_then_modify(path, **kwargs):
         result = real_hash_file(path, **kwargs)
-        stat = os.stat(path)
-        with open(path, "r+b") as f:
-            f.seek(size - 100)
-            f.write(b"changed!")
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide it from mtime
+        _change_keeping_mtime(path, size - 100)
         return result
 
     monkeypatch.setattr(objects, "hash_file", hash_then_modify)
@@ -504,11 +509,7 @@ def test_file_changing_during_single_pass_publishes_nothing(tmp_path: Path, monk
     def window_then_modify(self, start, length, into):
         out = real_window(self, start, length, into)
         if start > 0:  # after the probe and the first window were read
-            stat = os.stat(src)
-            with open(src, "r+b") as f:
-                f.seek(size - 100)
-                f.write(b"changed!")
-            os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide it from mtime
+            _change_keeping_mtime(src, size - 100)
         return out
 
     monkeypatch.setattr(FileWindows, "window", window_then_modify)

@@ -28,16 +28,24 @@ import numpy as np
 from pyfastcdc import FastCDC
 
 from scribestore import planes
-from scribestore.chunkcodec import ChunkCodec, choose_chunk_codec, decode_run, encode_chunks
+from scribestore.chunkcodec import (
+    ChunkCodec,
+    Part,
+    choose_chunk_codec,
+    decode_run,
+    encode_chunks,
+)
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterator, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
     from scribestore._storage import Storage
 
 __all__ = [
     "CHUNK_THRESHOLD",
+    "Batch",
+    "BlobSink",
     "BufferWindows",
     "ChunkWrite",
     "ChunkedStream",
@@ -45,6 +53,7 @@ __all__ = [
     "RecipeEntry",
     "first_chunk",
     "parse_recipe",
+    "store_packed",
     "write_chunks",
 ]
 
@@ -239,8 +248,8 @@ def write_chunks(
                 digests, keep = _hash_batch(span, batch, index, stored, recipe)
                 new_bytes += sum(n for n, k in zip(batch, keep, strict=True) if k)
                 if any(keep):
-                    job = (writer, span, start + pos, batch, codec, keep, digests)
-                    jobs.append(encoder.submit(_store_batch, *job))
+                    job = Batch(span, start + pos, batch, keep, digests)
+                    jobs.append(encoder.submit(_store_batch, writer, job, codec))
                     inflight.append(jobs[-1])
                 pos += len(span)
                 while len(inflight) > _DEPTH:
@@ -299,39 +308,47 @@ def _hash_batch(
     return digests, keep
 
 
-def _store_batch(
-    writer: PackWriter,
-    span: memoryview,
-    offset: int,
-    sizes: Sequence[int],
-    codec: ChunkCodec,
-    keep: Sequence[bool],
-    digests: Sequence[bytes],
-) -> None:
+class Batch(NamedTuple):
+    """Consecutive chunks of an object for the encoder: their bytes and which are new."""
+
+    span: memoryview  # the chunks' bytes, one after another
+    offset: int  # where ``span`` starts in the object
+    sizes: Sequence[int]
+    keep: Sequence[bool]  # which chunks to store
+    digests: Sequence[bytes]
+
+
+class BlobSink(Protocol):
+    """Where encoded blobs go: the part of :class:`~scribestore.packs.PackWriter` encoders use."""
+
+    def add(self, digest: bytes, parts: Iterable[Part], size: int) -> None: ...
+
+    def room(self) -> memoryview: ...
+
+    def added(self, blobs: Iterable[tuple[bytes, int, int]]) -> None: ...
+
+    def seal(self) -> None: ...
+
+
+def _store_batch(sink: BlobSink, batch: Batch, codec: ChunkCodec) -> None:
     """Encode a batch's new chunks and add them to the packs (encoder thread)."""
     if codec.packed and planes.NATIVE:
-        _store_packed(writer, span, offset, sizes, codec, keep, digests)
+        store_packed(sink, batch, codec)
         return
-    blobs = encode_chunks(span, offset, sizes, codec, keep)
-    for digest, size, parts in zip(digests, sizes, blobs, strict=True):
+    blobs = encode_chunks(batch.span, batch.offset, batch.sizes, codec, batch.keep)
+    for digest, size, parts in zip(batch.digests, batch.sizes, blobs, strict=True):
         if parts is not None:
-            writer.add(digest, parts, size)
+            sink.add(digest, parts, size)
 
 
-def _store_packed(
-    writer: PackWriter,
-    span: memoryview,
-    offset: int,
-    sizes: Sequence[int],
-    codec: ChunkCodec,
-    keep: Sequence[bool],
-    digests: Sequence[bytes],
-) -> None:
-    """Packed chunks encoded by C straight into the pack buffer, in one call per pack.
+def store_packed(sink: BlobSink, batch: Batch, codec: ChunkCodec) -> None:
+    """Encode a batch's new chunks with a packed codec by C, straight into pack buffers.
 
-    The same blobs as :func:`encode_chunks` (a test checks it), without the
-    intermediate planes and copies.
+    The same blobs as :func:`~scribestore.chunkcodec.encode_chunks` (a test
+    checks it), without the intermediate planes and copies: one C call per
+    pack buffer. Needs the C accelerator.
     """
+    span, offset, sizes, keep, digests = batch
     starts = [0, *itertools.accumulate(sizes)][:-1]
     wanted = [i for i, k in enumerate(keep) if k]
     layout = np.array([(starts[i], sizes[i]) for i in wanted], dtype=np.int64).reshape(-1, 2)
@@ -339,26 +356,21 @@ def _store_packed(
     pos = 0
     while pos < len(wanted):
         done = planes.encode_packed(
-            span, codec.width, offset, layout[pos:], writer.room(), lengths[pos:]
+            span, codec.width, offset, layout[pos:], sink.room(), lengths[pos:]
         )
         written = lengths[pos : pos + done].tolist()
         chunks = wanted[pos : pos + done]
-        writer.added((digests[i], n, sizes[i]) for i, n in zip(chunks, written, strict=True) if n)
+        sink.added((digests[i], n, sizes[i]) for i, n in zip(chunks, written, strict=True) if n)
         pos += done
         if pos < len(wanted):
-            writer.seal()  # no room for the next chunk's largest blob
+            sink.seal()  # no room for the next chunk's largest blob
     fallback = ChunkCodec.GROUP4 if codec.width == 4 else ChunkCodec.GROUP2
     for i, n in zip(wanted, lengths.tolist(), strict=True):
         if not n:  # too many escapes to pack: zstd, as encode_chunks would
-            blob = encode_chunks(
-                span[starts[i] : starts[i] + sizes[i]],
-                offset + starts[i],
-                [sizes[i]],
-                fallback,
-                [True],
-            )[0]
+            one = span[starts[i] : starts[i] + sizes[i]]
+            blob = encode_chunks(one, offset + starts[i], [sizes[i]], fallback, [True])[0]
             assert blob is not None
-            writer.add(digests[i], blob, sizes[i])
+            sink.add(digests[i], blob, sizes[i])
 
 
 class ChunkedStream:
