@@ -31,6 +31,7 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
         _compress_all,
         _compressors,
         decode_chunks,
+        decode_run,
         encode_chunks,
     )
     from scribestore.chunked import Batch, new_chunker, store_packed
@@ -52,6 +53,19 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
 
     packed, grouped = encode(ChunkCodec.PACKED4), encode(ChunkCodec.GROUP4)
     out = bytearray(max(end - start for _, _, start, end in packed))
+
+    # The packed blobs of each batch laid out as in a pack, for decode_run.
+    runs = []
+    for blobs, sizes, start, end in packed:
+        spans, at = [], 0
+        for blob, size in zip(blobs, sizes, strict=True):
+            spans.append((at, len(blob), size))
+            at += len(blob)
+        runs.append((memoryview(b"".join(blobs)), spans, end - start))
+
+    def decode_runs() -> None:
+        for run, spans, length in runs:
+            decode_run(run, spans, memoryview(out)[:length])
 
     def decode(encoded: list[tuple[list[memoryview], list[int], int, int]]) -> None:
         for blobs, sizes, start, end in encoded:
@@ -76,8 +90,10 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
     def memcpy() -> None:
         memoryview(copy)[:] = data
 
+    sink = _PackSink(len(data) + len(cuts))  # one buffer: its page faults are not encoding
+
     def encode_in_place() -> None:
-        sink = _PackSink(len(data) + len(cuts))
+        sink.reset()
         for batch in batches:
             start, end = batch[0][0], batch[-1][0] + batch[-1][1]
             sizes = [n for _, n in batch]
@@ -96,6 +112,7 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
         "top bytes packed (4-bit codes)": lambda: [planes.pack_top(t) for t in tops],
         "top bytes zstd (codec 3)": zstd_tops,
         "decode packed chunks (codec 4)": lambda: decode(packed),
+        "decode runs of packed chunks (as readers do)": decode_runs,
         "decode zstd chunks (codec 3)": lambda: decode(grouped),
         "copy (memcpy)": memcpy,
     }
@@ -112,6 +129,9 @@ class _PackSink:
 
     def __init__(self, capacity: int) -> None:
         self._view = memoryview(bytearray(capacity))
+        self._used = 0
+
+    def reset(self) -> None:
         self._used = 0
 
     def room(self) -> memoryview:
