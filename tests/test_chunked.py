@@ -90,6 +90,15 @@ def test_identical_relog_writes_nothing(location: Location, tmp_path: Path) -> N
     assert [(p, store.storage.size(p)) for p in store.storage.list()] == listing
 
 
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(0, 700_000), seed=st.integers(0, 2**16), extra=st.integers(0, 300_000))
+def test_first_chunk_depends_only_on_a_prefix(size: int, seed: int, extra: int) -> None:
+    data = random.Random(seed).randbytes(size)
+    whole = [c.length for c in chunked.new_chunker().cut_buf(data)]
+    prefix = memoryview(data)[: chunked.MAX_CHUNK + extra]
+    assert len(chunked.first_chunk(prefix)) == (whole[0] if whole else 0)
+
+
 def test_new_content_is_named_by_the_chunking_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
