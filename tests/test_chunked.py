@@ -280,6 +280,16 @@ def test_other_writers_packs_are_found(location: Location) -> None:
     assert reader_side.get(digest) == data
 
 
+def test_streams_deduplicate_against_other_writers_packs(location: Location) -> None:
+    """A stream is named first, then chunked against every published pack."""
+    data = weights(6 << 20, seed=9)
+    open_store(location).put(data)
+    other = open_store(location)  # a new process: no index loaded yet
+    before = stored(other)
+    other.put(io.BytesIO(data + b"one more byte"))
+    assert stored(other) - before < len(data) // 10  # the last chunk or two, not a copy
+
+
 # --- the chunk codec -------------------------------------------------------------
 
 

@@ -213,13 +213,14 @@ def write_chunks(
 ) -> ChunkWrite:
     """Store the chunks of ``source``'s content; publish their packs.
 
-    Returns once every pack holding a new chunk and its index are published.
+    Chunks already in ``index`` as loaded are not stored again: the caller
+    refreshes it first to see packs other writers have published. Returns
+    once every pack holding a new chunk and its index are published.
 
     Raises:
         OSError: reading the source or publishing a pack failed.
     """
     codec = choose_chunk_codec(probe)
-    index.refresh()
     writer = PackWriter(storage, index)
     encoder = ThreadPoolExecutor(1, thread_name_prefix="scribestore-encode")
     verifier = ThreadPoolExecutor(1, thread_name_prefix="scribestore-verify")
@@ -272,7 +273,7 @@ def write_chunks(
 
 
 def _update(hasher: blake3.blake3, view: memoryview) -> None:
-    hasher.update(view)
+    hasher.update(view)  # a job like the encoder's (None), not the hasher
 
 
 def _batches(sizes: list[int]) -> Iterator[list[int]]:

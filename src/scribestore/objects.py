@@ -262,18 +262,18 @@ class ObjectStore:
             named = None if path is None else pool.submit(hash_file, path, stop=stop.is_set)
             index = self._packs()
             loaded = pool.submit(index.refresh)
-            probe = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+            probe = _probe(source)
             first = hash_chunk(first_chunk(probe))
             progress.start(size, "storing")
             racing: list[Future[Any]] = [loaded] if named is None else [loaded, named]
             wait(racing, return_when=FIRST_COMPLETED)
-            if named is not None and named.done() and not named.exception():
+            if named is not None and named.done() and named.exception() is None:
                 digest = named.result()[0]
                 if self._exists(digest):
                     progress.advance(size)
                     return digest, size
             self._wrap_os(loaded.result, "packs")
-            if first in index:
+            if first in index:  # stored, or starts like stored content: name it first
                 if named is not None and path is not None:
                     digest = self._wrap_os(named.result, path)[0]
                 else:
@@ -293,8 +293,8 @@ class ObjectStore:
                 "bytes, or its size, modification time or inode changed during the read); "
                 "nothing was stored. Do not modify a file while logging it, then retry."
             )
-        if not self._exists(done.digest):  # else stored unchunked by another writer
-            self._publish_recipe(done.digest, size, done.recipe)
+        # Create-only: content already stored whole by another writer keeps its object.
+        self._publish_recipe(done.digest, size, done.recipe)
         return done.digest, size
 
     def _put_stream(self, stream: IO[bytes], progress: Progress) -> tuple[str, int]:
@@ -347,8 +347,8 @@ class ObjectStore:
                 source, before = BufferWindows(f.view), None
             else:
                 source, before = FileWindows(f, size), _file_state(f)
-            start = source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
-            self._publish_chunked(digest, source, before, start, progress)
+            self._wrap_os(self._packs().refresh, "packs")
+            self._publish_chunked(digest, source, before, _probe(source), progress)
             return
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
@@ -643,6 +643,11 @@ def _encode(
         yield compressor.flush()
     if hasher.size != size or hasher.hexdigest() != digest:
         raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _probe(source: BufferWindows | FileWindows) -> memoryview:
+    """The first bytes of a chunked object's content: what its codec is chosen on."""
+    return source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
 
 
 def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:

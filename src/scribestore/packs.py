@@ -233,19 +233,16 @@ class PackWriter:
             self._entries.append((digest, location))
             self._used += length
         if self._used >= self._target:
-            self._seal()
-
-    def seal(self) -> None:
-        """Send the pack being filled to be published and start a new one."""
-        self._seal()
+            self.seal()
 
     def _record(self, digest: bytes, offset: int, size: int) -> None:
         length = self._used - offset
         self._entries.append((digest, ChunkLocation(self._pack_id, offset, length, size)))
         if self._used >= self._target:
-            self._seal()
+            self.seal()
 
-    def _seal(self) -> None:
+    def seal(self) -> None:
+        """Send the pack being filled to be published and start a new one."""
         if not self._entries:
             return
         while len(self._inflight) >= _PUBLISHERS:
@@ -281,7 +278,7 @@ class PackWriter:
             OSError: publishing a pack failed.
         """
         try:
-            self._seal()
+            self.seal()
             while self._inflight:
                 self._inflight.popleft().result()
         finally:
