@@ -12,26 +12,33 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from scribestore.errors import (
     ArtifactLoadError,
     ArtifactLogError,
     IntegrityError,
-    InvalidNameError,
     SaveError,
     ScribeStoreError,
     UntrustedPickleError,
 )
 from scribestore.handlers import get_handler
-from scribestore.manifest import validate_name
+from scribestore.manifest import validate_fname, validate_name
 from scribestore.objects import ObjectReader, ObjectStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scribestore._storage import Storage
+    from scribestore.leases import Lease
 
 __all__ = [
     "TRUST_PICKLE_ENV",
     "PickleTrust",
     "StoredArtifact",
+    "commit_manifest",
     "default_fname",
+    "is_stored",
     "load_stored",
     "open_stored",
     "prepare_value",
@@ -132,7 +139,9 @@ class StoredArtifact(Protocol):
     def environment(self) -> dict[str, str]: ...
 
 
-def register_with(objects: ObjectStore, manifest_url: str, kind: str) -> None:
+def register_with(
+    objects: ObjectStore, manifest_url: str, kind: Literal["repository", "project"]
+) -> None:
     """Register a manifest with its object store, before it stores anything.
 
     Raises:
@@ -144,6 +153,55 @@ def register_with(objects: ObjectStore, manifest_url: str, kind: str) -> None:
         raise SaveError(
             f"could not register {kind} {manifest_url} with the object store "
             f"{objects.url}: {exc}; nothing was saved"
+        ) from exc
+
+
+def is_stored(objects: ObjectStore, digest: str, label: str) -> bool:
+    """Whether an object stored earlier is still there; ask under a write lease.
+
+    Content stored by an earlier, failed save may have been deleted by gc
+    since (it deletes what no manifest names while no lease is held).
+
+    Raises:
+        SaveError: the store could not be asked.
+    """
+    try:
+        return objects.has(digest)
+    except ScribeStoreError as exc:
+        raise SaveError(f"could not check the bytes of {label} in {objects.url}: {exc}") from exc
+
+
+def commit_manifest(
+    storage: Storage,
+    name: str,
+    change: Callable[[bytes | None], bytes],
+    *,
+    lease: Lease,
+    label: str,
+) -> None:
+    """Replace manifest ``name`` with ``change(current)``, if ``lease`` still holds.
+
+    The lease is checked right before the new manifest is written, so a writer
+    whose lease was taken over (gc may have deleted what it stored) commits
+    nothing.
+
+    Raises:
+        SaveError: the manifest could not be written (or ``change`` raised);
+            the saved manifest is unchanged.
+    """
+
+    def guarded(current: bytes | None) -> bytes:
+        lease.check()
+        return change(current)
+
+    try:
+        storage.update(name, guarded)
+    except ScribeStoreError as exc:
+        raise SaveError(f"could not save {label}: {exc}") from exc
+    except Exception as exc:
+        raise SaveError(
+            f"could not write the manifest of {label}: {exc}; the saved manifest "
+            "is unchanged, retry save()"
         ) from exc
 
 
@@ -179,9 +237,7 @@ def default_fname(name: str, created_at: dt.datetime, suffix: str, fname: str | 
     if fname is None:
         stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
         return f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{suffix}"
-    if not isinstance(fname, str) or "/" in fname or "\\" in fname:
-        raise InvalidNameError(f"fname must be a plain file name, not {fname!r}")
-    return validate_name(fname, kind="file")
+    return validate_fname(fname)
 
 
 def store_value(

@@ -23,6 +23,9 @@ __all__ = [
     "InvalidDigestError",
     "InvalidNameError",
     "InvalidVersionError",
+    "LeaseLostError",
+    "LockTimeoutError",
+    "MissingManifestError",
     "ObjectNotFoundError",
     "ReadOnlyError",
     "SaveError",
@@ -227,3 +230,21 @@ class SaveError(ScribeStoreError):
 
 class StorageError(ScribeStoreError, OSError):
     """The storage backend failed (I/O error, permission, network)."""
+
+
+class LockTimeoutError(ScribeStoreError, TimeoutError):
+    """A lease or lock stayed held by another process for longer than the wait allowed.
+
+    The message names the holder (process id and machine) and the lock file.
+    """
+
+
+class LeaseLostError(ScribeStoreError):
+    """A writer's lease was taken over as stale before it committed; nothing was committed."""
+
+
+class MissingManifestError(ScribeStoreError, LookupError):
+    """A manifest registered with a store cannot be found, so gc cannot know what it uses.
+
+    The message names the manifest and says how to tell gc it is gone.
+    """

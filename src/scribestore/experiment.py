@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scribestore.artifacts import (
     PickleTrust,
     default_fname,
+    is_stored,
     load_stored,
     prepare_value,
     store_value,
@@ -217,6 +218,9 @@ class ArtifactSet:
                     _copy(source, objects, entry.hash, f"artifact {entry.name!r}")
                 records.append(entry)
                 continue
+            label = f"artifact {entry.name!r} of {self.owner}"
+            if entry.stored is not None and not is_stored(objects, entry.stored[0], label):
+                entry.stored = None
             if entry.stored is None:
                 try:
                     entry.stored = store_value(objects, entry.handler, entry.value, entry.params)

@@ -9,6 +9,7 @@ content is interpreted, and anything malformed raises
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
@@ -33,13 +34,18 @@ __all__ = [
     "decode_repository",
     "encode_manifest",
     "jsonable_params",
+    "validate_fname",
     "validate_name",
 ]
 
 REPOSITORY_FORMAT = "scribestore.repository"
 REPOSITORY_FORMAT_VERSION = 1
 
-Digest = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
+#: An export file name: one path component, never ``.``, ``..``, empty or with NUL.
+_FNAME_PATTERN = r"^(?!\.\.?\Z)[^/\\\x00]+\Z"
+FileName = Annotated[str, msgspec.Meta(pattern=_FNAME_PATTERN)]
+_FNAME_RE = re.compile(_FNAME_PATTERN)
 UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 # Bounded to int64 (msgspec's limit for constraints): sizes beyond it cannot exist.
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -54,7 +60,7 @@ class ArtifactVersion(msgspec.Struct, frozen=True, kw_only=True):
     size: NonNegative
     created_at: UtcTime
     handler: str
-    fname: str
+    fname: FileName
     expiry: UtcTime | None = None
     params: dict[str, Param] = msgspec.field(default_factory=dict)
     environment: dict[str, str] = msgspec.field(default_factory=dict)
@@ -80,7 +86,7 @@ class ArtifactRecord(msgspec.Struct, frozen=True, kw_only=True):
     size: NonNegative
     created_at: UtcTime
     handler: str
-    fname: str
+    fname: FileName
     params: dict[str, Param] = msgspec.field(default_factory=dict)
     environment: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -102,7 +108,7 @@ class ExperimentRecord(msgspec.Struct, frozen=True, kw_only=True):
     the name people use (name plus creation time, as lazyscribe makes it).
     """
 
-    id: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+    id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z")]
     name: str
     slug: str
     short_slug: str
@@ -158,6 +164,21 @@ def validate_name(name: object, *, kind: str = "artifact") -> str:
             "or have a '.' or '..' path component"
         )
     return name
+
+
+def validate_fname(fname: object) -> str:
+    """Return ``fname`` if it is a plain file name (what exports write to).
+
+    Raises:
+        InvalidNameError: it is empty, ``.`` or ``..``, or contains ``/``,
+            ``\\`` or NUL, so it could name a file outside its directory.
+    """
+    if not isinstance(fname, str) or _FNAME_RE.match(fname) is None:
+        raise InvalidNameError(
+            f"file name must be one plain path component (no '/', '\\', NUL, '.' or "
+            f"'..'), not {fname!r}"
+        )
+    return fname
 
 
 def encode_manifest(manifest: msgspec.Struct) -> bytes:

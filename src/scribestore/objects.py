@@ -8,6 +8,7 @@ manifests. Every read re-hashes what it returns.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import os
@@ -15,13 +16,13 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import msgspec
 import zstandard
 
 from scribestore import codec
-from scribestore._storage import Storage, open_storage
+from scribestore._storage import Storage, check_relpath, open_storage, split_url
 from scribestore.chunked import (
     CHUNK_THRESHOLD,
     BufferWindows,
@@ -49,6 +50,7 @@ from scribestore.hashing import (
     is_digest,
     validate_digest,
 )
+from scribestore.leases import Lease, LeasePolicy, Leases
 from scribestore.packs import PACK_DIR, PackIndex
 from scribestore.progress import Progress, null
 from scribestore.readers import ObjectReader
@@ -62,6 +64,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectReader",
     "ObjectStore",
+    "RegisteredManifest",
     "StoreStats",
     "object_path",
 ]
@@ -97,11 +100,25 @@ class ObjectInfo(msgspec.Struct, frozen=True):
     codec: codec.Codec
 
 
-class ManifestRef(msgspec.Struct, frozen=True):
-    """A manifest that uses a store: its path or URL and kind."""
+class ManifestRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A registry record: a manifest that uses a store (FORMAT section 7).
+
+    ``url`` is where the manifest was when it registered; ``path``, when not
+    empty, is its location relative to the store's tree (``../name``) and
+    wins, so moving the store does not lose it.
+    """
 
     url: str
-    kind: str
+    kind: Literal["repository", "project"]
+    path: str = ""
+
+
+class RegisteredManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered manifest as found now: its record and where it is."""
+
+    record: str
+    url: str
+    kind: Literal["repository", "project"]
 
 
 class StoreStats(msgspec.Struct, frozen=True):
@@ -126,22 +143,64 @@ class ObjectStore:
 
     Args:
         root: directory path or fsspec URL (``memory://…``, ``s3://bucket/prefix``).
+        lease_policy: timings of the leases that keep gc and writers apart
+            (docs/FORMAT.md section 7.1); the defaults suit most stores.
         **storage_options: passed to fsspec (e.g. ``endpoint_url`` for S3).
             For local paths only ``fsync`` (default True) is accepted.
     """
 
-    def __init__(self, root: str | os.PathLike[str], **storage_options: Any) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        lease_policy: LeasePolicy | None = None,
+        **storage_options: Any,
+    ) -> None:
         self._root = os.fspath(root)
         self._options = dict(storage_options)
         self._storage = open_storage(root, **storage_options)
+        self._leases = Leases(self._storage, lease_policy)
         self._index: PackIndex | None = None
+        self._fresh_lease: Lease | None = None
         self._registered: set[tuple[str, str]] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self._root, "options": self._options}
+        return {"root": self._root, "options": self._options, "policy": self._leases.policy}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"], **state["options"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["root"], lease_policy=state.get("policy"), **state["options"]
+        )
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Lease]:
+        """Hold a write lease: gc deletes nothing while it is held.
+
+        Hold it from before storing (or reusing) the objects a manifest will
+        name until that manifest is committed, and call the lease's
+        ``check()`` right before committing (docs/FORMAT.md section 7.1).
+        Re-entrant; :meth:`put` takes one for its own duration.
+
+        Raises:
+            LockTimeoutError: a gc held the store for longer than the policy's wait.
+            StorageError: the storage failed.
+        """
+        with self._leases.writing() as lease:
+            if self._index is not None and self._fresh_lease is not lease:
+                # Packs may have been deleted while no lease was held.
+                self._wrap_os(self._index.refresh, "packs")
+            self._fresh_lease = lease
+            yield lease
+
+    def exclusive(self, *, wait: float | None = None) -> contextlib.AbstractContextManager[Lease]:
+        """Hold the gc lease: no writer is in flight while it is held (gc's sweep).
+
+        Raises:
+            LockTimeoutError: another gc runs, or writers stayed in flight
+                longer than ``wait`` seconds (default: the lease policy's).
+            StorageError: the storage failed.
+        """
+        return self._leases.exclusive(wait=wait)
 
     def age(self, path: str) -> float:
         """Seconds since the storage file ``path`` was last modified (internal API)."""
@@ -178,6 +237,16 @@ class ObjectStore:
         return self._storage.url
 
     @property
+    def tree_url(self) -> str | None:
+        """The directory holding this object store (None at a bucket's top)."""
+        return _tree_of(self.url)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec options this store was opened with (a copy)."""
+        return dict(self._options)
+
+    @property
     def storage(self) -> Storage:
         """The storage backend (internal API)."""
         return self._storage
@@ -208,7 +277,8 @@ class ObjectStore:
         advanced as bytes are stored (at once for content already stored).
         """
         try:
-            return self._put_any(data, progress)
+            with self.writing():
+                return self._put_any(data, progress)
         finally:
             progress.close()
 
@@ -537,12 +607,15 @@ class ObjectStore:
 
     # --- manifests that use this store ----------------------------------------
 
-    def register_manifest(self, url: str, kind: str) -> None:
+    def register_manifest(self, url: str, kind: Literal["repository", "project"]) -> None:
         """Record that the manifest at ``url`` references objects in this store.
 
         Garbage collection marks from every registered manifest, so a manifest
-        MUST be registered before anything it references is stored. The
-        record is create-only and written once per store and URL.
+        MUST be registered before anything it references is stored. A
+        manifest inside the store's tree (the directory holding this object
+        store) is recorded by its location relative to it, so the record
+        survives moving or copying the whole store. The record is
+        create-only and written once per store and location.
 
         Raises:
             StorageError: the record could not be written.
@@ -550,15 +623,18 @@ class ObjectStore:
         key = (url, kind)
         if key in self._registered:
             return
-        name = f"{MANIFESTS_DIR}/{hash_bytes(url.encode())[:32]}.json"
-        record = msgspec.json.encode(ManifestRef(url=url, kind=kind))
+        inside = _inside_tree(self.url, url)
+        ref = ManifestRef(url=url, kind=kind, path="" if inside is None else "../" + inside)
+        name = f"{MANIFESTS_DIR}/{hash_bytes((ref.path or url).encode())[:32]}.json"
+        record = msgspec.json.encode(ref)
         self._wrap_os(lambda: self._storage.write_new(name, (record,)), url)
         self._registered.add(key)
 
-    def registered_manifests(self) -> list[ManifestRef]:
-        """Every manifest registered with :meth:`register_manifest`.
+    def registered_manifests(self) -> list[RegisteredManifest]:
+        """Every manifest registered with :meth:`register_manifest`, located now.
 
         Raises:
+            CorruptObjectError: a record cannot be decoded (gc must stop).
             StorageError: the records could not be read.
         """
         refs = []
@@ -567,12 +643,25 @@ class ObjectStore:
                 continue  # an in-flight write
             data = self._wrap_os(partial(self._storage.read_bytes, path), path)
             try:
-                refs.append(msgspec.json.decode(data, type=ManifestRef))
-            except msgspec.DecodeError as exc:
+                ref = msgspec.json.decode(data, type=ManifestRef)
+                url = ref.url if not ref.path else _resolve_in_tree(self.url, ref.path)
+            except (msgspec.DecodeError, ValueError) as exc:
                 raise CorruptObjectError(
                     "manifest-record", "undecodable", path=path, detail=str(exc)
                 ) from exc
+            refs.append(RegisteredManifest(record=path, url=url, kind=ref.kind))
         return refs
+
+    def forget_manifest(self, record: str) -> None:
+        """Delete the registry record at storage path ``record`` (gc's ``forget``).
+
+        Raises:
+            StorageError: it could not be deleted.
+        """
+        if not record.startswith(MANIFESTS_DIR + "/"):
+            raise ValueError(f"{record!r} is not a manifest record")
+        with contextlib.suppress(StorageError):  # already gone
+            self._wrap_os(lambda: self._storage.delete(record), record)
 
     def recipe_chunks(self, digest: str) -> list[bytes] | None:
         """Chunk digests of a chunked object, or None for a loose one.
@@ -608,6 +697,46 @@ class ObjectStore:
             raise StorageError(f"not found: {subject} in {self.url}") from None
         except OSError as exc:
             raise StorageError(f"storage at {self.url} failed on {subject}: {exc}") from exc
+
+
+def _tree_of(root: str) -> str | None:
+    """The directory holding an object store's root, or None at a bucket's top."""
+    protocol, rest = split_url(root)
+    if not protocol:
+        return os.path.dirname(os.path.abspath(rest))
+    head, _, tail = root.rstrip("/").rpartition("/")
+    return head if tail and not head.endswith(":/") and "/" in rest.strip("/") else None
+
+
+def _inside_tree(root: str, manifest_url: str) -> str | None:
+    """``manifest_url`` relative to the store's tree (``/``-separated), if inside it."""
+    tree = _tree_of(root)
+    if tree is None:
+        return None
+    protocol, rest = split_url(manifest_url)
+    if not protocol:
+        full = os.path.abspath(rest)
+        if not full.startswith(tree.rstrip(os.sep) + os.sep):
+            return None
+        return os.path.relpath(full, tree).replace(os.sep, "/")
+    if split_url(root)[0] != protocol or not manifest_url.startswith(tree + "/"):
+        return None
+    return manifest_url[len(tree) + 1 :]
+
+
+def _resolve_in_tree(root: str, path: str) -> str:
+    """Where a record's relative ``path`` (``../name``) is now.
+
+    Raises:
+        ValueError: ``path`` is not ``../`` plus a safe relative path.
+    """
+    tree = _tree_of(root)
+    if tree is None or not path.startswith("../"):
+        raise ValueError(f"bad relative manifest location {path!r}")
+    rel = check_relpath(path[3:])
+    if not split_url(root)[0]:
+        return os.path.join(tree, *rel.split("/"))
+    return f"{tree}/{rel}"
 
 
 def _encode(

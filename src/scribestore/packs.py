@@ -126,6 +126,8 @@ class PackIndex:
     def refresh(self) -> None:
         """Load the indexes of packs published since the last refresh.
 
+        Packs deleted since then are forgotten.
+
         Raises:
             ValueError: an index file is malformed.
         """
@@ -134,11 +136,20 @@ class PackIndex:
         except FileNotFoundError:
             return
         condemned = set()
+        listed = set()
         for name in names:
             pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
             if ext == CONDEMNED_EXT:
                 condemned.add(pack_id)
+            elif ext == "idx":
+                listed.add(pack_id)
         self._condemned = condemned
+        if not listed.issuperset(self._packs):
+            # gc deleted packs: start again, so no entry points at a deleted
+            # pack and chunks also held by another pack are found there.
+            with self._lock:
+                self._entries = {}
+                self._packs = {}
         for name in names:
             base = name.rsplit("/", 1)[-1]
             pack_id, _, ext = base.partition(".")

@@ -13,13 +13,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
-from scribestore.artifacts import PickleTrust, register_with
+from scribestore.artifacts import PickleTrust, commit_manifest, register_with
 from scribestore.errors import (
     CorruptManifestError,
     ExperimentNotFoundError,
+    LockTimeoutError,
     ReadOnlyError,
     SaveError,
-    ScribeStoreError,
 )
 from scribestore.experiment import Experiment
 from scribestore.manifest import (
@@ -33,6 +33,8 @@ from scribestore.verify import Reference, VerifyReport, verify_references
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from scribestore.leases import Lease
 
 __all__ = ["Project"]
 
@@ -206,6 +208,17 @@ class Project:
                 the saved manifest is unchanged and a retry saves everything.
         """
         self._check_writable("save")
+        try:
+            with self._objects.writing() as lease:
+                merged, records = self._save_under(lease)
+        except LockTimeoutError as exc:
+            raise SaveError(f"could not save project {self.fpath}: {exc}") from exc
+        self._after_save(merged, records)
+
+    def _save_under(
+        self, lease: Lease
+    ) -> tuple[list[ExperimentRecord], dict[str, ExperimentRecord]]:
+        """Store artifact bytes and commit the manifest while ``lease`` is held."""
         register_with(self._objects, join_url(self._dir, self._manifest_name), "project")
         to_write = [
             e
@@ -226,16 +239,10 @@ class Project:
             merged[:] = result
             return encode_manifest(ProjectManifest(experiments=result))
 
-        try:
-            self._storage.update(self._manifest_name, change)
-        except ScribeStoreError as exc:
-            raise SaveError(f"could not save project {self.fpath}: {exc}") from exc
-        except Exception as exc:
-            raise SaveError(
-                f"could not write the manifest {self.fpath}: {exc}; the saved manifest "
-                "is unchanged, retry save()"
-            ) from exc
-        self._after_save(merged, records)
+        commit_manifest(
+            self._storage, self._manifest_name, change, lease=lease, label=f"project {self.fpath}"
+        )
+        return merged, records
 
     def _merge(
         self, current: bytes | None, records: dict[str, ExperimentRecord]

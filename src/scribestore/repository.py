@@ -21,7 +21,9 @@ import msgspec
 from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
 from scribestore.artifacts import (
     PickleTrust,
+    commit_manifest,
     default_fname,
+    is_stored,
     load_stored,
     open_stored,
     prepare_value,
@@ -34,9 +36,9 @@ from scribestore.errors import (
     BinaryArtifactError,
     CorruptManifestError,
     InvalidVersionError,
+    LockTimeoutError,
     ReadOnlyError,
     SaveError,
-    ScribeStoreError,
 )
 from scribestore.handlers import get_handler
 from scribestore.manifest import (
@@ -60,6 +62,8 @@ from scribestore.versions import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    from scribestore.leases import Lease
 
 __all__ = ["Repository"]
 
@@ -134,12 +138,15 @@ class Repository:
         self._pending_by_name: dict[str, list[_Pending]] = {}
         # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
         self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
-        # Mode "w": saved versions per name, at open, that the first save drops.
-        self._baseline: dict[str, int] = {}
+        # Mode "w": the saved versions, at open, that the first save drops,
+        # by (name, created_at, hash): versions others commit later are kept.
+        self._baseline: set[tuple[str, dt.datetime, str]] = set()
         self._filtered = False
         if mode == "w":
             self._baseline = {
-                name: len(vs) for name, vs in self._read_manifest(tolerant=True).items()
+                (name, v.created_at, v.hash)
+                for name, vs in self._read_manifest(tolerant=True).items()
+                for v in vs
             }
         else:
             self._committed = self._read_manifest(tolerant=False)
@@ -302,8 +309,32 @@ class Repository:
                 unsaved version stays pending, so a retry saves them all.
         """
         self._check_writable("save")
+        try:
+            with self._objects.writing() as lease:
+                merged = self._save_under(lease)
+        except LockTimeoutError as exc:
+            raise SaveError(f"could not save repository {self.fpath}: {exc}") from exc
+        self._committed = merged
+        self._pending = []
+        self._pending_by_name = {}
+        self._expiry_updates = {}
+        self._baseline = set()
+
+    def _save_under(self, lease: Lease) -> dict[str, list[ArtifactVersion]]:
+        """Store pending values and commit the manifest while ``lease`` is held."""
         register_with(self._objects, join_url(self._dir, self._manifest_name), "repository")
         for pending in self._pending:
+            label = f"version {pending.version} of artifact {pending.name!r}"
+            if pending.stored is not None and not is_stored(
+                self._objects, pending.stored[0], label
+            ):
+                if pending.value is None:
+                    raise SaveError(
+                        f"the bytes of {label} (object {pending.stored[0]}) are no longer "
+                        f"in {self._objects.url}: garbage collection removed them before "
+                        "they were committed; promote the artifact again"
+                    )
+                pending.stored = None
             if pending.stored is None:
                 pending.stored = self._store(pending)
         assigned: list[ArtifactVersion] = []
@@ -316,20 +347,14 @@ class Repository:
             merged.update(artifacts)
             return encode_manifest(RepositoryManifest(artifacts=artifacts))
 
-        try:
-            self._storage.update(self._manifest_name, change)
-        except ScribeStoreError as exc:
-            raise SaveError(f"could not save repository {self.fpath}: {exc}") from exc
-        except Exception as exc:
-            raise SaveError(
-                f"could not write the manifest {self.fpath}: {exc}; the saved manifest "
-                "is unchanged, retry save()"
-            ) from exc
-        self._committed = merged
-        self._pending = []
-        self._pending_by_name = {}
-        self._expiry_updates = {}
-        self._baseline = {}
+        commit_manifest(
+            self._storage,
+            self._manifest_name,
+            change,
+            lease=lease,
+            label=f"repository {self.fpath}",
+        )
+        return merged
 
     def _store(self, pending: _Pending) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
@@ -357,7 +382,7 @@ class Repository:
             on_disk = dict(decode_repository(current, where=self.fpath).artifacts)
         artifacts: dict[str, list[ArtifactVersion]] = {}
         for name, versions in on_disk.items():
-            keep = versions[self._baseline.get(name, 0) :]
+            keep = [v for v in versions if (name, v.created_at, v.hash) not in self._baseline]
             if len(keep) != len(versions):
                 keep = [msgspec.structs.replace(v, version=i) for i, v in enumerate(keep)]
             else:
@@ -595,7 +620,7 @@ class Repository:
         view._pending = []
         view._pending_by_name = {}
         view._expiry_updates = {}
-        view._baseline = {}
+        view._baseline = set()
         view._filtered = True
         return view
 

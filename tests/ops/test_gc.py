@@ -5,11 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import Location
-from scribestore import CorruptManifestError, ObjectStore, Project, Repository
+from scribestore import (
+    CorruptManifestError,
+    MissingManifestError,
+    ObjectStore,
+    Project,
+    Repository,
+)
 from scribestore._storage import open_storage
 from scribestore.gc import collect_garbage
 from scribestore.objects import object_path
@@ -125,11 +132,25 @@ def test_unreadable_manifest_stops_gc(location: Location) -> None:
     assert all(store.has(d) for d in orphans)
 
 
-def test_missing_manifest_is_skipped(location: Location) -> None:
-    setup_store(location)
-    open_storage(location.url, **location.options).delete("project.json")
-    report = collect_garbage(store_at(location), grace=NOW)
+def test_missing_manifest_stops_gc_until_forgotten(location: Location) -> None:
+    _, _, orphans = setup_store(location)
+    # Moved away: neither the record nor a scan of the store's tree finds it.
+    storage = open_storage(location.url, **location.options)
+    storage.write_atomic("elsewhere.bin", storage.read_bytes("project.json"))
+    storage.delete("project.json")
+    store = store_at(location)
+    with pytest.raises(MissingManifestError, match=r"project\.json"):
+        collect_garbage(store, grace=NOW)
+    assert all(store.has(d) for d in orphans)
+    gone = location.join("project.json")
+    if location.backend == "local":
+        gone = str(Path(location.url) / "project.json")
+    report = collect_garbage(store, grace=NOW, forget=[gone])
+    assert report.forgotten == (gone,)
     assert len(report.manifests) == 1
+    assert set(orphans) <= set(report.deleted_objects)
+    # The record is gone: the next run does not stop on it.
+    assert collect_garbage(store, grace=NOW).forgotten == ()
 
 
 _WRITER = """

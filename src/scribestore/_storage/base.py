@@ -77,6 +77,13 @@ class Storage(abc.ABC):
         """Replace ``path`` with ``data`` atomically: readers see old or new, never a mix."""
 
     @abc.abstractmethod
+    def touch(self, path: str) -> None:
+        """Set the modification time of the existing file ``path`` to now.
+
+        Never creates the file: raises FileNotFoundError if it is gone.
+        """
+
+    @abc.abstractmethod
     def exists(self, path: str) -> bool:
         """Whether the file ``path`` exists."""
 
@@ -95,6 +102,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Sorted relative paths of every file under the directory ``prefix`` (recursive)."""
+
+    @abc.abstractmethod
+    def list_files(self) -> tuple[str, ...]:
+        """Sorted names of the files directly under the root (not recursive)."""
 
     @abc.abstractmethod
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:

@@ -104,6 +104,12 @@ class FsspecStorage(Storage):
             self.write_atomic(path, data)
             return data
 
+    def touch(self, path: str) -> None:
+        # Rewritten in place: generic filesystems have no portable utime.
+        # Between the read and the write a concurrent delete can be undone;
+        # generic stores serve writers of one process (see update).
+        self.write_atomic(path, self.read_bytes(path))
+
     def exists(self, path: str) -> bool:
         return bool(self.fs.isfile(self._abs(path)))
 
@@ -135,6 +141,16 @@ class FsspecStorage(Storage):
             if full.startswith(base):
                 yield full[len(base) :]
 
+    def list_files(self) -> tuple[str, ...]:
+        try:
+            found = self.fs.ls(self.root, detail=True)
+        except FileNotFoundError:
+            return ()
+        names = (
+            str(f["name"]).rstrip("/").rsplit("/", 1)[-1] for f in found if f["type"] == "file"
+        )
+        return tuple(sorted(names))
+
 
 class MemoryStorage(FsspecStorage):
     """fsspec ``memory://``: one process, files held in a shared dict.
@@ -160,3 +176,8 @@ class MemoryStorage(FsspecStorage):
 
     def write_atomic(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self._abs(path), data)
+
+    def touch(self, path: str) -> None:
+        with _lock_for(self.url, path):
+            data = self.read_bytes(path)
+            self.fs.pipe_file(self._abs(path), data)

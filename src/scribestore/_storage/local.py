@@ -169,6 +169,9 @@ class LocalStorage(Storage):
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
+    def touch(self, path: str) -> None:
+        os.utime(self._abs(path))
+
     def exists(self, path: str) -> bool:
         return os.path.isfile(self._abs(path))
 
@@ -190,6 +193,13 @@ class LocalStorage(Storage):
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             found.extend(base + name for name in filenames)
         yield from sorted(found)
+
+    def list_files(self) -> tuple[str, ...]:
+        try:
+            with os.scandir(self.root) as entries:
+                return tuple(sorted(e.name for e in entries if e.is_file(follow_symlinks=False)))
+        except FileNotFoundError:
+            return ()
 
     def local_path(self, path: str) -> str:
         """The absolute local path of ``path`` (local backend only)."""

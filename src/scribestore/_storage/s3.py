@@ -85,6 +85,19 @@ class S3Storage(FsspecStorage):
     def write_atomic(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self._abs(path), data)
 
+    def touch(self, path: str) -> None:
+        # A conditional PUT of the same bytes: it fails rather than
+        # re-creating the key if it was deleted since it was read.
+        key = self._abs(path)
+        bucket, _, obj = key.partition("/")
+        data, etag = fsspec.asyn.sync(self.fs.loop, _get_with_etag, self.fs, bucket, obj)
+        try:
+            self.fs.call_s3("put_object", Bucket=bucket, Key=obj, Body=data, IfMatch=etag)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) or _is_conflict(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
     def modified(self, path: str) -> datetime.datetime:
         when = self.fs.info(self._abs(path))["LastModified"]
         if not isinstance(when, datetime.datetime):

@@ -27,8 +27,9 @@ from scribestore.cli._app import (
     store_options,
     table,
 )
-from scribestore.errors import ObjectNotFoundError
+from scribestore.errors import InvalidNameError, ObjectNotFoundError
 from scribestore.handlers import get_handler
+from scribestore.manifest import validate_fname
 from scribestore.progress import NullProgress, copy_stream, null
 from scribestore.project import Project
 from scribestore.repository import Repository
@@ -260,7 +261,10 @@ def show(manifest: str, ref: str, asof: bool) -> None:
 
 
 def _target(dest: Path, fname: str, force: bool) -> Path:
-    target = dest / fname if dest.is_dir() else dest
+    try:
+        target = dest / validate_fname(fname) if dest.is_dir() else dest
+    except InvalidNameError as exc:
+        raise CliError(f"refusing to export: {exc}", EXIT_USAGE) from exc
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to replace it", EXIT_USAGE)
     if not target.parent.is_dir():
