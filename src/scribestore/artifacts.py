@@ -266,7 +266,7 @@ def open_stored(
         IntegrityError: the object's size disagrees with the record (or, from
             ``read``, its bytes disagree with the hash).
     """
-    reader = objects.open(record.hash, artifact=name, version=version)
+    reader = objects.open(record.hash, size=record.size, artifact=name, version=version)
     if reader.size != record.size:
         reader.close()
         raise IntegrityError(
@@ -327,5 +327,5 @@ def load_stored(
         if result is not stream:
             stream.close()
         return result
-    data = objects.get(record.hash, artifact=name, version=version)
+    data = objects.get(record.hash, size=record.size, artifact=name, version=version)
     return handler.read(io.BytesIO(data), **reader_kwargs)

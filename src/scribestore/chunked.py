@@ -35,6 +35,8 @@ from scribestore.chunkcodec import (
     decode_run,
     encode_chunks,
 )
+from scribestore.codec import LOOSE_LIMIT
+from scribestore.hashing import hash_chunk
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 #: Content at least this large is chunked.
-CHUNK_THRESHOLD = 4 << 20
+CHUNK_THRESHOLD = LOOSE_LIMIT
 AVG_CHUNK = 64 << 10
 MIN_CHUNK = 16 << 10
 MAX_CHUNK = 256 << 10
@@ -104,9 +106,20 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     if len(payload) % _RECIPE_ENTRY.size:
         raise ValueError("recipe length is not a whole number of entries")
     entries = list(_RECIPE_ENTRY.iter_unpack(payload))
+    # Checked before anything is allocated for a chunk: no chunk exceeds MAX_CHUNK.
+    if any(not 0 < s <= MAX_CHUNK for _, s in entries):
+        raise ValueError(f"recipe names a chunk of 0 or more than {MAX_CHUNK} bytes")
     if sum(s for _, s in entries) != size:
         raise ValueError("recipe chunk sizes do not add up to the object's size")
     return entries
+
+
+def _check_size(entry: RecipeEntry, location: ChunkLocation) -> None:
+    if location.size != entry[1]:
+        raise ValueError(
+            f"chunk {entry[0].hex()} is {entry[1]} bytes in the recipe but {location.size} "
+            f"in the index of pack {location.pack}"
+        )
 
 
 class BufferWindows:
@@ -399,8 +412,12 @@ class ChunkedStream:
             raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
         return location
 
-    def _runs(self) -> Iterator[tuple[ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
+    def _runs(
+        self,
+    ) -> Iterator[tuple[int, ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
         """Groups of recipe entries whose blobs follow each other in one pack.
+
+        Each is (index of its first recipe entry, first location, blob bytes, run).
 
         A group holds at most :data:`_MAX_RUN` bytes of blobs and of decoded
         chunks, unless a single chunk is larger.
@@ -408,12 +425,14 @@ class ChunkedStream:
         i = 0
         while i < len(self._recipe):
             first = self._locate(self._recipe[i][0])
+            _check_size(self._recipe[i], first)
             run = [(self._recipe[i][1], first)]
             end = first.offset + first.length
             decoded = self._recipe[i][1]
             while i + len(run) < len(self._recipe):
                 digest, size = self._recipe[i + len(run)]
                 loc = self._locate(digest)
+                _check_size((digest, size), loc)
                 if loc.pack != first.pack or loc.offset != end:
                     break
                 if end + loc.length - first.offset > _MAX_RUN or decoded + size > _MAX_RUN:
@@ -421,13 +440,18 @@ class ChunkedStream:
                 run.append((size, loc))
                 end = loc.offset + loc.length
                 decoded += size
-            yield first, end - first.offset, run
+            yield i, first, end - first.offset, run
             i += len(run)
 
     def _fetch(
-        self, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
+        self, start: int, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
     ) -> tuple[bytearray, memoryview]:
-        """Read one run of blobs with a single ranged read and decode them."""
+        """Read one run of blobs with a single ranged read, decode and verify them.
+
+        Raises:
+            ValueError: the pack is short, a blob does not decode, or a chunk
+                does not hash to its name in the recipe.
+        """
         data = self._storage.read_view(pack_path(first.pack), first.offset, length)
         if len(data) != length:
             raise ValueError(f"pack {first.pack} is shorter than its index says")
@@ -441,6 +465,15 @@ class ChunkedStream:
             buf = bytearray(total)
         out = memoryview(buf)[:total]
         decode_run(data, spans, out)
+        at = 0
+        for j, (size, loc) in enumerate(run):
+            # Every chunk is checked before the reader sees a byte of it.
+            if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
+                raise ValueError(
+                    f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
+                    f"{loc.offset}) does not hash to its name"
+                )
+            at += size
         return buf, out
 
     def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:
@@ -450,8 +483,8 @@ class ChunkedStream:
         pool = ThreadPoolExecutor(_READERS, thread_name_prefix="scribestore-read")
         pending: deque[Future[tuple[bytearray, memoryview]]] = deque()
         try:
-            for first, length, run in self._runs():
-                pending.append(pool.submit(self._fetch, first, length, run))
+            for start, first, length, run in self._runs():
+                pending.append(pool.submit(self._fetch, start, first, length, run))
                 while len(pending) > _READ_AHEAD:
                     yield pending.popleft().result()
             while pending:

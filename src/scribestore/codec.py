@@ -34,6 +34,12 @@ __all__ = [
 
 MAGIC = b"SSOB"
 OBJECT_FORMAT_VERSION = 1
+#: Object format versions a reader may meet: this one and later ones. Later
+#: versions are chosen at least two bits away from every earlier one (FORMAT
+#: 3.1), so a version byte one bit away from a known version is damage.
+_KNOWN_VERSIONS = (1,)
+#: Loose (raw and zstd) objects hold less than this; larger content is chunked.
+LOOSE_LIMIT = 4 << 20
 _HEADER = struct.Struct("<4sBBHQ")
 HEADER_SIZE = _HEADER.size  # 16
 
@@ -84,17 +90,53 @@ def decode_header(buf: bytes, *, digest: str, path: str | None = None) -> Object
     magic, version, codec, _reserved, size = _HEADER.unpack_from(buf)
     if magic != MAGIC:
         raise CorruptObjectError(digest, "not an object", path=path, detail=f"bad magic {magic!r}")
+    if version not in _KNOWN_VERSIONS and (
+        version == 0 or any(bin(version ^ k).count("1") == 1 for k in _KNOWN_VERSIONS)
+    ):
+        raise CorruptObjectError(
+            digest, "damaged header", path=path, detail=f"format version byte {version}"
+        )
     if version > OBJECT_FORMAT_VERSION:
         raise UnsupportedFormatError(
             f"object {digest} uses object format version {version}, newer than the "
             f"{OBJECT_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
         )
     try:
-        return ObjectHeader(Codec(codec), size)
+        header = ObjectHeader(Codec(codec), size)
     except ValueError:
         raise CorruptObjectError(
             digest, "not an object", path=path, detail=f"unknown codec byte {codec}"
         ) from None
+    if header.codec is not Codec.CHUNKED and size >= LOOSE_LIMIT:
+        raise CorruptObjectError(
+            digest, "damaged header", path=path, detail=f"a loose object of {size} bytes"
+        )
+    return header
+
+
+def decompress(payload: bytes | memoryview, size: int) -> bytes:
+    """The content of a zstd payload that must decode to exactly ``size`` bytes.
+
+    Nothing larger than ``size`` + 1 bytes is ever allocated, whatever the
+    frame claims.
+
+    Raises:
+        zstandard.ZstdError: the payload is damaged or decodes to another size.
+    """
+    if zstandard.frame_content_size(payload) not in (size, -1):
+        raise zstandard.ZstdError("frame content size disagrees with the object header")
+    dctx = zstandard.ZstdDecompressor()
+    out = (
+        dctx.decompressobj().decompress(payload)
+        if size == 0
+        else dctx.decompress(payload, max_output_size=size + 1)
+    )
+    return bytes(out)
+
+
+def stored_bound(size: int) -> int:
+    """The most bytes a loose payload of ``size`` content bytes can take (zstd's bound)."""
+    return size + (size >> 8) + 1024
 
 
 def choose_codec(probe: bytes, total_size: int) -> Codec:

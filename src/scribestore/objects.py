@@ -19,10 +19,15 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import msgspec
-import zstandard
 
 from scribestore import codec
-from scribestore._storage import Storage, check_relpath, open_storage, split_url
+from scribestore._storage import (
+    NotRegularFileError,
+    Storage,
+    check_relpath,
+    open_storage,
+    split_url,
+)
 from scribestore.chunked import (
     CHUNK_THRESHOLD,
     BufferWindows,
@@ -465,75 +470,85 @@ class ObjectStore:
 
     # --- reading -------------------------------------------------------------
 
-    def get(self, digest: str, *, artifact: str | None = None, version: int | None = None) -> bytes:
+    def get(
+        self,
+        digest: str,
+        *,
+        size: int | None = None,
+        artifact: str | None = None,
+        version: int | None = None,
+    ) -> bytes:
         """The verified content of ``digest``.
 
-        ``artifact`` and ``version`` only label errors for the reader's benefit.
+        ``size``, when given (the manifest's), must match the object's header
+        before anything is read or allocated. ``artifact`` and ``version``
+        only label errors for the reader's benefit.
 
         Raises:
             InvalidDigestError: ``digest`` is malformed (before any I/O).
             ObjectNotFoundError: no such object.
-            IntegrityError: the stored bytes do not hash to ``digest``.
+            IntegrityError: the stored bytes do not hash to ``digest``, or
+                their size is not ``size``.
         """
-        path = object_path(digest)
-        blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
-        header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
-        payload = memoryview(blob)[codec.HEADER_SIZE :]
-        if header.codec is codec.Codec.CHUNKED:
-            with self.open(digest, artifact=artifact, version=version) as reader:
-                return reader.read()
-        if header.codec is codec.Codec.ZSTD:
-            try:
-                content = _decompress(payload, header.size)
-            except zstandard.ZstdError as exc:
-                raise CorruptObjectError(
-                    digest,
-                    "undecodable",
-                    path=path,
-                    artifact=artifact,
-                    version=version,
-                    detail=str(exc),
-                ) from exc
-        else:
-            content = bytes(payload)
-        actual = hash_bytes(content)
-        if actual != digest or len(content) != header.size:
-            raise IntegrityError(
-                digest,
-                actual,
-                path=path,
-                artifact=artifact,
-                version=version,
-                detail=f"{len(content)} of {header.size} bytes",
-            )
-        return content
+        with self.open(digest, size=size, artifact=artifact, version=version) as reader:
+            return reader.read()
 
     def open(
-        self, digest: str, *, artifact: str | None = None, version: int | None = None
+        self,
+        digest: str,
+        *,
+        size: int | None = None,
+        artifact: str | None = None,
+        version: int | None = None,
     ) -> ObjectReader:
-        """A stream of the content of ``digest``, verified as it is read.
+        """A stream of the content of ``digest``, verified before any byte is returned.
 
-        ``artifact`` and ``version`` only label errors for the reader's benefit.
+        Loose objects are verified whole on the first read; chunked ones
+        chunk by chunk, and the whole content again at the end. ``size``,
+        ``artifact`` and ``version`` as for :meth:`get`.
 
         Raises:
             InvalidDigestError, ObjectNotFoundError: as :meth:`get`.
-            IntegrityError: from ``read`` when the end is reached and the bytes
-                read do not hash to ``digest``.
+            IntegrityError: the header disagrees with ``size``; from ``read``,
+                bytes that do not match their digest.
         """
         path = object_path(digest)
         raw = self._wrap_os(lambda: self._storage.open_read(path), digest)
-        chunks = None
         try:
-            header = codec.decode_header(raw.read(codec.HEADER_SIZE), digest=digest, path=path)
-            if header.codec is codec.Codec.CHUNKED:
-                recipe = self._recipe(digest, raw.read(), header.size, path)
-                chunks = ChunkedStream(self._storage, self._packs(), recipe)
+            header, chunks = self._wrap_os(
+                lambda: self._open_parts(raw, digest, path, size, artifact, version), digest
+            )
         except BaseException:
             raw.close()
             raise
         return ObjectReader(
             raw, digest, header, path, artifact=artifact, version=version, chunks=chunks
         )
+
+    def _open_parts(
+        self,
+        raw: IO[bytes],
+        digest: str,
+        path: str,
+        size: int | None,
+        artifact: str | None,
+        version: int | None,
+    ) -> tuple[codec.ObjectHeader, ChunkedStream | None]:
+        """The header of an opened object and, if it is chunked, its chunk stream."""
+        header = codec.decode_header(raw.read(codec.HEADER_SIZE), digest=digest, path=path)
+        if size is not None and header.size != size:
+            raise IntegrityError(
+                digest,
+                "another size",
+                path=path,
+                artifact=artifact,
+                version=version,
+                detail=f"the object header says {header.size} bytes, the manifest {size}",
+            )
+        if header.codec is not codec.Codec.CHUNKED:
+            return header, None
+        recipe = self._recipe(digest, raw.read(), header.size, path)
+        return header, ChunkedStream(self._storage, self._packs(), recipe)
 
     def _recipe(self, digest: str, payload: bytes, size: int, path: str) -> list[RecipeEntry]:
         try:
@@ -688,6 +703,13 @@ class ObjectStore:
             return call()
         except ScribeStoreError:
             raise
+        except NotRegularFileError as exc:
+            raise CorruptObjectError(
+                subject if is_digest(subject) else "store-file",
+                "not a regular file",
+                path=str(exc.filename),
+                detail=f"{exc.strerror}: only regular files are read; remove it",
+            ) from exc
         except FileNotFoundError:
             if is_digest(subject):
                 raise ObjectNotFoundError(
@@ -794,19 +816,6 @@ def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> Scr
         f"blake3 {digest}, read {actual_size} bytes with blake3 {actual}); nothing was "
         "stored. Do not modify a file while logging it, then retry."
     )
-
-
-def _decompress(payload: memoryview, size: int) -> bytes:
-    # A damaged frame header could claim any size: never allocate past the header's.
-    if zstandard.frame_content_size(payload) not in (size, -1):
-        raise zstandard.ZstdError("frame content size disagrees with the object header")
-    dctx = zstandard.ZstdDecompressor()
-    out = (
-        dctx.decompressobj().decompress(payload)
-        if size == 0
-        else dctx.decompress(payload, max_output_size=size + 1)
-    )
-    return bytes(out)
 
 
 class _BufferReader:

@@ -54,14 +54,13 @@ class ObjectReader(io.RawIOBase):
         self._raw = raw
         self._hasher = Hasher()
         self._verified = False
+        self._codec = header.codec
         self._source: IO[bytes] | Any
-        if header.codec is codec.Codec.ZSTD:
-            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
-        elif header.codec is codec.Codec.CHUNKED:
+        if header.codec is codec.Codec.CHUNKED:
             assert chunks is not None
-            self._source = chunks
+            self._source = chunks  # verifies each chunk before it is returned
         else:
-            self._source = raw
+            self._source = None  # loose objects are small: read and verified whole first
 
     def readable(self) -> bool:
         return True
@@ -70,6 +69,8 @@ class ObjectReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if self._verified or len(view) == 0:
             return 0
+        if self._source is None:
+            self._source = io.BytesIO(self._whole())
         # Never read past the recorded size: trailing garbage is an integrity error.
         want = min(len(view), self.size - self._hasher.size + 1)
         try:
@@ -106,6 +107,41 @@ class ObjectReader(io.RawIOBase):
             return n
         self._finish()
         return 0
+
+    def _whole(self) -> bytes:
+        """The loose object's content, decoded and checked against its digest.
+
+        Raises:
+            CorruptObjectError: the payload does not decode within the size
+                in the header.
+            IntegrityError: the content does not hash to the digest.
+        """
+        payload = self._raw.read(self.size + 1) if self._codec is codec.Codec.RAW else None
+        if payload is None:
+            try:
+                stored = self._raw.read(codec.stored_bound(self.size))
+                payload = codec.decompress(stored, self.size)
+            except zstandard.ZstdError as exc:
+                raise CorruptObjectError(
+                    self.digest,
+                    "undecodable",
+                    path=self._path,
+                    artifact=self._artifact,
+                    version=self._version,
+                    detail=str(exc),
+                ) from exc
+        hasher = Hasher()
+        hasher.update(payload)
+        if hasher.size != self.size or hasher.hexdigest() != self.digest:
+            raise IntegrityError(
+                self.digest,
+                hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"{hasher.size} of {self.size} bytes",
+            )
+        return payload
 
     def _finish(self) -> None:
         actual = self._hasher.hexdigest()

@@ -176,3 +176,26 @@ def test_update_is_atomic_across_processes(shared_location: Location) -> None:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
     assert open_backend(shared_location).read_bytes("counter") == b"60"
+
+
+def test_touch_refreshes_and_never_creates(location: Location) -> None:
+    storage = open_backend(location)
+    storage.write_new("locks/lease.json", [b"{}"])
+    before = storage.modified("locks/lease.json")
+    import time
+
+    time.sleep(1.1)  # S3 LastModified has one-second resolution
+    storage.touch("locks/lease.json")
+    assert storage.modified("locks/lease.json") > before
+    assert storage.read_bytes("locks/lease.json") == b"{}"
+    storage.delete("locks/lease.json")
+    with pytest.raises(FileNotFoundError):
+        storage.touch("locks/lease.json")
+    assert not storage.exists("locks/lease.json")
+
+
+def test_list_files_is_not_recursive(location: Location) -> None:
+    storage = open_backend(location)
+    storage.write_new("repository.json", [b"{}"])
+    storage.write_new("objects/ab/cd", [b"x"])
+    assert storage.list_files() == ("repository.json",)

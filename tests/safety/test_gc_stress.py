@@ -83,11 +83,9 @@ def _stress(loc: Location, tmp_path: Path) -> dict[str, int]:
         results.append(json.loads(out.strip().splitlines()[-1]))
     collect_garbage(store, grace=dt.timedelta(0))
 
-    versions = 0
     for tag in range(WRITERS):
         repo = Repository(loc.join(f"writer-{tag}.json"), mode="r", **loc.options)
         assert repo.verify().problems == ()
-        versions += 1
     shared = Repository(loc.join("repository.json"), mode="r", **loc.options)
     assert shared.verify().problems == ()
     for tag, result in enumerate(results):

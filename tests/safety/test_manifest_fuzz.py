@@ -54,6 +54,14 @@ names = st.text(min_size=1, max_size=12).filter(_valid_name)
 params = st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=2)
 
 
+# Export file names are one plain path component (anything else is refused).
+plain_fnames = st.text(
+    st.characters(blacklist_characters="/\\\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=10,
+).filter(lambda f: f not in (".", ".."))
+
+
 @st.composite
 def version_entry(draw: st.DrawFn, version: int) -> dict[str, Any]:
     entry: dict[str, Any] = {
@@ -62,7 +70,7 @@ def version_entry(draw: st.DrawFn, version: int) -> dict[str, Any]:
         "size": draw(st.integers(0, 2**40)),
         "created_at": draw(timestamps),
         "handler": draw(st.sampled_from(["json", "pickle", "bytes"])),
-        "fname": draw(st.text(max_size=10)),
+        "fname": draw(plain_fnames),
     }
     if draw(st.booleans()):
         entry["expiry"] = draw(st.none() | timestamps)
@@ -330,3 +338,46 @@ def test_any_version_selector_gives_our_errors(
     # Anything but these two (a TypeError, an OverflowError, ...) fails the test.
     with contextlib.suppress(InvalidVersionError, VersionNotFoundError):
         small_repo.get_artifact_metadata("a", version=version, match=match)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fname", ["", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "a\x00"])
+def test_fname_that_could_escape_is_refused(fname: str) -> None:
+    doc = {
+        "format": "scribestore.repository",
+        "format_version": 1,
+        "artifacts": {
+            "a": [
+                {
+                    "version": 0,
+                    "hash": "0" * 64,
+                    "size": 1,
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "handler": "json",
+                    "fname": fname,
+                }
+            ]
+        },
+    }
+    with pytest.raises(CorruptManifestError, match="fname"):
+        decode_repository(json.dumps(doc).encode(), where="crafted.json")
+
+
+def test_digest_with_a_trailing_newline_is_refused() -> None:
+    doc = {
+        "format": "scribestore.repository",
+        "format_version": 1,
+        "artifacts": {
+            "a": [
+                {
+                    "version": 0,
+                    "hash": "0" * 64 + "\n",
+                    "size": 1,
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "handler": "json",
+                    "fname": "a.json",
+                }
+            ]
+        },
+    }
+    with pytest.raises(CorruptManifestError, match="hash"):
+        decode_repository(json.dumps(doc).encode(), where="crafted.json")

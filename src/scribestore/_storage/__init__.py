@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from scribestore._storage.base import Storage, check_relpath
+from scribestore._storage.base import NotRegularFileError, Storage, check_relpath
 from scribestore._storage.local import LocalStorage
 from scribestore.errors import StorageError
 
 __all__ = [
     "LocalStorage",
+    "NotRegularFileError",
     "Storage",
     "check_relpath",
     "join_url",

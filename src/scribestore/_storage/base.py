@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["Storage", "check_relpath"]
+__all__ = ["NotRegularFileError", "Storage", "check_relpath"]
+
+
+class NotRegularFileError(OSError):
+    """A path in the store is a symlink, FIFO, device or directory, not a file.
+
+    Backends refuse to read or write through such paths; callers report the
+    file as damaged.
+    """
 
 
 def check_relpath(path: str) -> str:

@@ -14,9 +14,10 @@ import fcntl
 import mmap
 import os
 import secrets
+import stat
 from typing import IO, TYPE_CHECKING
 
-from scribestore._storage.base import Storage, check_relpath
+from scribestore._storage.base import NotRegularFileError, Storage, check_relpath
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -49,12 +50,37 @@ class LocalStorage(Storage):
     def _abs(self, path: str) -> str:
         return os.path.join(self.root, *check_relpath(path).split("/"))
 
+    def _open_regular(self, path: str) -> IO[bytes]:
+        """Open ``path`` for reading if it is a regular file, not a link or device.
+
+        Non-blocking open, so a FIFO planted in the store cannot hang a reader.
+
+        Raises:
+            NotRegularFileError: it is a symlink, FIFO, device or directory.
+        """
+        full = self._abs(path)
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotRegularFileError(errno.ELOOP, "a symbolic link", full) from exc
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegularFileError(errno.EINVAL, "not a regular file", full)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
     def read_bytes(self, path: str) -> bytes:
-        with open(self._abs(path), "rb") as f:
+        with self._open_regular(path) as f:
             return f.read()
 
     def read_range(self, path: str, start: int, length: int) -> bytes:
-        with open(self._abs(path), "rb") as f:
+        with self._open_regular(path) as f:
             f.seek(start)
             return f.read(length)
 
@@ -64,7 +90,7 @@ class LocalStorage(Storage):
         # mapped until the view is dropped.
         if length < _MAP_MIN:
             return super().read_view(path, start, length)
-        with open(self._abs(path), "rb") as f:
+        with self._open_regular(path) as f:
             aligned = start - start % mmap.ALLOCATIONGRANULARITY
             try:
                 mapped = mmap.mmap(
@@ -80,7 +106,7 @@ class LocalStorage(Storage):
         return memoryview(mapped)[start - aligned :]
 
     def open_read(self, path: str) -> IO[bytes]:
-        return open(self._abs(path), "rb")
+        return self._open_regular(path)
 
     def _write_tmp(self, final: str, chunks: Iterable[bytes | memoryview]) -> str:
         """Write ``chunks`` to a fresh temp file beside ``final``; return its path."""

@@ -1,0 +1,133 @@
+"""Damaged and hostile store files: nothing unverified is returned, nothing unbounded allocated."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+
+import pytest
+
+from conftest import Location
+from scribestore import CorruptObjectError, IntegrityError, ObjectStore, UnsupportedFormatError
+from scribestore.chunked import MAX_CHUNK
+from scribestore.objects import object_path
+from scribestore.packs import PackIndex, pack_path
+from store_util import repo_at
+
+TEXT = b"".join(b"line %d of a compressible text\n" % i for i in range(2000))
+
+
+def _store(loc: Location) -> ObjectStore:
+    return ObjectStore(loc.join("objects"), **loc.options)
+
+
+def _rewrite(store: ObjectStore, path: str, data: bytes) -> None:
+    store.storage.delete(path)
+    store.storage.write_new(path, [data])
+
+
+def test_short_read_of_a_damaged_loose_object_raises(location: Location) -> None:
+    store = _store(location)
+    digest = store.put(TEXT)
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    assert blob[5] == 1  # zstd: the damage near the end decodes late in the stream
+    blob[-20] ^= 0x40
+    _rewrite(store, path, bytes(blob))
+    with store.open(digest) as reader, pytest.raises(IntegrityError):
+        reader.read(10)
+
+
+def test_short_read_of_a_damaged_chunk_raises(location: Location) -> None:
+    store = _store(location)
+    content = random.Random(7).randbytes(5 << 20)
+    digest = store.put(content)
+    first = store.recipe_chunks(digest)[0]
+    index = PackIndex(store.storage)
+    index.refresh()
+    loc = index.get(first)
+    pack = bytearray(store.storage.read_bytes(pack_path(loc.pack)))
+    pack[loc.offset + 1 + 1000] ^= 0x01  # inside the first chunk's raw blob
+    _rewrite(store, pack_path(loc.pack), bytes(pack))
+    with store.open(digest) as reader, pytest.raises(IntegrityError):
+        reader.read(4096)
+
+
+def test_header_size_is_checked_against_the_manifest(location: Location) -> None:
+    repo = repo_at(location, mode="w")
+    repo.log_artifact("small", b"eight by", "bytes")
+    repo.save()
+    store = _store(location)
+    digest = repo.get_artifact_metadata("small")["hash"]
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    struct.pack_into("<Q", blob, 8, 512 << 20)  # announces 512 MiB (chunked codec: allowed)
+    blob[5] = 2
+    _rewrite(store, path, bytes(blob))
+    with pytest.raises(IntegrityError, match="manifest 8"):
+        repo_at(location, mode="r").load_artifact("small")
+
+
+@pytest.mark.parametrize("size", [2**40, 2**63 - 1, 5 << 20])
+def test_loose_header_announcing_a_huge_size_is_corrupt(location: Location, size: int) -> None:
+    store = _store(location)
+    digest = store.put(TEXT)
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    struct.pack_into("<Q", blob, 8, size)
+    _rewrite(store, path, bytes(blob))
+    with pytest.raises(CorruptObjectError, match="damaged header"):
+        store.get(digest)
+
+
+@pytest.mark.parametrize("chunk", [2**40, 2**63, 0, MAX_CHUNK + 1])
+def test_recipe_with_an_impossible_chunk_size_is_corrupt(location: Location, chunk: int) -> None:
+    store = _store(location)
+    digest = store.put(random.Random(3).randbytes(5 << 20))
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    struct.pack_into("<Q", blob, 8, chunk)  # header and recipe agree on the crafted size
+    blob = blob[:16] + blob[16:48] + struct.pack("<Q", chunk)  # one entry: digest, size
+    _rewrite(store, path, bytes(blob))
+    with pytest.raises(CorruptObjectError):
+        store.get(digest)
+
+
+@pytest.mark.parametrize("version", [0, 3, 5, 129])
+def test_flipped_version_byte_is_damage(location: Location, version: int) -> None:
+    store = _store(location)
+    digest = store.put(TEXT)
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    blob[4] = version
+    _rewrite(store, path, bytes(blob))
+    with pytest.raises(CorruptObjectError, match="damaged header"):
+        store.get(digest)
+
+
+def test_a_newer_version_is_unsupported(location: Location) -> None:
+    store = _store(location)
+    digest = store.put(TEXT)
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    blob[4] = 6
+    _rewrite(store, path, bytes(blob))
+    with pytest.raises(UnsupportedFormatError):
+        store.get(digest)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dir"])
+def test_special_files_planted_as_objects_are_corrupt(tmp_path, kind: str) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    digest = store.put(TEXT)
+    full = store.storage.local_path(object_path(digest))  # type: ignore[attr-defined]
+    os.unlink(full)
+    if kind == "fifo":
+        os.mkfifo(full)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", full)
+    else:
+        os.mkdir(full)
+    with pytest.raises(CorruptObjectError, match="not a regular file"):
+        store.get(digest)
