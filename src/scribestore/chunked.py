@@ -408,6 +408,12 @@ class ChunkedStream:
         if location is None:
             self._index.refresh()
             location = self._index.get(digest)
+        if location is None and self._index.damaged:
+            damaged = ", ".join(sorted(self._index.damaged))
+            raise ValueError(
+                f"chunk {digest.hex()} is in no readable pack; the indexes of packs "
+                f"{damaged} are damaged and may hold it"
+            )
         if location is None:
             raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
         return location

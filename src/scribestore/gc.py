@@ -67,6 +67,8 @@ class GcReport(msgspec.Struct, frozen=True, kw_only=True):
     deleted_packs: tuple[str, ...]
     condemned_packs: tuple[str, ...]
     rescued_packs: tuple[str, ...]
+    #: Packs (or condemned markers) without an index, deleted.
+    orphaned_packs: tuple[str, ...] = ()
     #: Packs left alone because their index is damaged or unreadable.
     skipped_packs: tuple[str, ...] = ()
     #: Registry records of manifests the caller said are gone, now removed.
@@ -96,6 +98,7 @@ class _Survey(msgspec.Struct, kw_only=True):
     condemned: set[str]
     live_chunks: set[bytes]
     chunks_known: bool
+    orphans: list[str] = msgspec.field(default_factory=list)
 
 
 def _io(storage: Storage, call: Callable[[], _T], subject: str) -> _T:
@@ -247,6 +250,16 @@ def _survey(store: ObjectStore, live: set[str], grace_s: float) -> _Survey:
     # Every index on its own: two packs may hold the same chunk, and each one
     # must be judged (a digest-keyed map would hide one of them).
     names = _io(storage, lambda: sorted(storage.list(PACK_DIR)), PACK_DIR)
+    by_ext: dict[str, set[str]] = {}
+    for name in names:
+        pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+        by_ext.setdefault(ext, set()).add(pack_id)
+    indexed = by_ext.get("idx", set())
+    # Left by killed saves (a pack is published before its index) and killed
+    # gc runs (an index is deleted before its pack and marker).
+    survey.orphans = sorted(
+        (by_ext.get("pack", set()) | by_ext.get(CONDEMNED_EXT, set())) - indexed
+    )
     for name in names:
         pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
         if ext == CONDEMNED_EXT:
@@ -366,6 +379,16 @@ def _sweep(
                 if not dry_run:
                     marker = condemned_path(pack_id)
                     _io(storage, partial(storage.write_new, marker, (b"",)), marker)
+    orphaned: list[str] = []
+    for pack_id in survey.orphans:
+        paths = [p(pack_id) for p in (pack_path, condemned_path)]
+        present = [p for p in paths if _exists(storage, p)]
+        if present and all(store.age(p) > grace_s for p in present):
+            orphaned.append(pack_id)
+            freed += _pack_size(storage, pack_id)
+            if not dry_run:
+                for path in present:
+                    _delete_quietly(storage, path)
     for path in survey.temp_files:
         with contextlib.suppress(FileNotFoundError):
             freed += _io(storage, partial(storage.size, path), path)
@@ -380,6 +403,7 @@ def _sweep(
         condemned_packs=tuple(condemned),
         rescued_packs=tuple(rescued),
         skipped_packs=tuple(survey.skipped_packs),
+        orphaned_packs=tuple(orphaned),
         forgotten=tuple(r.url for r in again.forgotten),
         deleted_temp_files=len(survey.temp_files),
         kept_young=survey.kept_young,
@@ -393,6 +417,10 @@ def _pack_size(storage: Storage, pack_id: str) -> int:
         with contextlib.suppress(FileNotFoundError):
             total += _io(storage, partial(storage.size, path), path)
     return total
+
+
+def _exists(storage: Storage, path: str) -> bool:
+    return _io(storage, partial(storage.exists, path), path)
 
 
 def _delete_quietly(storage: Storage, path: str) -> None:

@@ -151,7 +151,8 @@ class ObjectStore:
         lease_policy: timings of the leases that keep gc and writers apart
             (docs/FORMAT.md section 7.1); the defaults suit most stores.
         **storage_options: passed to fsspec (e.g. ``endpoint_url`` for S3).
-            For local paths only ``fsync`` (default True) is accepted.
+            For local paths only ``fsync`` (default True) and ``lock_timeout``
+            (seconds a manifest update waits for another process, default 120).
     """
 
     def __init__(
@@ -344,7 +345,7 @@ class ObjectStore:
             wait(racing, return_when=FIRST_COMPLETED)
             if named is not None and named.done() and named.exception() is None:
                 digest = named.result()[0]
-                if self._exists(digest):
+                if self._intact(digest):
                     progress.advance(size)
                     return digest, size
             self._wrap_os(loaded.result, "packs")
@@ -353,7 +354,7 @@ class ObjectStore:
                     digest = self._wrap_os(named.result, path)[0]
                 else:
                     digest = hash_bytes(cast("BufferWindows", source).view)
-                if self._exists(digest):
+                if self._intact(digest):
                     progress.advance(size)
                 else:
                     self._publish_chunked(digest, source, before, probe, progress)
@@ -386,7 +387,7 @@ class ObjectStore:
                 hasher.update(block)
                 spool.write(block)
             digest = hasher.hexdigest()
-            if self._exists(digest):
+            if self._intact(digest):
                 progress.start(hasher.size, "storing")
                 progress.advance(hasher.size)
                 return digest, hasher.size
@@ -402,7 +403,7 @@ class ObjectStore:
 
     def _put_prepared(self, src: _Prepared, progress: Progress) -> tuple[str, int]:
         progress.start(src.size, "storing")
-        if self._exists(src.digest):
+        if self._intact(src.digest):
             progress.advance(src.size)
         else:
             if src.data is not None:
@@ -692,6 +693,35 @@ class ObjectStore:
         return [d for d, _ in self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)]
 
     # --- helpers -------------------------------------------------------------
+
+    def _intact(self, digest: str) -> bool:
+        """Whether ``digest`` is stored and usable, so a put may skip writing it.
+
+        A loose object is verified whole (it is small); a chunked one must
+        have a readable recipe whose chunks are all in readable packs. A
+        stored copy that fails is deleted, so the put that asked writes the
+        content again: logging an artifact again repairs it.
+        """
+        if not self._exists(digest):
+            return False
+        try:
+            recipe = self.recipe_chunks(digest)
+            if recipe is None:
+                self.get(digest)
+            else:
+                index = self._packs()
+                missing = [c for c in recipe if index.get(c) is None]
+                if missing:
+                    self._wrap_os(index.refresh, "packs")
+                    missing = [c for c in missing if index.get(c) is None]
+                if missing:
+                    raise ObjectNotFoundError(f"{len(missing)} chunks of {digest} are missing")
+        except (IntegrityError, ObjectNotFoundError):
+            path = object_path(digest)
+            with contextlib.suppress(ObjectNotFoundError):
+                self._wrap_os(lambda: self._storage.delete(path), digest)
+            return False
+        return True
 
     def _exists(self, digest: str) -> bool:
         path = object_path(digest)

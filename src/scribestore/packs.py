@@ -121,15 +121,19 @@ class PackIndex:
         self._packs: dict[str, int] = {}
         # Packs gc has condemned: still readable, never deduplicated against.
         self._condemned: set[str] = set()
+        #: Packs whose index could not be parsed: pack id -> why.
+        self.damaged: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         """Load the indexes of packs published since the last refresh.
 
-        Packs deleted since then are forgotten.
+        Packs deleted since then are forgotten. An index that cannot be
+        parsed is skipped and recorded in :attr:`damaged`, so the chunks of
+        every other pack stay readable.
 
         Raises:
-            ValueError: an index file is malformed.
+            OSError: the pack directory or an index could not be read.
         """
         try:
             names = list(self._storage.list(PACK_DIR))
@@ -155,7 +159,15 @@ class PackIndex:
             pack_id, _, ext = base.partition(".")
             if ext != "idx" or not _PACK_ID.fullmatch(pack_id) or pack_id in self._packs:
                 continue
-            total, entries = parse_index(pack_id, self._storage.read_bytes(name))
+            try:
+                total, entries = parse_index(pack_id, self._storage.read_bytes(name))
+            except FileNotFoundError:
+                continue  # deleted by gc meanwhile
+            except ValueError as exc:
+                # One damaged (or newer) index costs only the chunks in its pack.
+                self.damaged[pack_id] = str(exc)
+                continue
+            self.damaged.pop(pack_id, None)
             self.add(pack_id, total, entries)
 
     def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:

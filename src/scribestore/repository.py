@@ -32,6 +32,7 @@ from scribestore.artifacts import (
 )
 from scribestore.errors import (
     ArtifactLoadError,
+    ArtifactLogError,
     ArtifactNotFoundError,
     BinaryArtifactError,
     CorruptManifestError,
@@ -69,6 +70,7 @@ __all__ = ["Repository"]
 
 MODES = ("r", "a", "w", "w+")
 _ONE_MICRO = dt.timedelta(microseconds=1)
+_LAST_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc) - _ONE_MICRO
 
 
 @dataclasses.dataclass
@@ -288,6 +290,14 @@ class Repository:
         if last is None and self._committed.get(name):
             last = self._committed[name][-1]
         if last is not None and now <= last.created_at:
+            if last.created_at >= _LAST_TIME:
+                raise ArtifactLogError(
+                    f"cannot log a new version of artifact {name!r} in repository "
+                    f"{self.fpath}: its version {last.version} claims to be created at "
+                    f"{last.created_at.isoformat()}, the last representable time, so no "
+                    "later version can exist; the manifest is damaged or crafted — "
+                    "restore it, or log under another name"
+                )
             now = last.created_at + _ONE_MICRO
         return now
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -199,3 +202,59 @@ def test_list_files_is_not_recursive(location: Location) -> None:
     storage.write_new("repository.json", [b"{}"])
     storage.write_new("objects/ab/cd", [b"x"])
     assert storage.list_files() == ("repository.json",)
+
+
+def test_new_directories_are_fsynced_in_their_parents(tmp_path, monkeypatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    root = tmp_path / "store" / "objects"
+    LocalStorage(root).write_new("ab/cd/file", [b"x"])
+    for directory in (tmp_path, tmp_path / "store", root, root / "ab", root / "ab" / "cd"):
+        assert str(directory) in synced, directory
+
+
+def test_manifest_lock_wait_has_a_timeout_naming_the_holder(tmp_path) -> None:
+    storage = LocalStorage(tmp_path, lock_timeout=0.3)
+    storage.update("repository.json", lambda _: b"one")
+    # Another process holds the lock (a stopped writer): a child that never lets go.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.pwrite(fd, b'pid %d on the holder' % os.getpid(), 0)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(tmp_path / "repository.json.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(TimeoutError, match=f"pid {holder.pid}"):
+            storage.update("repository.json", lambda _: b"two")
+    finally:
+        holder.kill()
+        holder.wait()
+    # The dead holder's lock is free at once.
+    assert storage.update("repository.json", lambda _: b"two") == b"two"
+
+
+def test_manifest_lock_symlink_is_not_followed(tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    (tmp_path / "store").mkdir()
+    os.symlink(outside, tmp_path / "store" / "repository.json.lock")
+    storage = LocalStorage(tmp_path / "store")
+    with pytest.raises(OSError):
+        storage.update("repository.json", lambda _: b"data")
+    assert outside.read_bytes() == b"keep"

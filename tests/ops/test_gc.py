@@ -191,3 +191,17 @@ def test_gc_while_writers_save(tmp_path) -> None:
         ]
     assert len([m for m in repo if m["name"] == "shared"]) == 45
     assert repo.verify().problems == ()
+
+
+def test_packs_and_markers_without_an_index_are_reclaimed(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    killed_save, killed_gc = "1" * 32, "2" * 32
+    store.storage.write_new(f"{PACK_DIR}/{killed_save}.pack", [b"SSPK" + b"\x02" + bytes(3)])
+    store.storage.write_new(f"{PACK_DIR}/{killed_gc}.pack", [b"SSPK" + b"\x02" + bytes(3)])
+    store.storage.write_new(f"{PACK_DIR}/{killed_gc}.condemned", [b""])
+    report = collect_garbage(store, grace=NOW)
+    assert sorted(report.orphaned_packs) == [killed_save, killed_gc]
+    left = [p for p in store.storage.list(PACK_DIR) if killed_save in p or killed_gc in p]
+    assert left == []
+    all_load(location)

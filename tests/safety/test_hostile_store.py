@@ -7,13 +7,13 @@ import random
 import struct
 
 import pytest
+from store_util import repo_at
 
 from conftest import Location
 from scribestore import CorruptObjectError, IntegrityError, ObjectStore, UnsupportedFormatError
 from scribestore.chunked import MAX_CHUNK
 from scribestore.objects import object_path
 from scribestore.packs import PackIndex, pack_path
-from store_util import repo_at
 
 TEXT = b"".join(b"line %d of a compressible text\n" % i for i in range(2000))
 
@@ -131,3 +131,33 @@ def test_special_files_planted_as_objects_are_corrupt(tmp_path, kind: str) -> No
         os.mkdir(full)
     with pytest.raises(CorruptObjectError, match="not a regular file"):
         store.get(digest)
+
+
+def test_logging_again_repairs_a_damaged_loose_object(location: Location) -> None:
+    store = _store(location)
+    digest = store.put(TEXT)
+    path = object_path(digest)
+    blob = bytearray(store.storage.read_bytes(path))
+    blob[-20] ^= 0x40
+    _rewrite(store, path, bytes(blob))
+    assert store.put(TEXT) == digest
+    assert store.get(digest) == TEXT
+
+
+def test_one_damaged_index_costs_only_its_own_chunks(location: Location) -> None:
+    store = _store(location)
+    first = random.Random(1).randbytes(5 << 20)
+    second = random.Random(2).randbytes(5 << 20)
+    d1, d2 = store.put(first), store.put(second)
+    index = PackIndex(store.storage)
+    index.refresh()
+    damaged = index.get(store.recipe_chunks(d1)[0]).pack
+    idx = f"packs/{damaged}.idx"
+    _rewrite(store, idx, store.storage.read_bytes(idx)[:-7])  # truncated, as by a power cut
+    fresh = _store(location)
+    assert fresh.get(d2) == second  # intact pack: still loads
+    with pytest.raises(CorruptObjectError, match=damaged):
+        fresh.get(d1)
+    # Logging the content again stores its chunks anew, beside the damaged pack.
+    assert fresh.put(first) == d1
+    assert _store(location).get(d1) == first

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from scribestore._storage.base import NotRegularFileError, Storage, check_relpath
-from scribestore._storage.local import LocalStorage
+from scribestore._storage.local import DEFAULT_LOCK_TIMEOUT, LocalStorage
 from scribestore.errors import StorageError
 
 __all__ = [
@@ -87,9 +87,10 @@ def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage
     protocol, rest = split_url(url)
     if not protocol:
         fsync = bool(storage_options.pop("fsync", True))
+        lock_timeout = float(storage_options.pop("lock_timeout", DEFAULT_LOCK_TIMEOUT))
         if storage_options:
             raise ValueError(f"unknown storage options for a local path: {sorted(storage_options)}")
-        return LocalStorage(rest, fsync=fsync)
+        return LocalStorage(rest, fsync=fsync, lock_timeout=lock_timeout)
 
     import fsspec
 

@@ -14,7 +14,9 @@ import fcntl
 import mmap
 import os
 import secrets
+import socket
 import stat
+import time
 from typing import IO, TYPE_CHECKING
 
 from scribestore._storage.base import NotRegularFileError, Storage, check_relpath
@@ -27,6 +29,8 @@ __all__ = ["LOCK_SUFFIX", "TMP_PREFIX", "LocalStorage"]
 TMP_PREFIX = ".tmp-"
 #: Suffix of the lock file that serializes updates of one manifest.
 LOCK_SUFFIX = ".lock"
+#: Seconds a manifest update waits for another process's lock before failing.
+DEFAULT_LOCK_TIMEOUT = 120.0
 # Largest single write() call. Huge writes let Linux allocate large page-cache
 # folios, which can stall on memory compaction: here, writing 1 GiB in 32 MiB
 # calls took 1.8-2.4 s in 3 of 6 trials, 1 MiB calls 0.23-0.59 s in 8.
@@ -42,10 +46,17 @@ _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EML
 class LocalStorage(Storage):
     """Files under a directory on local disk."""
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.url = self.root
         self._fsync = fsync
+        self._lock_timeout = lock_timeout
 
     def _abs(self, path: str) -> str:
         return os.path.join(self.root, *check_relpath(path).split("/"))
@@ -111,7 +122,7 @@ class LocalStorage(Storage):
     def _write_tmp(self, final: str, chunks: Iterable[bytes | memoryview]) -> str:
         """Write ``chunks`` to a fresh temp file beside ``final``; return its path."""
         directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         tmp = os.path.join(directory, TMP_PREFIX + secrets.token_hex(8))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -131,6 +142,26 @@ class LocalStorage(Storage):
                 os.unlink(tmp)
             raise
         return tmp
+
+    def _makedirs(self, directory: str) -> None:
+        """Create ``directory`` and its missing parents, each made durable.
+
+        A new directory's entry lives in its parent, so the parent is fsynced
+        before anything inside the new directory is published: otherwise a
+        power cut could keep a manifest and lose the objects it names.
+        """
+        missing = []
+        path = directory
+        while not os.path.isdir(path):
+            missing.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        for new in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(new)
+            self._fsync_dir(os.path.dirname(new))
 
     def _fsync_dir(self, directory: str) -> None:
         if not self._fsync:
@@ -178,14 +209,20 @@ class LocalStorage(Storage):
 
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
         final = self._abs(path)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        self._makedirs(os.path.dirname(final))
         # The lock file is never removed: removing it would let two writers hold
-        # locks on different inodes.
-        with open(final + LOCK_SUFFIX, "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        # locks on different inodes. flock is released by the kernel when its
+        # holder dies, so a lock left by a dead process is free at once.
+        fd = os.open(
+            final + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+        try:
+            self._lock(fd, final + LOCK_SUFFIX)
             try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
                 try:
-                    with open(final, "rb") as f:
+                    with self._open_regular(path) as f:
                         current: bytes | None = f.read()
                 except FileNotFoundError:
                     current = None
@@ -193,7 +230,37 @@ class LocalStorage(Storage):
                 self.write_atomic(path, data)
                 return data
             finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _lock(self, fd: int, lock_path: str) -> None:
+        """Take the exclusive lock on ``fd``, waiting at most the lock timeout.
+
+        Raises:
+            NotRegularFileError: the lock path is not a regular file.
+            TimeoutError: another process held it all that time (named).
+        """
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", lock_path)
+        deadline = time.monotonic() + self._lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                    raise TimeoutError(
+                        errno.ETIMEDOUT,
+                        f"gave up after {self._lock_timeout:.0f} s waiting for the lock held "
+                        f"by {holder or 'another process'}; if that process is stopped, "
+                        "resume or end it",
+                        lock_path,
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     def touch(self, path: str) -> None:
         os.utime(self._abs(path))
