@@ -47,3 +47,33 @@ def peak_rss():
                 return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc/self/status")
 """
+
+
+def seal(doc: dict[str, Any]) -> bytes:
+    """A hand-edited manifest document with its checksum made valid again.
+
+    What a tool (or an attacker) that edits a manifest on purpose writes:
+    tests of what readers do with crafted content use it, so the checksum
+    (FORMAT 5) does not hide the check under test. Documents that do not
+    match the schema, or of another format version, are returned as they are.
+    """
+    import msgspec
+
+    from scribestore.manifest import (
+        REPOSITORY_FORMAT,
+        ProjectManifest,
+        RepositoryManifest,
+        encode_manifest,
+    )
+
+    raw = json.dumps(doc).encode()
+    kind = RepositoryManifest if doc.get("format") == REPOSITORY_FORMAT else ProjectManifest
+    try:
+        manifest = msgspec.json.decode(raw, type=kind)
+    except msgspec.MsgspecError:
+        return raw
+    if manifest.format_version != kind().format_version:
+        return raw
+    resealed = dict(doc)
+    resealed["checksum"] = json.loads(encode_manifest(manifest))["checksum"]
+    return json.dumps(resealed).encode()

@@ -36,6 +36,7 @@ from scribestore.chunkcodec import (
     encode_chunks,
 )
 from scribestore.codec import LOOSE_LIMIT
+from scribestore.errors import UnsupportedFormatError
 from scribestore.hashing import hash_chunk
 from scribestore.packs import ChunkLocation, PackIndex, PackWriter, pack_path
 
@@ -408,6 +409,11 @@ class ChunkedStream:
         if location is None:
             self._index.refresh()
             location = self._index.get(digest)
+        if location is None and self._index.newer:
+            newer = next(iter(self._index.newer.values()))
+            raise UnsupportedFormatError(
+                f"chunk {digest.hex()} is in no pack this scribestore reads; {newer}"
+            )
         if location is None and self._index.damaged:
             damaged = ", ".join(sorted(self._index.damaged))
             raise ValueError(

@@ -38,7 +38,8 @@ OBJECT_FORMAT_VERSION = 1
 #: versions are chosen at least two bits away from every earlier one (FORMAT
 #: 3.1), so a version byte one bit away from a known version is damage.
 _KNOWN_VERSIONS = (1,)
-#: Loose (raw and zstd) objects hold less than this; larger content is chunked.
+#: Loose (raw and zstd) objects written now hold less than this (larger
+#: content is chunked); readers verify such objects whole before returning a byte.
 LOOSE_LIMIT = 4 << 20
 _HEADER = struct.Struct("<4sBBHQ")
 HEADER_SIZE = _HEADER.size  # 16
@@ -107,10 +108,6 @@ def decode_header(buf: bytes, *, digest: str, path: str | None = None) -> Object
         raise CorruptObjectError(
             digest, "not an object", path=path, detail=f"unknown codec byte {codec}"
         ) from None
-    if header.codec is not Codec.CHUNKED and size >= LOOSE_LIMIT:
-        raise CorruptObjectError(
-            digest, "damaged header", path=path, detail=f"a loose object of {size} bytes"
-        )
     return header
 
 

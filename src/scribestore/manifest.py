@@ -9,9 +9,11 @@ content is interpreted, and anything malformed raises
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import blake3
 import msgspec
 
 from scribestore.errors import CorruptManifestError, InvalidNameError, UnsupportedFormatError
@@ -39,7 +41,8 @@ __all__ = [
 ]
 
 REPOSITORY_FORMAT = "scribestore.repository"
-REPOSITORY_FORMAT_VERSION = 1
+#: Version 2 added the ``checksum`` field; version 1 documents are still read.
+REPOSITORY_FORMAT_VERSION = 2
 
 Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
 #: An export file name: one path component, never ``.``, ``..``, empty or with NUL.
@@ -71,11 +74,14 @@ class RepositoryManifest(msgspec.Struct, frozen=True, kw_only=True):
 
     format: str = REPOSITORY_FORMAT
     format_version: int = REPOSITORY_FORMAT_VERSION
+    #: BLAKE3 of the document's compact encoding with this field empty (FORMAT 5).
+    checksum: str = ""
     artifacts: dict[str, list[ArtifactVersion]] = msgspec.field(default_factory=dict)
 
 
 PROJECT_FORMAT = "scribestore.project"
-PROJECT_FORMAT_VERSION = 1
+#: Version 2 added the ``checksum`` field; version 1 documents are still read.
+PROJECT_FORMAT_VERSION = 2
 
 
 class ArtifactRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +135,8 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
 
     format: str = PROJECT_FORMAT
     format_version: int = PROJECT_FORMAT_VERSION
+    #: BLAKE3 of the document's compact encoding with this field empty (FORMAT 5).
+    checksum: str = ""
     experiments: list[ExperimentRecord] = msgspec.field(default_factory=list)
 
 
@@ -181,9 +189,41 @@ def validate_fname(fname: object) -> str:
     return fname
 
 
-def encode_manifest(manifest: msgspec.Struct) -> bytes:
-    """JSON bytes of ``manifest``, indented for people who read it."""
-    return msgspec.json.format(msgspec.json.encode(manifest), indent=1) + b"\n"
+def _checksum(manifest: RepositoryManifest | ProjectManifest) -> str:
+    unsealed = msgspec.structs.replace(manifest, checksum="")
+    return blake3.blake3(msgspec.json.encode(unsealed)).hexdigest()
+
+
+def encode_manifest(manifest: RepositoryManifest | ProjectManifest) -> bytes:
+    """JSON bytes of ``manifest`` with its checksum, indented for people who read it."""
+    current = msgspec.structs.replace(manifest, format_version=type(manifest)().format_version)
+    sealed = msgspec.structs.replace(current, checksum=_checksum(current))
+    return msgspec.json.format(msgspec.json.encode(sealed), indent=1) + b"\n"
+
+
+def _verify_checksum(
+    manifest: RepositoryManifest | ProjectManifest, data: bytes, where: str
+) -> None:
+    """From format version 2 on, the checksum must match the content.
+
+    A version-1 document has no checksum; it is instead scanned for duplicate
+    keys, which a decoder would silently collapse (from version 2 on, a
+    duplicate made by damage fails the checksum).
+
+    Raises:
+        CorruptManifestError: the checksum is missing or does not match (the
+            file was damaged or edited by hand), or a version-1 document
+            repeats a key.
+    """
+    if manifest.format_version < 2:
+        _refuse_duplicate_keys(data, where)
+        return
+    if manifest.checksum != _checksum(manifest):
+        raise CorruptManifestError(
+            f"manifest {where} fails its checksum (stored {manifest.checksum[:64]!r}): it "
+            "was damaged or edited by hand; restore it from a backup or the previous "
+            "version of the file"
+        )
 
 
 # What msgspec can raise on hostile input besides DecodeError: RecursionError
@@ -223,6 +263,27 @@ def _check_envelope(data: bytes, expected: str, supported: int, where: str) -> N
         )
 
 
+def _refuse_duplicate_keys(data: bytes, where: str) -> None:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise CorruptManifestError(
+                f"manifest {where} has the key {dup[:100]!r} twice in one object; a "
+                "reader would silently drop one of them. Restore it from a backup"
+            )
+        return dict(items)
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except CorruptManifestError:
+        raise
+    except (ValueError, RecursionError) as exc:  # bytes msgspec tolerated, JSON does not
+        raise CorruptManifestError(
+            f"manifest {where} is not valid JSON ({str(exc)[:200]}); restore it from a backup"
+        ) from None
+
+
 def _check_utc(when: dt.datetime | None, where: str, field: str) -> None:
     # Writers store UTC ("Z"); another offset could overflow when converted.
     if when is not None and when.utcoffset() != _ZERO:
@@ -257,6 +318,7 @@ def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
             label = f"version {index} of artifact {name!r}"
             _check_utc(entry.created_at, where, f"created_at of {label}")
             _check_utc(entry.expiry, where, f"expiry of {label}")
+    _verify_checksum(manifest, data, where)
     return manifest
 
 
@@ -284,6 +346,7 @@ def decode_project(data: bytes, *, where: str) -> ProjectManifest:
             except InvalidNameError as exc:
                 raise CorruptManifestError(f"manifest {where}: {exc}") from None
             _check_utc(record.created_at, where, f"created_at of artifact {record.name!r}")
+    _verify_checksum(manifest, data, where)
     return manifest
 
 

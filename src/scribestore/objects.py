@@ -345,7 +345,9 @@ class ObjectStore:
             wait(racing, return_when=FIRST_COMPLETED)
             if named is not None and named.done() and named.exception() is None:
                 digest = named.result()[0]
-                if self._intact(digest):
+                # Chunks are checked only if the indexes have loaded: a re-log
+                # does not wait for them.
+                if self._intact(digest, chunks=loaded.done()):
                     progress.advance(size)
                     return digest, size
             self._wrap_os(loaded.result, "packs")
@@ -694,11 +696,12 @@ class ObjectStore:
 
     # --- helpers -------------------------------------------------------------
 
-    def _intact(self, digest: str) -> bool:
+    def _intact(self, digest: str, *, chunks: bool = True) -> bool:
         """Whether ``digest`` is stored and usable, so a put may skip writing it.
 
         A loose object is verified whole (it is small); a chunked one must
-        have a readable recipe whose chunks are all in readable packs. A
+        have a readable recipe whose chunks (with ``chunks``) are all in
+        readable packs. A
         stored copy that fails is deleted, so the put that asked writes the
         content again: logging an artifact again repairs it.
         """
@@ -708,7 +711,7 @@ class ObjectStore:
             recipe = self.recipe_chunks(digest)
             if recipe is None:
                 self.get(digest)
-            else:
+            elif chunks:
                 index = self._packs()
                 missing = [c for c in recipe if index.get(c) is None]
                 if missing:

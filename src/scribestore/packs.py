@@ -123,6 +123,8 @@ class PackIndex:
         self._condemned: set[str] = set()
         #: Packs whose index could not be parsed: pack id -> why.
         self.damaged: dict[str, str] = {}
+        #: Packs whose index is of a newer format than this reader knows.
+        self.newer: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -163,8 +165,11 @@ class PackIndex:
                 total, entries = parse_index(pack_id, self._storage.read_bytes(name))
             except FileNotFoundError:
                 continue  # deleted by gc meanwhile
+            except UnsupportedFormatError as exc:
+                self.newer[pack_id] = str(exc)
+                continue
             except ValueError as exc:
-                # One damaged (or newer) index costs only the chunks in its pack.
+                # One damaged index costs only the chunks in its pack.
                 self.damaged[pack_id] = str(exc)
                 continue
             self.damaged.pop(pack_id, None)

@@ -59,8 +59,13 @@ class ObjectReader(io.RawIOBase):
         if header.codec is codec.Codec.CHUNKED:
             assert chunks is not None
             self._source = chunks  # verifies each chunk before it is returned
+        elif header.size < codec.LOOSE_LIMIT:
+            self._source = None  # small: read and verified whole before the first byte
+        elif header.codec is codec.Codec.ZSTD:
+            # Large loose objects predate chunking: verified as they stream.
+            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
         else:
-            self._source = None  # loose objects are small: read and verified whole first
+            self._source = raw
 
     def readable(self) -> bool:
         return True

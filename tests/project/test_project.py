@@ -212,7 +212,7 @@ def test_manifest_format_and_bad_manifests(location: Location) -> None:
         exp.log_artifact("a", [1], "json")
     project.save()
     doc = json.loads(manifest(location) or b"")
-    assert doc["format"] == "scribestore.project" and doc["format_version"] == 1
+    assert doc["format"] == "scribestore.project" and doc["format_version"] == 2
     assert len(doc["experiments"][0]["artifacts"][0]["hash"]) == 64
     storage = open_storage(location.url, **location.options)
     storage.write_atomic("project.json", b'{"format": "scribestore.project", "format_version": 7}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Location
+from helpers import seal
 from scribestore import Repository
 
 
@@ -36,7 +37,7 @@ def test_version_at_the_end_of_time_gives_a_named_error(tmp_path) -> None:
     repo.save()
     doc = json.loads(fpath.read_text())
     doc["artifacts"]["a"][0]["created_at"] = "9999-12-31T23:59:59.999999Z"
-    fpath.write_text(json.dumps(doc))
+    fpath.write_bytes(seal(doc))
     before = fpath.read_bytes()
     with pytest.raises(ArtifactLogError, match="last representable time"):
         Repository(fpath, mode="a").log_artifact("a", [2], "json")

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from conftest import Location
+from helpers import seal
 from scribestore import (
     AmbiguousVersionError,
     ArtifactLoadError,
@@ -371,7 +372,7 @@ def _set_environment(location: Location, name: str, environment: dict[str, str])
     doc = json.loads(manifest_bytes(location) or b"")
     for entry in doc["artifacts"][name]:
         entry["environment"] = environment
-    write_manifest(location, json.dumps(doc).encode())
+    write_manifest(location, seal(doc))
 
 
 def test_environment_mismatch_needs_validate_false(location: Location) -> None:
@@ -504,7 +505,8 @@ def test_manifest_format(location: Location) -> None:
     repo.save()
     doc = json.loads(manifest_bytes(location) or b"")
     assert doc["format"] == "scribestore.repository"
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
+    assert len(doc["checksum"]) == 64
     entry = doc["artifacts"]["f"][0]
     assert entry["version"] == 0 and len(entry["hash"]) == 64
     assert entry["created_at"].endswith("Z") or entry["created_at"].endswith("+00:00")

@@ -18,6 +18,7 @@ import pytest
 from store_util import project_at, read_file, repo_at, snapshot, write_file
 
 from conftest import Location
+from helpers import seal
 from scribestore import (
     ArtifactLoadError,
     CorruptManifestError,
@@ -108,7 +109,7 @@ def test_unknown_handler(store: Location) -> None:
 def test_unknown_handler_in_manifest(store: Location) -> None:
     doc = json.loads(read_file(store, "repository.json"))
     doc["artifacts"]["features"][1]["handler"] = "uninstalled-plugin"
-    write_file(store, "repository.json", json.dumps(doc).encode())
+    write_file(store, "repository.json", seal(doc))
     before = snapshot(store)
     repo = repo_at(store, "r")
     with pytest.raises(UnknownHandlerError, match="uninstalled-plugin"):
@@ -225,7 +226,7 @@ def _mutated(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> bytes:
         del target[path[-1]]
     else:
         target[path[-1]] = value
-    return json.dumps(doc).encode()
+    return seal(doc)
 
 
 _DROP = object()
@@ -243,7 +244,7 @@ def _bad_repository_manifests(valid: bytes) -> list[tuple[str, bytes, type[Excep
         ("array", b"[]", CorruptManifestError),
         ("null", b"null", CorruptManifestError),
         ("lazyscribe", b'[{"name": "features", "version": 0}]', CorruptManifestError),
-        ("format v2", _mutated(doc, ("format_version",), 2), UnsupportedFormatError),
+        ("format v3", _mutated(doc, ("format_version",), 3), UnsupportedFormatError),
         ("format huge", _mutated(doc, ("format_version",), 10**30), UnsupportedFormatError),
         ("format zero", _mutated(doc, ("format_version",), 0), CorruptManifestError),
         ("format str", _mutated(doc, ("format_version",), "1"), CorruptManifestError),
@@ -433,10 +434,10 @@ def test_validate_in_mismatched_environment(store: Location) -> None:
     if "arr" in doc["artifacts"]:
         other = "1" if NUMPY_MAJOR != "1" else "2"
         doc["artifacts"]["arr"][0]["environment"] = {"numpy_version": other}
-    write_file(store, "repository.json", json.dumps(doc).encode())
+    write_file(store, "repository.json", seal(doc))
     pdoc = json.loads(read_file(store, "project.json"))
     pdoc["experiments"][0]["artifacts"][0]["environment"] = {"python_version": "2.7"}
-    write_file(store, "project.json", json.dumps(pdoc).encode())
+    write_file(store, "project.json", seal(pdoc))
     before = snapshot(store)
 
     repo = repo_at(store, "r")

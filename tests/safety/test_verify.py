@@ -12,6 +12,7 @@ from store_util import object_file, project_at, read_file, repo_at, snapshot, wr
 
 import scribestore
 from conftest import Location
+from helpers import seal
 from scribestore import ObjectStore, Problem, VerifyReport
 from scribestore._storage import open_storage
 
@@ -126,7 +127,7 @@ def test_size_disagreeing_with_manifest_is_corrupt(location: Location) -> None:
     _saved_repo(location)
     doc = json.loads(read_file(location, "repository.json"))
     doc["artifacts"]["features"][0]["size"] += 1
-    write_file(location, "repository.json", json.dumps(doc).encode())
+    write_file(location, "repository.json", seal(doc))
     [problem] = repo_at(location, "r").verify().problems
     assert (problem.kind, problem.artifact) == ("corrupt", "features")
     assert "manifest records" in problem.message
