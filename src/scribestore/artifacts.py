@@ -76,22 +76,32 @@ def resolve_trust_pickle(trust_pickle: bool | None) -> bool:
     return not raw or raw in _TRUE_WORDS
 
 
-@dataclasses.dataclass
+def _environment_refuses() -> bool:
+    raw = os.environ.get(TRUST_PICKLE_ENV, "").strip().lower()
+    return bool(raw) and raw not in _TRUE_WORDS
+
+
+@dataclasses.dataclass(eq=False)
 class PickleTrust:
     """Whether loads through a store's handles may run code (``pickle``).
 
-    One instance is shared by a project and its experiments and tests, so
-    changing ``Project.trust_pickle`` applies to all of them.
+    A trust may have parents: the trust of a project or repository that an
+    experiment, test or ``filter()`` view came from. It allows only if it and
+    every parent allow, and never while the environment variable
+    :data:`TRUST_PICKLE_ENV` refuses, so turning trust off anywhere up the
+    chain (or in the environment) reaches everything derived from it.
 
     Attributes:
-        trusted: the decision.
+        trusted: this level's own decision.
         setting: the ``trust_pickle`` argument it came from (None: environment).
-        owner: the repository or project, for messages.
+        owner: the repository, project or experiment, for messages.
+        parents: the trusts this one derives from.
     """
 
     trusted: bool
     setting: bool | None
     owner: str
+    parents: list[PickleTrust] = dataclasses.field(default_factory=list)
 
     @classmethod
     def resolve(cls, setting: bool | None, owner: str) -> PickleTrust:
@@ -102,25 +112,50 @@ class PickleTrust:
         """
         return cls(resolve_trust_pickle(setting), setting, owner)
 
+    def derive(self, owner: str) -> PickleTrust:
+        """A trust for an object made from this one: it allows only while this one does."""
+        return PickleTrust(True, None, owner, [self])
+
+    def add_parent(self, parent: PickleTrust) -> None:
+        """Also require ``parent`` to allow (an experiment joining another project)."""
+        if parent is not self and all(p is not parent for p in self.parents):
+            self.parents.append(parent)
+
+    def allows(self) -> bool:
+        """Whether loads that run code are allowed now."""
+        if _environment_refuses() or not self.trusted:
+            return False
+        return all(p.allows() for p in self.parents)
+
+    def _refuser(self) -> PickleTrust | None:
+        if not self.trusted:
+            return self
+        for parent in self.parents:
+            found = parent._refuser()
+            if found is not None:
+                return found
+        return None
+
     def check(self, label: str, handler: str) -> None:
         """Refuse a load of ``label`` through ``handler`` if that needs trust.
 
         Raises:
-            UntrustedPickleError: ``handler`` runs code on load and this store
-                is not trusted.
+            UntrustedPickleError: ``handler`` runs code on load and this trust
+                (or one it derives from, or the environment) does not allow it.
         """
-        if self.trusted or not get_handler(handler).runs_code_on_load:
+        if not get_handler(handler).runs_code_on_load or self.allows():
             return
+        refuser = None if _environment_refuses() else self._refuser()
         why = (
-            f"{self.owner} was opened with trust_pickle=False"
-            if self.setting is False
-            else f"{TRUST_PICKLE_ENV}={os.environ.get(TRUST_PICKLE_ENV, '')!r} is set"
+            f"{TRUST_PICKLE_ENV}={os.environ.get(TRUST_PICKLE_ENV, '')!r} is set"
+            if refuser is None
+            else f"{refuser.owner} does not trust pickles (trust_pickle=False)"
         )
         raise UntrustedPickleError(
             f"refusing to load {label}: it is stored with the {handler!r} handler, and "
             f"loading it runs code chosen by whoever wrote it; {why}. If you trust everyone "
-            f"who can write to this store, open it with trust_pickle=True (or set "
-            f"{TRUST_PICKLE_ENV}=1)"
+            f"who can write to this store, open it with trust_pickle=True (and unset "
+            f"{TRUST_PICKLE_ENV} or set it to 1)"
         )
 
 

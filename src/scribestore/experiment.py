@@ -546,10 +546,17 @@ class Experiment:
             raise
 
     def _set_trust(self, trust: PickleTrust) -> None:
-        """Load this experiment's (and its tests') artifacts under ``trust``."""
-        object.__setattr__(self, "_trust", trust)
+        """Load this experiment's (and its tests') artifacts only while ``trust`` allows.
+
+        Trusts add up: an experiment in several projects loads pickles only
+        while every one of them trusts pickles.
+        """
+        if self._trust is None:
+            object.__setattr__(self, "_trust", trust.derive(f"experiment {self.slug!r}"))
+        else:
+            self._trust.add_parent(trust)
         for test in self.tests:
-            test._trust = trust
+            test._trust = self._trust
 
     # --- serialization -------------------------------------------------------------
 

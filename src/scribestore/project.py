@@ -141,7 +141,7 @@ class Project:
         Raises:
             TypeError: (set) a value that is not a bool.
         """
-        return self._trust.trusted
+        return self._trust.allows()
 
     @trust_pickle.setter
     def trust_pickle(self, value: bool) -> None:
@@ -187,10 +187,8 @@ class Project:
         self._check_writable("append an experiment")
         if any(e is experiment for e in self.experiments):
             return
-        current = experiment._trust
-        if current is None or (current.trusted and not self._trust.trusted):
-            # The stricter of the two projects decides.
-            experiment._set_trust(self._trust)
+        # Every project holding it must allow: the stricter decides, now and later.
+        experiment._set_trust(self._trust)
         self.experiments.append(experiment)
         self.experiments.sort(key=_order)
 
@@ -309,6 +307,8 @@ class Project:
             ):
                 best[exp.slug] = exp
         new.experiments = sorted(best.values(), key=_order)
+        for exp in new.experiments:
+            exp._set_trust(new._trust)
         return new
 
     def filter(self, func: Callable[[Experiment], bool]) -> Iterator[Experiment]:

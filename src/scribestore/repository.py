@@ -180,14 +180,15 @@ class Repository:
         Raises:
             TypeError: (set) a value that is not a bool.
         """
-        return self._trust.trusted
+        return self._trust.allows()
 
     @trust_pickle.setter
     def trust_pickle(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise TypeError(f"trust_pickle must be True or False, not {value!r}")
-        # A new object, not a mutation: filter() views share the old one.
-        self._trust = PickleTrust(value, value, self._trust.owner)
+        # In place: filter() views derive from this trust and follow it.
+        self._trust.trusted = value
+        self._trust.setting = value
 
     def __repr__(self) -> str:
         return f"Repository({self.fpath!r}, mode={self.mode!r})"
@@ -632,6 +633,7 @@ class Repository:
         view._expiry_updates = {}
         view._baseline = set()
         view._filtered = True
+        view._trust = self._trust.derive(f"a filtered view of repository {self.fpath}")
         return view
 
     # --- checking ------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_untrusted_repository_refuses_before_reading(location: Location, marker:
         ("yes", None, True),
         ("on", None, True),
         ("maybe", None, False),  # unrecognised: fail safe
-        ("0", True, True),  # the argument wins over the environment
+        ("0", True, False),  # a refusing environment wins over everything
         ("1", False, False),
     ],
 )
@@ -121,18 +121,19 @@ def test_environment_default(
         assert not marker.exists()
 
 
-def test_environment_is_read_when_the_store_is_opened(
+def test_refusing_environment_wins_at_load_time(
     tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loc = Location("local", str(tmp_path / "store"))
     _store_payload(loc, marker)
-    repo = repo_at(loc, "r")
+    repo = repo_at(loc, "r", trust_pickle=True)
     monkeypatch.setenv(ENV, "0")
-    repo.load_artifact("model")  # opened while trusted
+    with pytest.raises(UntrustedPickleError, match=ENV):
+        repo.load_artifact("model")  # opened while trusted, refused now
+    assert not marker.exists()
+    monkeypatch.delenv(ENV)
+    repo.load_artifact("model")
     assert marker.exists()
-    marker.unlink()
-    with pytest.raises(UntrustedPickleError):
-        repo_at(loc, "r").load_artifact("model")
 
 
 def test_switch_as_attribute_and_through_views_and_pickling(tmp_path: Path, marker: Path) -> None:
@@ -145,9 +146,18 @@ def test_switch_as_attribute_and_through_views_and_pickling(tmp_path: Path, mark
         with pytest.raises(UntrustedPickleError):
             untrusted.load_artifact("model")
     repo.trust_pickle = True
-    assert view.trust_pickle is False  # a view keeps what it was made with
+    assert view.trust_pickle is True  # a view follows the repository it came from
     repo.load_artifact("model")
     assert marker.exists()
+    marker.unlink()
+    trusted_view = repo.filter([("model", 0)])  # taken while trusted
+    repo.trust_pickle = False
+    with pytest.raises(UntrustedPickleError):
+        trusted_view.load_artifact("model")
+    trusted_view.trust_pickle = True  # a view cannot trust more than its origin
+    with pytest.raises(UntrustedPickleError):
+        trusted_view.load_artifact("model")
+    assert not marker.exists()
     with pytest.raises(TypeError):
         repo.trust_pickle = "yes"  # type: ignore[assignment]
     with pytest.raises(TypeError):
@@ -211,3 +221,21 @@ def test_third_party_handlers_can_declare_they_run_code(tmp_path: Path) -> None:
         assert repo_at(loc, "r").load_artifact("x") == b"abc"
     finally:
         _reset()
+
+
+def test_trust_follows_merged_projects(location: Location, marker: Path) -> None:
+    project = project_at(location, "w")
+    with project.log("exp") as exp:
+        exp.log_artifact("model", Payload(marker), "pickle")
+    project.save()
+    trusting = project_at(location, "r", trust_pickle=True)
+    untrusting = project_at(location, "r", trust_pickle=False)
+    merged = untrusting.merge(trusting)
+    with pytest.raises(UntrustedPickleError):
+        merged["exp"].load_artifact("model")
+    # Merged while trusting, untrusted afterwards: every experiment follows.
+    merged = trusting.merge(project_at(location, "r", trust_pickle=True))
+    merged.trust_pickle = False
+    with pytest.raises(UntrustedPickleError):
+        merged["exp"].load_artifact("model")
+    assert not marker.exists()
