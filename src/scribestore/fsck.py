@@ -8,6 +8,7 @@ reports problems; it never raises for damaged data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Literal
 
@@ -17,9 +18,16 @@ import msgspec
 from scribestore.chunkcodec import decode_chunk
 from scribestore.errors import IntegrityError, ObjectNotFoundError, UnsupportedFormatError
 from scribestore.objects import ObjectStore, object_path
-from scribestore.packs import PACK_DIR, pack_path, parse_index
+from scribestore.packs import (
+    CONDEMNED_EXT,
+    PACK_DIR,
+    condemned_path,
+    index_path,
+    pack_path,
+    parse_index,
+)
 
-__all__ = ["FsckProblem", "FsckReport", "check_store"]
+__all__ = ["FsckProblem", "FsckReport", "RepairReport", "check_store", "repair_store"]
 
 FsckKind = Literal["corrupt", "missing", "unsupported"]
 _BLOCK = 1 << 20
@@ -120,6 +128,15 @@ def check_store(
         problem = _check_object(store, digest)
         if problem is not None:
             problems.append(problem)
+    for path in store.storage.special_files():
+        problems.append(
+            FsckProblem(
+                kind="corrupt",
+                path=path,
+                message="not a regular file or directory (a symlink, FIFO or device): "
+                "scribestore never reads or writes through it; remove it",
+            )
+        )
     packs = chunks = 0
     for name in store.storage.list(PACK_DIR):
         if name.endswith(".idx"):
@@ -132,4 +149,61 @@ def check_store(
         packs_checked=packs,
         chunks_checked=chunks,
         problems=tuple(problems),
+    )
+
+
+class RepairReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`repair_store` fixed, and what it could not."""
+
+    removed_orphan_packs: tuple[str, ...]
+    removed_stale_leases: tuple[str, ...]
+    #: Packs whose index is damaged. Their chunks are stored again by logging
+    #: the affected artifacts again; gc then removes the damaged pack.
+    damaged_indexes: tuple[str, ...]
+
+
+def repair_store(
+    objects: ObjectStore | str | os.PathLike[str], **storage_options: Any
+) -> RepairReport:
+    """Fix what can be fixed without data: leftovers of killed saves and gc runs.
+
+    Holds the gc lease (no save is in flight) while it removes packs and
+    condemned markers that have no index, and stale leases.
+
+    Raises:
+        LockTimeoutError: saves stayed in flight, or a gc is running.
+        StorageError: the store cannot be listed or changed.
+    """
+    store = objects if isinstance(objects, ObjectStore) else ObjectStore(objects, **storage_options)
+    storage = store.storage
+    with store.exclusive():
+        stale = store.stale_leases()
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                storage.delete(path)
+        names = list(storage.list(PACK_DIR))
+        by_ext: dict[str, set[str]] = {}
+        for name in names:
+            pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+            by_ext.setdefault(ext, set()).add(pack_id)
+        orphans = sorted(
+            (by_ext.get("pack", set()) | by_ext.get(CONDEMNED_EXT, set()))
+            - by_ext.get("idx", set())
+        )
+        for pack_id in orphans:
+            for path in (pack_path(pack_id), condemned_path(pack_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    storage.delete(path)
+        damaged = []
+        for pack_id in sorted(by_ext.get("idx", set())):
+            try:
+                parse_index(pack_id, storage.read_bytes(index_path(pack_id)))
+            except UnsupportedFormatError:
+                continue
+            except ValueError:
+                damaged.append(pack_id)
+    return RepairReport(
+        removed_orphan_packs=tuple(orphans),
+        removed_stale_leases=tuple(stale),
+        damaged_indexes=tuple(damaged),
     )

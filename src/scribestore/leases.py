@@ -208,6 +208,10 @@ class Leases:
         h = found.holder
         return h is not None and h.host == self.host and not _process_alive(h.pid)
 
+    def stale(self) -> list[str]:
+        """Paths of every stale lease now in the store."""
+        return [f.path for f in self.found() if self._stale(f)]
+
     def _live(self, kind: str, *, exclude: str = "") -> list[_Found]:
         """Live leases of ``kind`` (by file name); stale ones are deleted on the way."""
         live = []

@@ -198,6 +198,14 @@ class ObjectStore:
             self._fresh_lease = lease
             yield lease
 
+    def stale_leases(self) -> list[str]:
+        """Paths of the lease files whose holder is gone (FORMAT 7.1).
+
+        Raises:
+            StorageError: the leases could not be listed.
+        """
+        return self._leases.stale()
+
     def exclusive(self, *, wait: float | None = None) -> contextlib.AbstractContextManager[Lease]:
         """Hold the gc lease: no writer is in flight while it is held (gc's sweep).
 

@@ -17,9 +17,9 @@ from scribestore.artifacts import PickleTrust, commit_manifest, register_with
 from scribestore.errors import (
     CorruptManifestError,
     ExperimentNotFoundError,
-    LockTimeoutError,
     ReadOnlyError,
     SaveError,
+    ScribeStoreError,
 )
 from scribestore.experiment import Experiment
 from scribestore.manifest import (
@@ -209,7 +209,9 @@ class Project:
         try:
             with self._objects.writing() as lease:
                 merged, records = self._save_under(lease)
-        except LockTimeoutError as exc:
+        except SaveError:
+            raise
+        except ScribeStoreError as exc:  # the write lease could not be taken
             raise SaveError(f"could not save project {self.fpath}: {exc}") from exc
         self._after_save(merged, records)
 

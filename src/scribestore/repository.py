@@ -37,9 +37,9 @@ from scribestore.errors import (
     BinaryArtifactError,
     CorruptManifestError,
     InvalidVersionError,
-    LockTimeoutError,
     ReadOnlyError,
     SaveError,
+    ScribeStoreError,
 )
 from scribestore.handlers import get_handler
 from scribestore.manifest import (
@@ -323,7 +323,9 @@ class Repository:
         try:
             with self._objects.writing() as lease:
                 merged = self._save_under(lease)
-        except LockTimeoutError as exc:
+        except SaveError:
+            raise
+        except ScribeStoreError as exc:  # the write lease could not be taken
             raise SaveError(f"could not save repository {self.fpath}: {exc}") from exc
         self._committed = merged
         self._pending = []

@@ -258,3 +258,24 @@ def test_manifest_lock_symlink_is_not_followed(tmp_path) -> None:
     with pytest.raises(OSError):
         storage.update("repository.json", lambda _: b"data")
     assert outside.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("link", ["objects/ab", "objects/packs", "objects/locks"])
+def test_writes_never_follow_a_symlinked_directory_in_the_store(tmp_path, link: str) -> None:
+    from scribestore import Repository, SaveError
+
+    root = tmp_path / "store"
+    (root / "objects").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    import blake3
+
+    content = os.urandom(5 << 20)  # chunked: a recipe object and packs
+    digest = blake3.blake3(content).hexdigest()
+    os.symlink(elsewhere, root / link.replace("ab", digest[:2]))
+    repo = Repository(root / "repository.json", mode="w")
+    repo.log_artifact("a", content, "bytes")
+    with pytest.raises(SaveError):
+        repo.save()
+    assert list(elsewhere.iterdir()) == []
+    assert not (root / "repository.json").exists()

@@ -18,6 +18,7 @@ from cli_support import (
 )
 
 from scribestore import ObjectStore, Project, Repository
+from scribestore.cli import EXIT_CODES
 from scribestore.hashing import hash_bytes
 
 
@@ -349,37 +350,58 @@ def test_du_counts_duplicates_once(tmp_path: Path) -> None:
     assert data["dedup_ratio"] > 2.5
 
 
-def test_gc_not_available(repo_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
+def test_gc_stops_on_a_missing_manifest_until_forgotten(tmp_path: Path) -> None:
+    manifest = make_repo(tmp_path / "s")
+    project = tmp_path / "s" / "project.json"
+    p = Project(project, mode="w")
+    with p.log("exp") as exp:
+        exp.log_artifact("preds", [1, 2], "json")
+    p.save()
+    project.rename(tmp_path / "moved-away.json")
+    result = invoke("gc", manifest, "--grace", "0")
+    assert result.exit_code != 0
+    assert "project.json" in error_line(result) and "--forget" in error_line(result)
+    report = invoke_json("gc", manifest, "--grace", "0", "--forget", str(project))
+    assert report["forgotten"] == [str(project)]
 
-    monkeypatch.setitem(sys.modules, "scribestore.gc", None)  # import now fails
-    result = invoke("gc", repo_path)
-    assert result.exit_code == 1
-    assert "not available" in error_line(result)
+
+def test_fsck_reports_and_repairs(tmp_path: Path) -> None:
+    manifest = make_repo(tmp_path / "s")
+    store = ObjectStore(tmp_path / "s" / "objects")
+    assert invoke_json("fsck", manifest)["ok"] is True
+    orphan = "3" * 32
+    store.storage.write_new(f"packs/{orphan}.pack", [b"SSPK\x02\x00\x00\x00"])
+    digest = next(iter(store))
+    path = tmp_path / "s" / "objects" / digest[:2] / digest
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.unlink()
+    path.write_bytes(bytes(data))
+    os.symlink("/dev/zero", tmp_path / "s" / "objects" / "planted")
+    result = invoke("fsck", manifest)
+    assert EXIT_CODES[result.exit_code].startswith("integrity")
+    assert digest in result.stdout and "planted" in result.stdout
+    repaired = invoke("fsck", manifest, "--repair", "--json")
+    assert EXIT_CODES[repaired.exit_code].startswith("integrity")
+    report = json.loads(repaired.stdout)
+    assert report["repaired"]["removed_orphan_packs"] == [orphan]
+    assert not (tmp_path / "s" / "objects" / "packs" / f"{orphan}.pack").exists()
+    assert report["ok"] is False  # the damaged object needs its artifact logged again
 
 
-def test_gc_calls_the_library(repo_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datetime as dt
-    import sys
-    import types
+def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
+    from helpers import seal
 
-    calls = []
-
-    def collect_garbage(objects, *, grace=dt.timedelta(hours=1), dry_run=False, manifests=None):
-        calls.append((objects, dry_run, grace, manifests))
-        return {"dry_run": dry_run, "deleted_objects": ["a" * 64], "freed_bytes": 2048}
-
-    fake = types.ModuleType("scribestore.gc")
-    fake.collect_garbage = collect_garbage  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "scribestore.gc", fake)
-    report = invoke_json("gc", repo_path, "--dry-run", "--grace", "60")
-    assert report == {"dry_run": True, "deleted_objects": ["a" * 64], "freed_bytes": 2048}
-    objects, dry_run, grace, manifests = calls[0]
-    assert objects.url == str(repo_path.parent / "objects")
-    assert dry_run is True and grace == dt.timedelta(seconds=60)
-    assert manifests == [(str(repo_path), "repository")]
-    text = invoke("gc", repo_path, "--dry-run").stdout
-    assert "would free 2.0 KiB" in text and "deleted objects: 1" in text
+    manifest = make_repo(tmp_path / "s")
+    doc = json.loads(manifest.read_text())
+    name = next(iter(doc["artifacts"]))
+    doc["artifacts"][name][0]["fname"] = "../../escaped.bin"
+    manifest.write_bytes(seal(doc))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = invoke("get", manifest, f"{name}@0", dest)
+    assert result.exit_code != 0
+    assert not (tmp_path / "escaped.bin").exists() and list(dest.iterdir()) == []
 
 
 def test_gc_with_the_real_collector(tmp_path: Path) -> None:

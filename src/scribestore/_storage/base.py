@@ -115,6 +115,14 @@ class Storage(abc.ABC):
     def list_files(self) -> tuple[str, ...]:
         """Sorted names of the files directly under the root (not recursive)."""
 
+    def special_files(self) -> tuple[str, ...]:
+        """Paths under the root that are neither regular files nor directories.
+
+        Symlinks, FIFOs and devices, which no operation reads or writes
+        through; only local disk can hold them.
+        """
+        return ()
+
     @abc.abstractmethod
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
         """Atomically replace ``path`` with ``change(current)`` and return it.

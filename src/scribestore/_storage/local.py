@@ -61,6 +61,30 @@ class LocalStorage(Storage):
     def _abs(self, path: str) -> str:
         return os.path.join(self.root, *check_relpath(path).split("/"))
 
+    def _abs_for_write(self, path: str) -> str:
+        """The absolute path of ``path``, refusing symlinked directories inside the store.
+
+        A link planted at ``objects/ab`` or ``objects/packs`` would make a
+        write land outside the store; the store's own tree is never followed
+        through a link when writing (the root itself may be one).
+
+        Raises:
+            NotRegularFileError: a directory on the way is a symlink or not a directory.
+        """
+        full = self._abs(path)
+        current = self.root
+        for part in check_relpath(path).split("/")[:-1]:
+            current = os.path.join(current, part)
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                break  # created by _makedirs, as a real directory
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotRegularFileError(
+                    errno.ELOOP, "a symbolic link or file where a directory belongs", current
+                )
+        return full
+
     def _open_regular(self, path: str) -> IO[bytes]:
         """Open ``path`` for reading if it is a regular file, not a link or device.
 
@@ -173,7 +197,7 @@ class LocalStorage(Storage):
             os.close(fd)
 
     def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
-        final = self._abs(path)
+        final = self._abs_for_write(path)
         if os.path.exists(final):
             return False
         tmp = self._write_tmp(final, chunks)
@@ -197,7 +221,7 @@ class LocalStorage(Storage):
         return created
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        final = self._abs(path)
+        final = self._abs_for_write(path)
         tmp = self._write_tmp(final, (data,))
         try:
             os.replace(tmp, final)
@@ -208,7 +232,7 @@ class LocalStorage(Storage):
         self._fsync_dir(os.path.dirname(final))
 
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
-        final = self._abs(path)
+        final = self._abs_for_write(path)
         self._makedirs(os.path.dirname(final))
         # The lock file is never removed: removing it would let two writers hold
         # locks on different inodes. flock is released by the kernel when its
@@ -286,6 +310,16 @@ class LocalStorage(Storage):
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             found.extend(base + name for name in filenames)
         yield from sorted(found)
+
+    def special_files(self) -> tuple[str, ...]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for name in [*dirnames, *filenames]:
+                full = os.path.join(dirpath, name)
+                mode = os.lstat(full).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    found.append(os.path.relpath(full, self.root).replace(os.sep, "/"))
+        return tuple(sorted(found))
 
     def list_files(self) -> tuple[str, ...]:
         try:

@@ -1,6 +1,6 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
-Commands: log, ls, history, show, get, cat, diff, promote, verify, du, gc and
+Commands: log, ls, history, show, get, cat, diff, promote, verify, fsck, du, gc and
 import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
 """
 

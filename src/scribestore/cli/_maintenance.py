@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +13,6 @@ import msgspec
 from scribestore.cli._app import (
     EXIT_ERROR,
     EXIT_INTEGRITY,
-    EXIT_USAGE,
     CliError,
     cli,
     emit,
@@ -27,6 +24,8 @@ from scribestore.cli._app import (
     store_options,
 )
 from scribestore.errors import IntegrityError, ObjectNotFoundError, ScribeStoreError
+from scribestore.fsck import FsckReport, check_store, repair_store
+from scribestore.gc import DEFAULT_GRACE, collect_garbage
 from scribestore.migrate import import_lazyscribe
 from scribestore.progress import Progress
 from scribestore.project import Project
@@ -326,44 +325,72 @@ def _gc_text(report: Any) -> Iterator[str]:
     metavar="SECONDS",
     help="Keep unreferenced objects younger than this (default: the library's, 1 hour).",
 )
+@click.option(
+    "--forget",
+    multiple=True,
+    metavar="URL",
+    help="A registered manifest that was deleted on purpose (repeatable).",
+)
 @store_options
 @output_options
-def gc(manifest: str, dry_run: bool, grace: float | None) -> None:
+def gc(manifest: str, dry_run: bool, grace: float | None, forget: tuple[str, ...]) -> None:
     """Delete objects that no manifest using MANIFEST's object store references.
 
     Every manifest registered with the store is marked from, MANIFEST
-    included, so objects other repositories and projects use are kept.
+    included, so objects other repositories and projects use are kept. A
+    registered manifest that cannot be found stops gc unless --forget names it.
     """
-    try:
-        module = importlib.import_module("scribestore.gc")
-    except ModuleNotFoundError:
-        raise CliError(
-            "garbage collection is not available in this version of scribestore "
-            "(no scribestore.gc module)",
-            EXIT_ERROR,
-        ) from None
-    collect = getattr(module, "collect_garbage", None) or getattr(module, "collect", None)
-    if not callable(collect):
-        raise CliError("scribestore.gc has no collect_garbage() function", EXIT_ERROR)
     s = settings()
     kind = manifest_kind(manifest, s.storage_options)
     _, objects, _ = references(manifest)
-    wanted: dict[str, Any] = {"dry_run": dry_run, "manifests": [(manifest, kind)]}
-    if grace is not None:
-        wanted["grace"] = dt.timedelta(seconds=grace)
-    params = inspect.signature(collect).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if takes_any:
-        wanted.update(s.storage_options)
-    unsupported = [k for k in ("dry_run", "grace") if k in wanted and k not in params]
-    if unsupported and not takes_any:
-        raise CliError(
-            f"this scribestore's garbage collector does not take {', '.join(unsupported)}",
-            EXIT_USAGE,
-        )
-    kwargs = {k: v for k, v in wanted.items() if k in params or takes_any}
-    report = _plain(collect(objects, **kwargs))
-    emit(report, lambda: _gc_text(report))
+    report = collect_garbage(
+        objects,
+        grace=DEFAULT_GRACE if grace is None else dt.timedelta(seconds=grace),
+        dry_run=dry_run,
+        manifests=[(manifest, kind)],
+        forget=forget,
+        **s.storage_options,
+    )
+    plain = _plain(report)
+    emit(plain, lambda: _gc_text(plain))
+
+
+@cli.command()
+@click.argument("manifest")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also fix what can be fixed: remove packs without an index, stale leases.",
+)
+@store_options
+@output_options
+def fsck(manifest: str, repair: bool) -> None:
+    """Check every object, pack and file of MANIFEST's object store.
+
+    Exits 0 when nothing is wrong, with the integrity exit code otherwise.
+    """
+    _, objects, _ = references(manifest)
+    repaired = _plain(repair_store(objects)) if repair else None
+    report = check_store(objects)
+    plain = {"ok": report.ok, **_plain(report), "repaired": repaired}
+    emit(plain, lambda: _fsck_text(report, repaired))
+    if not report.ok:
+        raise CliError(f"{len(report.problems)} problem(s) in {objects.url}", EXIT_INTEGRITY)
+
+
+def _fsck_text(report: FsckReport, repaired: Any) -> Iterator[str]:
+    if repaired:
+        for key, value in repaired.items():
+            count = len(value) if isinstance(value, (list, tuple)) else value
+            yield f"repaired: {key.replace('_', ' ')}: {count}"
+    yield (
+        f"{report.objects_checked} objects, {report.packs_checked} packs, "
+        f"{report.chunks_checked} chunks checked"
+    )
+    for problem in report.problems:
+        yield f"{problem.kind}: {problem.path}: {problem.message}"
+    if report.ok:
+        yield "ok"
 
 
 # --- import -----------------------------------------------------------------------
