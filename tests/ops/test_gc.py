@@ -205,3 +205,32 @@ def test_packs_and_markers_without_an_index_are_reclaimed(location: Location) ->
     left = [p for p in store.storage.list(PACK_DIR) if killed_save in p or killed_gc in p]
     assert left == []
     all_load(location)
+
+
+def test_index_pointing_past_its_pack_is_skipped_not_raised(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    idx = next(p for p in store.storage.list(PACK_DIR) if p.endswith(".idx"))
+    data = bytearray(store.storage.read_bytes(idx))
+    data[16 + 32 : 16 + 40] = (2**40).to_bytes(8, "little")  # first entry's offset
+    store.storage.delete(idx)
+    store.storage.write_new(idx, [bytes(data)])
+    report = collect_garbage(store, grace=NOW)
+    assert report.skipped_packs == (idx.rsplit("/", 1)[-1].split(".")[0],)
+    assert report.deleted_packs == () and report.condemned_packs == ()
+
+
+def test_storage_failure_during_gc_is_a_storage_error(
+    location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scribestore import StorageError
+
+    _, _, orphans = setup_store(location)
+    store = store_at(location)
+
+    def refuse(path: str) -> None:
+        raise PermissionError(13, "Read-only file system", path)
+
+    monkeypatch.setattr(store.storage, "delete", refuse)
+    with pytest.raises(StorageError, match="writable"):
+        collect_garbage(store, grace=NOW)
