@@ -225,7 +225,7 @@ def test_storage_failure_during_gc_is_a_storage_error(
 ) -> None:
     from scribestore import StorageError
 
-    _, _, orphans = setup_store(location)
+    setup_store(location)
     store = store_at(location)
 
     def refuse(path: str) -> None:
