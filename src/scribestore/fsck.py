@@ -19,10 +19,9 @@ from scribestore.chunkcodec import decode_chunk
 from scribestore.errors import IntegrityError, ObjectNotFoundError, UnsupportedFormatError
 from scribestore.objects import ObjectStore, object_path
 from scribestore.packs import (
-    CONDEMNED_EXT,
     PACK_DIR,
     condemned_path,
-    index_path,
+    orphan_packs,
     pack_path,
     parse_index,
 )
@@ -182,22 +181,18 @@ def repair_store(
             with contextlib.suppress(FileNotFoundError):
                 storage.delete(path)
         names = list(storage.list(PACK_DIR))
-        by_ext: dict[str, set[str]] = {}
-        for name in names:
-            pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
-            by_ext.setdefault(ext, set()).add(pack_id)
-        orphans = sorted(
-            (by_ext.get("pack", set()) | by_ext.get(CONDEMNED_EXT, set()))
-            - by_ext.get("idx", set())
-        )
+        orphans = orphan_packs(names)
         for pack_id in orphans:
             for path in (pack_path(pack_id), condemned_path(pack_id)):
                 with contextlib.suppress(FileNotFoundError):
                     storage.delete(path)
         damaged = []
-        for pack_id in sorted(by_ext.get("idx", set())):
+        for name in names:
+            pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+            if ext != "idx":
+                continue
             try:
-                parse_index(pack_id, storage.read_bytes(index_path(pack_id)))
+                parse_index(pack_id, storage.read_bytes(name))
             except UnsupportedFormatError:
                 continue
             except ValueError:

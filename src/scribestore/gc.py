@@ -41,6 +41,7 @@ from scribestore.packs import (
     PACK_DIR,
     condemned_path,
     index_path,
+    orphan_packs,
     pack_path,
     parse_index,
 )
@@ -250,16 +251,7 @@ def _survey(store: ObjectStore, live: set[str], grace_s: float) -> _Survey:
     # Every index on its own: two packs may hold the same chunk, and each one
     # must be judged (a digest-keyed map would hide one of them).
     names = _io(storage, lambda: sorted(storage.list(PACK_DIR)), PACK_DIR)
-    by_ext: dict[str, set[str]] = {}
-    for name in names:
-        pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
-        by_ext.setdefault(ext, set()).add(pack_id)
-    indexed = by_ext.get("idx", set())
-    # Left by killed saves (a pack is published before its index) and killed
-    # gc runs (an index is deleted before its pack and marker).
-    survey.orphans = sorted(
-        (by_ext.get("pack", set()) | by_ext.get(CONDEMNED_EXT, set())) - indexed
-    )
+    survey.orphans = orphan_packs(names)
     for name in names:
         pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
         if ext == CONDEMNED_EXT:

@@ -251,25 +251,36 @@ class Leases:
 
     def _take_write(self) -> Lease:
         deadline = time.monotonic() + self.policy.wait
-        delay = 0.01
         while True:
             lease = Lease(self, "write")
             lease.publish()
-            gcs = self._live("gc")
-            if not gcs:
+            if not self._live("gc"):
                 return lease
             lease.release()
-            while gcs:
-                if time.monotonic() > deadline:
-                    raise LockTimeoutError(
-                        f"gave up after {self.policy.wait:.0f} s waiting for garbage "
-                        f"collection to finish in {self.storage.url}: held by "
-                        f"{describe(gcs[0])}; retry later, or delete the lease file if "
-                        "that process is gone"
-                    )
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                gcs = self._live("gc")
+            self._wait_gone(
+                "gc",
+                deadline,
+                lambda gcs: (
+                    f"gave up after {self.policy.wait:.0f} s waiting for garbage "
+                    f"collection to finish in {self.storage.url}: held by {describe(gcs[0])}; "
+                    "retry later, or delete the lease file if that process is gone"
+                ),
+            )
+
+    def _wait_gone(
+        self, kind: str, deadline: float, message: Callable[[list[_Found]], str]
+    ) -> None:
+        """Poll until no live lease of ``kind`` is left.
+
+        Raises:
+            LockTimeoutError: some were still live at ``deadline`` (``message`` says which).
+        """
+        delay = 0.01
+        while found := self._live(kind):
+            if time.monotonic() > deadline:
+                raise LockTimeoutError(message(found))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     @contextlib.contextmanager
     def exclusive(self, *, wait: float | None = None) -> Iterator[Lease]:
@@ -290,19 +301,15 @@ class Leases:
                     f"another garbage collection is running in {self.storage.url}: "
                     f"{describe(others[0])}; wait for it to finish"
                 )
-            deadline = time.monotonic() + limit
-            delay = 0.01
-            writers = self._live("write")
-            while writers:
-                if time.monotonic() > deadline:
-                    raise LockTimeoutError(
-                        f"gave up after {limit:.0f} s waiting for {len(writers)} writer(s) "
-                        f"in {self.storage.url} to finish, first {describe(writers[0])}; "
-                        "nothing was deleted, retry later"
-                    )
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                writers = self._live("write")
+            self._wait_gone(
+                "write",
+                time.monotonic() + limit,
+                lambda writers: (
+                    f"gave up after {limit:.0f} s waiting for {len(writers)} "
+                    f"writer(s) in {self.storage.url} to finish, first {describe(writers[0])}; "
+                    "nothing was deleted, retry later"
+                ),
+            )
         except BaseException:
             lease.release()
             raise

@@ -32,6 +32,7 @@ __all__ = [
     "PackWriter",
     "condemned_path",
     "index_path",
+    "orphan_packs",
     "pack_path",
     "parse_index",
 ]
@@ -83,6 +84,22 @@ def condemned_path(pack_id: str) -> str:
 def index_path(pack_id: str) -> str:
     """Storage path of a pack's index (the id is validated first)."""
     return f"{PACK_DIR}/{_check_pack_id(pack_id)}.idx"
+
+
+def orphan_packs(names: Iterable[str]) -> list[str]:
+    """Ids of packs (or condemned markers) among ``names`` that have no index.
+
+    Left by killed saves (a pack is published before its index) and killed
+    gc runs (an index is deleted before its pack and marker).
+    """
+    by_ext: dict[str, set[str]] = {}
+    for name in names:
+        pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+        by_ext.setdefault(ext, set()).add(pack_id)
+    unindexed = (by_ext.get("pack", set()) | by_ext.get(CONDEMNED_EXT, set())) - by_ext.get(
+        "idx", set()
+    )
+    return sorted(unindexed)
 
 
 def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, ChunkLocation]]]:
