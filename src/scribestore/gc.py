@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
+from scribestore._storage import (
+    NotRegularFileError,
+    join_url,
+    open_storage,
+    read_if_exists,
+    split_file_url,
+)
 from scribestore.errors import (
     CorruptObjectError,
     MissingManifestError,
@@ -258,13 +264,22 @@ def _survey(store: ObjectStore, live: set[str], grace_s: float) -> _Survey:
             survey.condemned.add(pack_id)
         elif ext == "idx":
             try:
-                data = _io(storage, partial(storage.read_bytes, name), name)
-                _total, entries = parse_index(pack_id, data)
-            except (ValueError, FileNotFoundError):
+                _total, entries = parse_index(pack_id, _read_index(storage, name))
+            except (ValueError, FileNotFoundError, NotRegularFileError):
                 survey.skipped_packs.append(pack_id)
                 continue
             survey.pack_chunks[pack_id] = [digest for digest, _ in entries]
     return survey
+
+
+def _read_index(storage: Storage, name: str) -> bytes:
+    """An index file's bytes; a planted FIFO or link is raised as such, not read."""
+    try:
+        return storage.read_bytes(name)
+    except (FileNotFoundError, NotRegularFileError):
+        raise
+    except OSError as exc:
+        raise StorageError(f"garbage collection in {storage.url} failed on {name}: {exc}") from exc
 
 
 def _add_chunks(store: ObjectStore, survey: _Survey, digest: str) -> None:

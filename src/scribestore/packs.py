@@ -17,6 +17,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
+from scribestore._storage import NotRegularFileError
 from scribestore.errors import UnsupportedFormatError
 
 if TYPE_CHECKING:
@@ -182,6 +183,9 @@ class PackIndex:
                 total, entries = parse_index(pack_id, self._storage.read_bytes(name))
             except FileNotFoundError:
                 continue  # deleted by gc meanwhile
+            except NotRegularFileError as exc:  # a FIFO or link planted as an index
+                self.damaged[pack_id] = f"{name} is not a regular file ({exc.strerror})"
+                continue
             except UnsupportedFormatError as exc:
                 self.newer[pack_id] = str(exc)
                 continue

@@ -163,3 +163,23 @@ def test_one_damaged_index_costs_only_its_own_chunks(location: Location) -> None
     # Logging the content again stores its chunks anew, beside the damaged pack.
     assert fresh.put(first) == d1
     assert _store(location).get(d1) == first
+
+
+def test_fifo_planted_as_a_pack_index_hangs_nothing(tmp_path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    content = random.Random(5).randbytes(5 << 20)
+    digest = store.put(content)
+    os.mkfifo(tmp_path / "objects" / "packs" / f"{'4' * 32}.idx")
+    assert ObjectStore(tmp_path / "objects").get(digest) == content
+
+
+def test_gc_skips_a_fifo_planted_as_an_index(tmp_path) -> None:
+    import datetime as dt
+
+    from scribestore.gc import collect_garbage
+
+    store = ObjectStore(tmp_path / "objects")
+    store.put(random.Random(6).randbytes(5 << 20))
+    os.mkfifo(tmp_path / "objects" / "packs" / f"{'5' * 32}.idx")
+    report = collect_garbage(store, grace=dt.timedelta(0))
+    assert "5" * 32 in report.skipped_packs
