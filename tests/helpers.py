@@ -77,3 +77,15 @@ def seal(doc: dict[str, Any]) -> bytes:
     resealed = dict(doc)
     resealed["checksum"] = json.loads(encode_manifest(manifest))["checksum"]
     return json.dumps(resealed).encode()
+
+
+def spoil_pack_table(storage: Any, pack_id: str) -> None:
+    """Damage the copy of its index that a pack keeps at its end (one byte of its magic).
+
+    The pack's blobs stay intact: only the fallback a damaged index would use is lost.
+    """
+    path = f"packs/{pack_id}.pack"
+    data = bytearray(storage.read_bytes(path))
+    data[-48] ^= 0xFF  # first byte of the footer's magic
+    storage.delete(path)
+    storage.write_new(path, [bytes(data)])

@@ -19,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Location
-from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore, chunked, planes
+from scribestore import (
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    ObjectStore,
+    chunked,
+    planes,
+)
 from scribestore.chunkcodec import (
     ChunkCodec,
     choose_chunk_codec,
@@ -679,4 +686,54 @@ def test_pack_format_versions(location: Location) -> None:
             store.storage.delete(name)
             store.storage.write_new(name, [old[:4] + bytes((PACK_FORMAT_VERSION + 1,)) + old[5:]])
     with pytest.raises(UnsupportedFormatError):
+        open_store(location).get(digest)
+
+
+def _as_format_2(store: ObjectStore) -> list[str]:
+    """Rewrite every pack and index as format 2 wrote them: no table, no checksum."""
+    pack_ids = []
+    for name in sorted(store.storage.list("packs")):
+        if not name.endswith(".idx"):
+            continue
+        pack_id = name.rsplit("/", 1)[-1].split(".")[0]
+        _total, entries = parse_index(pack_id, store.storage.read_bytes(name))
+        end = max(loc.offset + loc.length for _, loc in entries)
+        pack = store.storage.read_bytes(pack_path(pack_id))[:end]
+        body = b"".join(
+            d
+            + loc.offset.to_bytes(8, "little")
+            + loc.length.to_bytes(4, "little")
+            + loc.size.to_bytes(4, "little")
+            + bytes(4)
+            for d, loc in entries
+        )
+        for path, data in (
+            (pack_path(pack_id), b"SSPK\x02\x00\x00\x00" + pack[8:]),
+            (name, b"SSPI\x02\x00\x00\x00" + end.to_bytes(8, "little") + body),
+        ):
+            store.storage.delete(path)
+            store.storage.write_new(path, [data])
+        pack_ids.append(pack_id)
+    return pack_ids
+
+
+def test_format_2_packs_load_and_a_damaged_index_is_reported_not_rebuilt(
+    location: Location,
+) -> None:
+    """Packs of format 2 end with their last blob: their index cannot be rebuilt."""
+    from scribestore.fsck import check_store, repair_store
+
+    store = open_store(location)
+    data = os.urandom(5 << 20)
+    digest = store.put(data)
+    [pack_id] = _as_format_2(store)
+    assert open_store(location).get(digest) == data
+    assert check_store(open_store(location)).ok
+    name = index_path(pack_id)
+    old = store.storage.read_bytes(name)
+    store.storage.delete(name)
+    store.storage.write_new(name, [old[:-3]])
+    report = repair_store(open_store(location))
+    assert report.damaged_indexes == (pack_id,) and report.rebuilt_indexes == ()
+    with pytest.raises(CorruptObjectError, match=f"packs {pack_id} are damaged"):
         open_store(location).get(digest)

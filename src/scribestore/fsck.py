@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import blake3
 import msgspec
@@ -20,11 +20,17 @@ from scribestore.errors import IntegrityError, ObjectNotFoundError, UnsupportedF
 from scribestore.objects import ObjectStore, object_path
 from scribestore.packs import (
     PACK_DIR,
+    ChunkLocation,
     condemned_path,
     orphan_packs,
     pack_path,
-    parse_index,
+    read_own_table,
+    read_pack_table,
+    rebuild_index,
 )
+
+if TYPE_CHECKING:
+    from scribestore._storage import Storage
 
 __all__ = ["FsckProblem", "FsckReport", "RepairReport", "check_store", "repair_store"]
 
@@ -75,11 +81,21 @@ def _check_pack(store: ObjectStore, index_name: str) -> tuple[int, list[FsckProb
     pack_id = index_name.rsplit("/", 1)[-1].split(".")[0]
     problems: list[FsckProblem] = []
     try:
-        total, entries = parse_index(pack_id, storage.read_bytes(index_name))
+        total, entries, damaged_index = read_pack_table(storage, pack_id)
+    except FileNotFoundError:
+        return 0, []  # deleted by gc meanwhile
     except UnsupportedFormatError as exc:
         return 0, [FsckProblem(kind="unsupported", path=index_name, message=str(exc))]
     except ValueError as exc:
         return 0, [FsckProblem(kind="corrupt", path=index_name, message=str(exc))]
+    if damaged_index is not None:
+        message = (
+            f"{damaged_index}; the pack's own table is intact, so no chunk is lost: "
+            "`scribestore fsck --repair` rewrites the index from it"
+        )
+        problems.append(FsckProblem(kind="corrupt", path=index_name, message=message))
+    elif (table_problem := _check_table(storage, pack_id, entries)) is not None:
+        problems.append(table_problem)
     try:
         data = memoryview(storage.read_bytes(pack_path(pack_id)))
     except FileNotFoundError:
@@ -110,6 +126,24 @@ def _check_pack(store: ObjectStore, index_name: str) -> tuple[int, list[FsckProb
                 )
             )
     return len(entries), problems
+
+
+def _check_table(
+    storage: Storage, pack_id: str, entries: list[tuple[bytes, ChunkLocation]]
+) -> FsckProblem | None:
+    """A problem if a format-3 pack's own table is damaged or differs from its index."""
+    try:
+        own = read_own_table(storage, pack_id)
+    except FileNotFoundError:
+        return None  # reported as a missing pack
+    except ValueError as exc:
+        why = str(exc)
+    else:
+        if own is None or own[1] == entries:
+            return None
+        why = f"pack {pack_id}'s own table differs from its index"
+    message = f"{why}; its index is intact, so no chunk is lost"
+    return FsckProblem(kind="corrupt", path=pack_path(pack_id), message=message)
 
 
 def check_store(
@@ -156,8 +190,11 @@ class RepairReport(msgspec.Struct, frozen=True, kw_only=True):
 
     removed_orphan_packs: tuple[str, ...]
     removed_stale_leases: tuple[str, ...]
-    #: Packs whose index is damaged. Their chunks are stored again by logging
-    #: the affected artifacts again; gc then removes the damaged pack.
+    #: Packs whose damaged index was rewritten from the pack's own table.
+    rebuilt_indexes: tuple[str, ...]
+    #: Packs whose index is damaged and cannot be rebuilt (a pack of format
+    #: 1 or 2, or a damaged pack table). Their chunks are stored again by
+    #: logging the affected artifacts again; gc then removes the damaged pack.
     damaged_indexes: tuple[str, ...]
 
 
@@ -167,7 +204,8 @@ def repair_store(
     """Fix what can be fixed without data: leftovers of killed saves and gc runs.
 
     Holds the gc lease (no save is in flight) while it removes packs and
-    condemned markers that have no index, and stale leases.
+    condemned markers that have no index and stale leases, and rewrites
+    damaged pack indexes from the table each pack (format 3) holds.
 
     Raises:
         LockTimeoutError: saves stayed in flight, or a gc is running.
@@ -186,19 +224,32 @@ def repair_store(
             for path in (pack_path(pack_id), condemned_path(pack_id)):
                 with contextlib.suppress(FileNotFoundError):
                     storage.delete(path)
-        damaged = []
-        for name in names:
-            pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
-            if ext != "idx":
-                continue
-            try:
-                parse_index(pack_id, storage.read_bytes(name))
-            except UnsupportedFormatError:
-                continue
-            except ValueError:
-                damaged.append(pack_id)
+        rebuilt, damaged = _repair_indexes(storage, names)
     return RepairReport(
         removed_orphan_packs=tuple(orphans),
         removed_stale_leases=tuple(stale),
+        rebuilt_indexes=tuple(rebuilt),
         damaged_indexes=tuple(damaged),
     )
+
+
+def _repair_indexes(storage: Storage, names: list[str]) -> tuple[list[str], list[str]]:
+    """Rewrite damaged indexes from their packs: (rebuilt, beyond repair)."""
+    rebuilt, damaged = [], []
+    for name in names:
+        pack_id, _, ext = name.rsplit("/", 1)[-1].partition(".")
+        if ext != "idx":
+            continue
+        try:
+            table = read_pack_table(storage, pack_id)
+        except FileNotFoundError:
+            continue
+        except UnsupportedFormatError:
+            continue
+        except ValueError:
+            damaged.append(pack_id)
+            continue
+        if table.damaged_index is not None:
+            rebuild_index(storage, pack_id)
+            rebuilt.append(pack_id)
+    return rebuilt, damaged

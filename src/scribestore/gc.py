@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from scribestore._storage import (
-    NotRegularFileError,
     join_url,
     open_storage,
     read_if_exists,
@@ -45,11 +44,12 @@ from scribestore.objects import ObjectStore, RegisteredManifest, object_path
 from scribestore.packs import (
     CONDEMNED_EXT,
     PACK_DIR,
+    PackTable,
     condemned_path,
     index_path,
     orphan_packs,
     pack_path,
-    parse_index,
+    read_pack_table,
 )
 
 if TYPE_CHECKING:
@@ -264,22 +264,24 @@ def _survey(store: ObjectStore, live: set[str], grace_s: float) -> _Survey:
             survey.condemned.add(pack_id)
         elif ext == "idx":
             try:
-                _total, entries = parse_index(pack_id, _read_index(storage, name))
-            except (ValueError, FileNotFoundError, NotRegularFileError):
+                table = _read_table(storage, pack_id)
+            except (ValueError, FileNotFoundError):
                 survey.skipped_packs.append(pack_id)
                 continue
-            survey.pack_chunks[pack_id] = [digest for digest, _ in entries]
+            survey.pack_chunks[pack_id] = [digest for digest, _ in table.entries]
     return survey
 
 
-def _read_index(storage: Storage, name: str) -> bytes:
-    """An index file's bytes; a planted FIFO or link is raised as such, not read."""
+def _read_table(storage: Storage, pack_id: str) -> PackTable:
+    """A pack's entries, from its index or (the index damaged) the pack itself."""
     try:
-        return storage.read_bytes(name)
-    except (FileNotFoundError, NotRegularFileError):
+        return read_pack_table(storage, pack_id)
+    except (FileNotFoundError, ValueError):
         raise
     except OSError as exc:
-        raise StorageError(f"garbage collection in {storage.url} failed on {name}: {exc}") from exc
+        raise StorageError(
+            f"garbage collection in {storage.url} failed on pack {pack_id}: {exc}"
+        ) from exc
 
 
 def _add_chunks(store: ObjectStore, survey: _Survey, digest: str) -> None:

@@ -206,9 +206,10 @@ def _verify_checksum(
 ) -> None:
     """From format version 2 on, the checksum must match the content.
 
-    A version-1 document has no checksum; it is instead scanned for duplicate
-    keys, which a decoder would silently collapse (from version 2 on, a
-    duplicate made by damage fails the checksum).
+    The checksum covers the decoded content, so a repeated key (which a
+    decoder silently collapses) is looked for separately: a document that is
+    not byte for byte what :func:`encode_manifest` writes, and every
+    version-1 document, is scanned for duplicate keys.
 
     Raises:
         CorruptManifestError: the checksum is missing or does not match (the
@@ -224,6 +225,10 @@ def _verify_checksum(
             "was damaged or edited by hand; restore it from a backup or the previous "
             "version of the file"
         )
+    # What this library wrote re-encodes to the same bytes and has no repeated
+    # key; only other documents need the slower scan.
+    if msgspec.json.format(msgspec.json.encode(manifest), indent=1) + b"\n" != data:
+        _refuse_duplicate_keys(data, where)
 
 
 # What msgspec can raise on hostile input besides DecodeError: RecursionError

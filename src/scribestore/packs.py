@@ -17,6 +17,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
+import blake3
+
 from scribestore._storage import NotRegularFileError
 from scribestore.errors import UnsupportedFormatError
 
@@ -30,12 +32,16 @@ __all__ = [
     "PACK_TARGET",
     "ChunkLocation",
     "PackIndex",
+    "PackTable",
     "PackWriter",
     "condemned_path",
     "index_path",
     "orphan_packs",
     "pack_path",
     "parse_index",
+    "read_own_table",
+    "read_pack_table",
+    "rebuild_index",
 ]
 
 PACK_DIR = "packs"
@@ -47,13 +53,18 @@ PACK_TARGET = 32 << 20
 _PUBLISHERS = 2
 #: Largest chunk blob: a maximal chunk stored raw plus its codec byte.
 MAX_BLOB = (256 << 10) + 1
-#: Version 2 added blob codec 4; readers take 1 and 2 and refuse newer ones.
-PACK_FORMAT_VERSION = 2
+#: Version 2 added blob codec 4; version 3 the pack's own table of its blobs
+#: and the index checksum. Readers take 1 to 3 and refuse newer ones.
+PACK_FORMAT_VERSION = 3
 PACK_HEADER = b"SSPK" + bytes((PACK_FORMAT_VERSION, 0, 0, 0))
 INDEX_HEADER = b"SSPI" + bytes((PACK_FORMAT_VERSION, 0, 0, 0))
 CONDEMNED_EXT = "condemned"
 _TOTAL = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sQII4x")
+# The end of a version-3 pack: magic, 4 zero bytes, entry count, BLAKE3 of the table.
+_FOOTER = struct.Struct("<4s4xQ32s")
+_FOOTER_MAGIC = b"SSPT"
+_CHECKSUM = 32
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -109,7 +120,7 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
     Raises:
         UnsupportedFormatError: the index (and its pack) were written by a
             newer scribestore (a ``ValueError`` too).
-        ValueError: the index is malformed.
+        ValueError: the index is malformed, or (version 3) fails its checksum.
     """
     if data[:4] != INDEX_HEADER[:4] or len(data) < 16 or data[4] == 0:
         raise ValueError(f"pack index {pack_id} has a bad header")
@@ -119,15 +130,128 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
             f"{PACK_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
         )
     (total,) = _TOTAL.unpack_from(data, 8)
-    body = memoryview(data)[16:]
-    if len(body) % _ENTRY.size:
-        raise ValueError(f"pack index {pack_id} is truncated")
+    end = len(data)
+    if data[4] >= 3:
+        end -= _CHECKSUM
+        if end < 16 or blake3.blake3(memoryview(data)[:end]).digest() != data[end:]:
+            raise ValueError(f"pack index {pack_id} fails its checksum")
+    return total, _entries(pack_id, memoryview(data)[16:end], total, "pack index")
+
+
+def _entries(
+    pack_id: str, table: memoryview, limit: int, what: str
+) -> list[tuple[bytes, ChunkLocation]]:
+    if len(table) % _ENTRY.size:
+        raise ValueError(f"{what} {pack_id} is truncated")
     entries = []
-    for digest, offset, length, size in _ENTRY.iter_unpack(body):
-        if offset + length > total:
-            raise ValueError(f"pack index {pack_id} points past the end of its pack")
+    for digest, offset, length, size in _ENTRY.iter_unpack(table):
+        if offset < len(PACK_HEADER) or offset + length > limit:
+            raise ValueError(f"{what} {pack_id} points past the end of its pack")
         entries.append((digest, ChunkLocation(pack_id, offset, length, size)))
-    return total, entries
+    return entries
+
+
+def _encode_table(entries: list[tuple[bytes, ChunkLocation]]) -> bytes:
+    return b"".join(_ENTRY.pack(d, loc.offset, loc.length, loc.size) for d, loc in entries)
+
+
+def _encode_index(total: int, table: bytes) -> bytes:
+    body = b"".join((INDEX_HEADER, _TOTAL.pack(total), table))
+    return body + blake3.blake3(body).digest()
+
+
+def read_own_table(
+    storage: Storage, pack_id: str
+) -> tuple[int, list[tuple[bytes, ChunkLocation]]] | None:
+    """The length and entries of a pack from the table at its end, if it has one.
+
+    None for packs of formats 1 and 2, which end with their last blob.
+
+    Raises:
+        FileNotFoundError: the pack is gone.
+        ValueError: the pack or its table is damaged.
+    """
+    path = pack_path(pack_id)
+    try:
+        total = storage.size(path)
+        head = storage.read_range(path, 0, len(PACK_HEADER))
+        if total < len(PACK_HEADER) + _FOOTER.size or head[:4] != PACK_HEADER[:4]:
+            raise ValueError(f"pack {pack_id} is too short or has a bad header")
+        if head[4] < 3:
+            return None
+        footer = storage.read_range(path, total - _FOOTER.size, _FOOTER.size)
+        if len(footer) != _FOOTER.size:
+            raise ValueError(f"pack {pack_id} changed size while being read")
+        magic, count, checksum = _FOOTER.unpack(footer)
+        start = total - _FOOTER.size - count * _ENTRY.size
+        if magic != _FOOTER_MAGIC or start < len(PACK_HEADER):
+            raise ValueError(f"pack {pack_id} has a damaged table")
+        table = storage.read_range(path, start, count * _ENTRY.size)
+    except NotRegularFileError as exc:
+        raise ValueError(f"{path} is not a regular file ({exc.strerror})") from exc
+    if blake3.blake3(table).digest() != checksum:
+        raise ValueError(f"pack {pack_id} has a damaged table")
+    return total, _entries(pack_id, memoryview(table), start, "pack")
+
+
+class PackTable(NamedTuple):
+    """A pack's length and entries, and why its index was not used (if it was not)."""
+
+    total: int
+    entries: list[tuple[bytes, ChunkLocation]]
+    #: None when the entries came from the index; else why the index was
+    #: unusable, and the entries came from the pack's own table.
+    damaged_index: str | None
+
+
+def read_pack_table(storage: Storage, pack_id: str) -> PackTable:
+    """The entries of a published pack: from its index, or from the pack itself.
+
+    A damaged index (malformed, failing its checksum, or not a regular file)
+    costs nothing while the pack's own table (format 3) is intact.
+
+    Raises:
+        FileNotFoundError: the index is gone (gc deleted the pack).
+        UnsupportedFormatError: the pack is of a newer format.
+        ValueError: the index is damaged and the pack has no usable table;
+            the message says why for both.
+        OSError: the index or pack could not be read.
+    """
+    name = index_path(pack_id)
+    try:
+        total, entries = parse_index(pack_id, storage.read_bytes(name))
+        return PackTable(total, entries, None)
+    except NotRegularFileError as exc:
+        why = f"{name} is not a regular file ({exc.strerror})"
+    except UnsupportedFormatError:
+        raise
+    except ValueError as exc:
+        why = str(exc)
+    try:
+        own = read_own_table(storage, pack_id)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{why}; its pack is missing") from exc
+    except ValueError as exc:
+        raise ValueError(f"{why}; {exc}") from exc
+    if own is None:
+        raise ValueError(f"{why}; its pack (format 1 or 2) holds no copy of the index")
+    return PackTable(own[0], own[1], why)
+
+
+def rebuild_index(storage: Storage, pack_id: str) -> int:
+    """Rewrite a pack's index from the pack's own table; the number of entries.
+
+    Raises:
+        FileNotFoundError: the pack is gone.
+        ValueError: the pack has no usable table (format 1 or 2, or damaged).
+        OSError: the index could not be written.
+    """
+    own = read_own_table(storage, pack_id)
+    if own is None:
+        raise ValueError(f"pack {pack_id} (format 1 or 2) holds no copy of its index")
+    total, entries = own
+    storage.write_atomic(index_path(pack_id), _encode_index(total, _encode_table(entries)))
+    return len(entries)
 
 
 class PackIndex:
@@ -180,12 +304,9 @@ class PackIndex:
             if ext != "idx" or not _PACK_ID.fullmatch(pack_id) or pack_id in self._packs:
                 continue
             try:
-                total, entries = parse_index(pack_id, self._storage.read_bytes(name))
+                table = read_pack_table(self._storage, pack_id)
             except FileNotFoundError:
                 continue  # deleted by gc meanwhile
-            except NotRegularFileError as exc:  # a FIFO or link planted as an index
-                self.damaged[pack_id] = f"{name} is not a regular file ({exc.strerror})"
-                continue
             except UnsupportedFormatError as exc:
                 self.newer[pack_id] = str(exc)
                 continue
@@ -194,7 +315,7 @@ class PackIndex:
                 self.damaged[pack_id] = str(exc)
                 continue
             self.damaged.pop(pack_id, None)
-            self.add(pack_id, total, entries)
+            self.add(pack_id, table.total, table.entries)
 
     def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:
         """Record a published pack's entries."""
@@ -312,12 +433,15 @@ class PackWriter:
         entries: list[tuple[bytes, ChunkLocation]],
     ) -> bytearray:
         # Pack first, then its index: an index never points at a missing pack.
+        # The pack ends with its own copy of the table, so a damaged index
+        # can be rebuilt from it.
+        table = _encode_table(entries)
+        footer = _FOOTER.pack(_FOOTER_MAGIC, len(entries), blake3.blake3(table).digest())
         with memoryview(data) as view:
-            self._storage.write_new(pack_path(pack_id), (view[:used],))
-        index = [INDEX_HEADER, _TOTAL.pack(used)]
-        index.extend(_ENTRY.pack(d, loc.offset, loc.length, loc.size) for d, loc in entries)
-        self._storage.write_new(index_path(pack_id), (b"".join(index),))
-        self._index.add(pack_id, used, entries)
+            self._storage.write_new(pack_path(pack_id), (view[:used], table, footer))
+        total = used + len(table) + len(footer)
+        self._storage.write_new(index_path(pack_id), (_encode_index(total, table),))
+        self._index.add(pack_id, total, entries)
         return data
 
     def close(self) -> None:

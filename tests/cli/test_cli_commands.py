@@ -389,6 +389,21 @@ def test_fsck_reports_and_repairs(tmp_path: Path) -> None:
     assert report["ok"] is False  # the damaged object needs its artifact logged again
 
 
+def test_fsck_repair_rebuilds_a_damaged_pack_index(tmp_path: Path) -> None:
+    manifest = make_repo(tmp_path / "s", model=os.urandom(5 << 20))
+    packs = tmp_path / "s" / "objects" / "packs"
+    [index] = sorted(packs.glob("*.idx"))[:1]
+    good = index.read_bytes()
+    index.unlink()
+    index.write_bytes(good[:-100])  # truncated, as by a power cut
+    checked = invoke("fsck", manifest)
+    assert EXIT_CODES[checked.exit_code].startswith("integrity")
+    assert index.name in checked.stdout and "--repair" in checked.stdout
+    report = invoke_json("fsck", manifest, "--repair")
+    assert report["repaired"]["rebuilt_indexes"] == [index.stem]
+    assert report["ok"] is True and index.read_bytes() == good
+
+
 def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
     from helpers import seal
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Location
+from helpers import spoil_pack_table
 from scribestore import (
     CorruptManifestError,
     MissingManifestError,
@@ -207,16 +208,32 @@ def test_packs_and_markers_without_an_index_are_reclaimed(location: Location) ->
     all_load(location)
 
 
-def test_index_pointing_past_its_pack_is_skipped_not_raised(location: Location) -> None:
-    setup_store(location)
-    store = store_at(location)
+def _point_first_entry_past_the_pack(store: ObjectStore) -> str:
     idx = next(p for p in store.storage.list(PACK_DIR) if p.endswith(".idx"))
     data = bytearray(store.storage.read_bytes(idx))
     data[16 + 32 : 16 + 40] = (2**40).to_bytes(8, "little")  # first entry's offset
     store.storage.delete(idx)
     store.storage.write_new(idx, [bytes(data)])
+    return idx.rsplit("/", 1)[-1].split(".")[0]
+
+
+def test_index_pointing_past_its_pack_is_read_from_the_pack(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    _point_first_entry_past_the_pack(store)
     report = collect_garbage(store, grace=NOW)
-    assert report.skipped_packs == (idx.rsplit("/", 1)[-1].split(".")[0],)
+    assert report.skipped_packs == ()
+    assert report.deleted_packs == () and report.condemned_packs == ()
+    all_load(location)
+
+
+def test_index_and_pack_table_both_damaged_skip_the_pack(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    pack_id = _point_first_entry_past_the_pack(store)
+    spoil_pack_table(store.storage, pack_id)
+    report = collect_garbage(store, grace=NOW)
+    assert report.skipped_packs == (pack_id,)
     assert report.deleted_packs == () and report.condemned_packs == ()
 
 

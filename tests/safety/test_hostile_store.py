@@ -10,6 +10,7 @@ import pytest
 from store_util import repo_at
 
 from conftest import Location
+from helpers import PEAK_RSS, run_child, spoil_pack_table
 from scribestore import CorruptObjectError, IntegrityError, ObjectStore, UnsupportedFormatError
 from scribestore.chunked import MAX_CHUNK
 from scribestore.objects import object_path
@@ -67,6 +68,56 @@ def test_header_size_is_checked_against_the_manifest(location: Location) -> None
     _rewrite(store, path, bytes(blob))
     with pytest.raises(IntegrityError, match="manifest 8"):
         repo_at(location, mode="r").load_artifact("small")
+
+
+_BOMB_CHILD = (
+    PEAK_RSS
+    + """
+import sys, json
+from scribestore import IntegrityError, Repository
+repo = Repository(json.loads(sys.argv[1]), mode="r")
+before = peak_rss()
+try:
+    repo.load_artifact("small")
+except IntegrityError as exc:
+    print(json.dumps({"grew_kib": peak_rss() - before, "error": str(exc)[:200]}))
+else:
+    print(json.dumps({"grew_kib": peak_rss() - before, "error": None}))
+"""
+)
+
+
+@pytest.mark.parametrize("announced", ["header", "frame"])
+def test_small_artifact_whose_object_inflates_to_512_mib_stays_bounded(
+    tmp_path, announced: str
+) -> None:
+    """An 8-byte artifact whose object is a zstd frame of 512 MiB: refused in bounded memory."""
+    import json
+
+    import zstandard
+
+    from scribestore import Repository
+
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("small", b"eight by", "bytes")
+    repo.save()
+    digest = repo.get_artifact_metadata("small")["hash"]
+    bomb_size = 512 << 20
+    compressor = zstandard.ZstdCompressor().compressobj(size=bomb_size)
+    block = bytes(1 << 20)
+    frame = b"".join(compressor.compress(block) for _ in range(bomb_size >> 20))
+    frame += compressor.flush()
+    # The header says 512 MiB (disagreeing with the manifest) or 8 bytes (the
+    # frame then holds far more than the header says).
+    header = (
+        b"SSOB" + bytes((1, 1, 0, 0)) + struct.pack("<Q", bomb_size if announced == "header" else 8)
+    )
+    path = tmp_path / "objects" / object_path(digest)
+    path.unlink()
+    path.write_bytes(header + frame)
+    result = json.loads(run_child(_BOMB_CHILD, str(tmp_path / "repository.json")))
+    assert result["error"] is not None, result
+    assert result["grew_kib"] < 64 << 10, result  # far below the 512 MiB announced
 
 
 @pytest.mark.parametrize("size", [2**40, 2**63 - 1, 5 << 20])
@@ -146,20 +197,61 @@ def test_logging_again_repairs_a_damaged_loose_object(location: Location) -> Non
     assert store.get(digest) == TEXT
 
 
-def test_one_damaged_index_costs_only_its_own_chunks(location: Location) -> None:
-    store = _store(location)
+def _two_packed(store: ObjectStore) -> tuple[bytes, bytes, str, str, str]:
     first = random.Random(1).randbytes(5 << 20)
     second = random.Random(2).randbytes(5 << 20)
     d1, d2 = store.put(first), store.put(second)
     index = PackIndex(store.storage)
     index.refresh()
-    damaged = index.get(store.recipe_chunks(d1)[0]).pack
+    location = index.get(store.recipe_chunks(d1)[0])
+    assert location is not None
+    return first, second, d1, d2, location.pack
+
+
+@pytest.mark.parametrize("damage", ["truncate", "append", "flip", "fifo"])
+def test_damaged_index_alone_costs_nothing_and_is_rebuilt(location: Location, damage: str) -> None:
+    from scribestore.fsck import check_store, repair_store
+
+    store = _store(location)
+    first, second, d1, d2, damaged = _two_packed(store)
     idx = f"packs/{damaged}.idx"
-    _rewrite(store, idx, store.storage.read_bytes(idx)[:-7])  # truncated, as by a power cut
+    good = store.storage.read_bytes(idx)
+    if damage == "fifo":
+        if location.backend != "local":
+            pytest.skip("FIFOs exist on local disk only")
+        store.storage.delete(idx)
+        os.mkfifo(os.path.join(location.url, "objects", idx))
+    else:
+        spoiled = {
+            "truncate": good[:-7],  # as by a power cut
+            "append": good + b"\0" * 52,
+            "flip": good[:60] + bytes((good[60] ^ 0x10,)) + good[61:],
+        }[damage]
+        _rewrite(store, idx, spoiled)
+    fresh = _store(location)
+    assert fresh.get(d1) == first and fresh.get(d2) == second
+    problems = check_store(_store(location)).problems
+    assert [p.path for p in problems if "--repair" in p.message] == [idx]
+    assert len(problems) == (2 if damage == "fifo" else 1)  # a FIFO is also a special file
+    report = repair_store(_store(location))
+    assert report.rebuilt_indexes == (damaged,) and report.damaged_indexes == ()
+    assert store.storage.read_bytes(idx) == good
+    assert check_store(_store(location)).ok
+
+
+def test_index_and_pack_table_damaged_cost_only_their_own_chunks(location: Location) -> None:
+    from scribestore.fsck import repair_store
+
+    store = _store(location)
+    first, second, d1, d2, damaged = _two_packed(store)
+    idx = f"packs/{damaged}.idx"
+    _rewrite(store, idx, store.storage.read_bytes(idx)[:-7])
+    spoil_pack_table(store.storage, damaged)
     fresh = _store(location)
     assert fresh.get(d2) == second  # intact pack: still loads
     with pytest.raises(CorruptObjectError, match=damaged):
         fresh.get(d1)
+    assert repair_store(_store(location)).damaged_indexes == (damaged,)
     # Logging the content again stores its chunks anew, beside the damaged pack.
     assert fresh.put(first) == d1
     assert _store(location).get(d1) == first

@@ -29,6 +29,8 @@ from scribestore import (
     VersionNotFoundError,
 )
 from scribestore.manifest import (
+    ProjectManifest,
+    RepositoryManifest,
     decode_project,
     decode_repository,
     encode_manifest,
@@ -423,3 +425,42 @@ def test_single_bit_flips_never_change_what_is_read(tmp_path: Path, kind: str) -
             continue
         silently_changed += _content(got) != original
     assert silently_changed == 0
+
+
+@pytest.mark.parametrize("kind", ["repository", "project"])
+def test_a_sealed_manifest_with_a_repeated_key_is_refused(tmp_path: Path, kind: str) -> None:
+    """A repeated key made on purpose (checksum valid) is refused, not silently collapsed."""
+    from helpers import seal
+    from scribestore import Project, Repository
+
+    if kind == "repository":
+        repo = Repository(tmp_path / "repository.json", mode="w")
+        repo.log_artifact("a", [1], "json")
+        repo.log_artifact("b", [2], "json")
+        repo.save()
+        decode: Any = decode_repository
+    else:
+        project = Project(tmp_path / "project.json", mode="w")
+        for name in ("a", "b"):
+            with project.log(name) as exp:
+                exp.log_metric("auc", 0.5)
+        project.save()
+        decode = decode_project
+    path = tmp_path / f"{kind}.json"
+    sealed = seal(json.loads(path.read_bytes()))
+    decode(sealed, where="resealed")  # re-formatted but faithful: accepted
+    # The second key "b" renamed to "a": a decoder keeping the last would drop "a".
+    field = '"artifacts": {' if kind == "repository" else '"experiments": ['
+    head, _, tail = sealed.decode().partition(field)
+    if kind == "repository":
+        tail = tail.replace('"b":', '"a":', 1)
+    else:
+        tail = tail.replace('"name": "b"', '"name": "b", "name": "a"', 1)
+    crafted = (head + field + tail).encode()
+    # Sealed as an attacker would: the checksum of what a decoder keeps.
+    kind_type = RepositoryManifest if kind == "repository" else ProjectManifest
+    kept = msgspec.json.decode(crafted, type=kind_type)
+    old = json.loads(sealed)["checksum"]
+    crafted = crafted.replace(old.encode(), json.loads(encode_manifest(kept))["checksum"].encode())
+    with pytest.raises(CorruptManifestError, match="twice"):
+        decode(crafted, where="crafted")

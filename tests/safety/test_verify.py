@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 from collections import Counter
 
 import msgspec
@@ -206,3 +208,67 @@ def test_damaged_packs_of_chunked_objects_are_reported(location: Location, damag
     [problem] = report.problems
     assert (problem.artifact, problem.version) == ("big", 0)
     assert problem.kind in ("missing", "corrupt")
+
+
+_DAMAGES = (
+    "truncate_index",
+    "flip_index",
+    "spoil_table",
+    "flip_blob",
+    "truncate_pack",
+    "delete_pack",
+    "delete_index",
+)
+
+
+def _damage_pack_file(
+    storage: scribestore._storage.Storage, pack_id: str, damage: str, rng: random.Random
+) -> None:
+    from helpers import spoil_pack_table
+
+    idx, pack = f"objects/packs/{pack_id}.idx", f"objects/packs/{pack_id}.pack"
+    if damage == "spoil_table":
+        spoil_pack_table(open_storage(storage.url + "/objects"), pack_id)
+        return
+    if damage.startswith("delete"):
+        storage.delete(idx if damage.endswith("index") else pack)
+        return
+    path = idx if damage.endswith("index") else pack
+    data = bytearray(storage.read_bytes(path))
+    if damage.startswith("truncate"):
+        data = data[: rng.randrange(8, len(data))]
+    else:
+        data[rng.randrange(8, len(data))] ^= 1 << rng.randrange(8)
+    storage.write_atomic(path, bytes(data))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_verify_reports_exactly_the_versions_a_load_refuses(tmp_path, seed: int) -> None:
+    """Random damage to packs and indexes: verify names a version iff loading it fails."""
+    rng = random.Random(seed)
+    location = Location("local", str(tmp_path / "store"))
+    base = rng.randbytes(5 << 20)
+    repo = repo_at(location, "w")
+    repo.log_artifact("base", base, "bytes")
+    repo.save()  # one save per version: each gets packs of its own
+    tuned = bytearray(base)
+    tuned[(3 << 20) : (3 << 20) + 4096] = rng.randbytes(4096)  # shares most chunks
+    repo.log_artifact("tuned", bytes(tuned), "bytes")
+    repo.save()
+    repo.log_artifact("other", rng.randbytes(5 << 20), "bytes")
+    repo.save()
+    storage = open_storage(location.url)
+    pack_ids = sorted({p.rsplit("/", 1)[-1].split(".")[0] for p in storage.list("objects/packs")})
+    for pack_id in rng.sample(pack_ids, rng.randint(1, len(pack_ids))):
+        for damage in rng.sample(_DAMAGES, rng.randint(1, 2)):
+            with contextlib.suppress(FileNotFoundError):
+                _damage_pack_file(storage, pack_id, damage, rng)
+    refused = set()
+    for name in ("base", "tuned", "other"):
+        try:
+            repo_at(location, "r").load_artifact(name)
+        except scribestore.ScribeStoreError:
+            refused.add(name)
+    report = repo_at(location, "r").verify()
+    assert {p.artifact for p in report.problems} == refused
+    assert report.ok == 3 - len(refused)
