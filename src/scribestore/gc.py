@@ -148,12 +148,19 @@ def _mark(
     extra: list[tuple[str, str]],
     forget: set[str],
     options: dict[str, Any],
+    *,
+    strict: bool,
 ) -> _Marks:
     """Mark from every registered manifest and every extra one.
 
+    Without ``strict`` (the survey, which holds no lease) a registered
+    manifest that does not exist yet is passed over: a first save registers
+    its manifest before committing it, and the mark under the gc lease,
+    when no save is in flight, is the one that decides.
+
     Raises:
-        MissingManifestError: a registered manifest is not where its record
-            says, and ``forget`` does not name it.
+        MissingManifestError: (``strict``) a registered manifest is not where
+            its record says, and ``forget`` does not name it.
         CorruptObjectError: a registry record cannot be decoded.
         CorruptManifestError, UnsupportedFormatError: a manifest cannot be read.
     """
@@ -170,7 +177,7 @@ def _mark(
             continue
         marks.live |= digests
         marks.seen.append(url)
-    if missing:
+    if missing and strict:
         raise MissingManifestError(
             f"garbage collection stopped before deleting anything: {len(missing)} registered "
             f"manifest(s) of {store.url} cannot be found, first {missing[0]}. If the store "
@@ -331,12 +338,12 @@ def collect_garbage(
     extra = list(manifests or [])
     gone = set(forget)
     grace_s = grace.total_seconds()
-    first = _mark(store, extra, gone, options)
+    first = _mark(store, extra, gone, options, strict=dry_run)
     survey = _survey(store, first.live, grace_s)
     if dry_run:
         return _sweep(store, survey, first, first, grace_s, dry_run=True)
     with store.exclusive(wait=None if wait is None else wait.total_seconds()):
-        again = _mark(store, extra, gone, options)
+        again = _mark(store, extra, gone, options, strict=True)
         # Saves that committed during the survey: their objects and chunks live.
         for digest in again.live - first.live:
             if digest not in survey.kept:
