@@ -737,3 +737,28 @@ def test_format_2_packs_load_and_a_damaged_index_is_reported_not_rebuilt(
     assert report.damaged_indexes == (pack_id,) and report.rebuilt_indexes == ()
     with pytest.raises(CorruptObjectError, match=f"packs {pack_id} are damaged"):
         open_store(location).get(digest)
+
+
+def test_damaged_index_of_a_newer_pack_is_unsupported_not_guessed(location: Location) -> None:
+    """The pack's own table is read only from packs of a format this reader knows."""
+    from scribestore import UnsupportedFormatError
+    from scribestore.packs import PACK_FORMAT_VERSION, PackIndex, read_pack_table
+
+    store = open_store(location)
+    data = os.urandom(5 << 20)
+    digest = store.put(data)
+    [pack_id] = {p.rsplit("/", 1)[-1].split(".")[0] for p in store.storage.list("packs")}
+    for path, spoil in (
+        (pack_path(pack_id), lambda b: b[:4] + bytes((PACK_FORMAT_VERSION + 1,)) + b[5:]),
+        (index_path(pack_id), lambda b: b[:-3]),
+    ):
+        old = store.storage.read_bytes(path)
+        store.storage.delete(path)
+        store.storage.write_new(path, [spoil(old)])
+    with pytest.raises(UnsupportedFormatError, match="upgrade scribestore"):
+        read_pack_table(store.storage, pack_id)
+    index = PackIndex(store.storage)
+    index.refresh()
+    assert pack_id in index.newer and pack_id not in index.damaged
+    with pytest.raises(UnsupportedFormatError):
+        open_store(location).get(digest)

@@ -16,7 +16,12 @@ import blake3
 import msgspec
 
 from scribestore.chunkcodec import decode_chunk
-from scribestore.errors import IntegrityError, ObjectNotFoundError, UnsupportedFormatError
+from scribestore.errors import (
+    IntegrityError,
+    ObjectNotFoundError,
+    StorageError,
+    UnsupportedFormatError,
+)
 from scribestore.objects import ObjectStore, object_path
 from scribestore.packs import (
     PACK_DIR,
@@ -26,7 +31,7 @@ from scribestore.packs import (
     pack_path,
     read_own_table,
     read_pack_table,
-    rebuild_index,
+    rewrite_index,
 )
 
 if TYPE_CHECKING:
@@ -242,14 +247,15 @@ def _repair_indexes(storage: Storage, names: list[str]) -> tuple[list[str], list
             continue
         try:
             table = read_pack_table(storage, pack_id)
-        except FileNotFoundError:
-            continue
-        except UnsupportedFormatError:
-            continue
+        except (FileNotFoundError, UnsupportedFormatError):
+            continue  # deleted meanwhile, or of a format this reader leaves alone
         except ValueError:
             damaged.append(pack_id)
             continue
         if table.damaged_index is not None:
-            rebuild_index(storage, pack_id)
+            try:
+                rewrite_index(storage, pack_id, table)
+            except OSError as exc:
+                raise StorageError(f"could not rewrite {name} in {storage.url}: {exc}") from exc
             rebuilt.append(pack_id)
     return rebuilt, damaged

@@ -41,7 +41,7 @@ __all__ = [
     "parse_index",
     "read_own_table",
     "read_pack_table",
-    "rebuild_index",
+    "rewrite_index",
 ]
 
 PACK_DIR = "packs"
@@ -114,6 +114,13 @@ def orphan_packs(names: Iterable[str]) -> list[str]:
     return sorted(unindexed)
 
 
+def _newer(pack_id: str, version: int) -> UnsupportedFormatError:
+    return UnsupportedFormatError(
+        f"pack {pack_id} uses pack format version {version}, newer than the "
+        f"{PACK_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
+    )
+
+
 def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, ChunkLocation]]]:
     """The pack length and the entries of an index file.
 
@@ -125,10 +132,7 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
     if data[:4] != INDEX_HEADER[:4] or len(data) < 16 or data[4] == 0:
         raise ValueError(f"pack index {pack_id} has a bad header")
     if data[4] > PACK_FORMAT_VERSION:
-        raise UnsupportedFormatError(
-            f"pack {pack_id} uses pack format version {data[4]}, newer than the "
-            f"{PACK_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
-        )
+        raise _newer(pack_id, data[4])
     (total,) = _TOTAL.unpack_from(data, 8)
     end = len(data)
     if data[4] >= 3:
@@ -169,6 +173,7 @@ def read_own_table(
 
     Raises:
         FileNotFoundError: the pack is gone.
+        UnsupportedFormatError: the pack is of a newer format.
         ValueError: the pack or its table is damaged.
     """
     path = pack_path(pack_id)
@@ -177,6 +182,8 @@ def read_own_table(
         head = storage.read_range(path, 0, len(PACK_HEADER))
         if total < len(PACK_HEADER) + _FOOTER.size or head[:4] != PACK_HEADER[:4]:
             raise ValueError(f"pack {pack_id} is too short or has a bad header")
+        if head[4] > PACK_FORMAT_VERSION:
+            raise _newer(pack_id, head[4])
         if head[4] < 3:
             return None
         footer = storage.read_range(path, total - _FOOTER.size, _FOOTER.size)
@@ -231,6 +238,8 @@ def read_pack_table(storage: Storage, pack_id: str) -> PackTable:
         own = read_own_table(storage, pack_id)
     except FileNotFoundError as exc:
         raise ValueError(f"{why}; its pack is missing") from exc
+    except UnsupportedFormatError:
+        raise
     except ValueError as exc:
         raise ValueError(f"{why}; {exc}") from exc
     if own is None:
@@ -238,20 +247,14 @@ def read_pack_table(storage: Storage, pack_id: str) -> PackTable:
     return PackTable(own[0], own[1], why)
 
 
-def rebuild_index(storage: Storage, pack_id: str) -> int:
-    """Rewrite a pack's index from the pack's own table; the number of entries.
+def rewrite_index(storage: Storage, pack_id: str, table: PackTable) -> None:
+    """Replace a pack's index (atomically) with one holding ``table``'s entries.
 
     Raises:
-        FileNotFoundError: the pack is gone.
-        ValueError: the pack has no usable table (format 1 or 2, or damaged).
         OSError: the index could not be written.
     """
-    own = read_own_table(storage, pack_id)
-    if own is None:
-        raise ValueError(f"pack {pack_id} (format 1 or 2) holds no copy of its index")
-    total, entries = own
-    storage.write_atomic(index_path(pack_id), _encode_index(total, _encode_table(entries)))
-    return len(entries)
+    index = _encode_index(table.total, _encode_table(table.entries))
+    storage.write_atomic(index_path(pack_id), index)
 
 
 class PackIndex:
