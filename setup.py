@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "scribestore._planes",
-            ["src/scribestore/_planes.c"],
+            "scribestore.store._planes",
+            ["src/scribestore/store/_planes.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

@@ -416,7 +416,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
 
-    from scribestore import planes
+    from scribestore.store import planes
 
     results: dict[str, Any] = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -25,17 +25,17 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
 
 def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
     """Seconds per GiB of each step, on the float32 weights in ``src``."""
-    from scribestore import planes
-    from scribestore.chunkcodec import (
+    from scribestore.store import planes
+    from scribestore.store.blobcodec import (
         ChunkCodec,
-        _compress_all,
-        _compressors,
+        compress_all,
+        compressors,
         decode_chunks,
         decode_run,
         encode_chunks,
     )
-    from scribestore.chunked import Batch, new_chunker, store_packed
-    from scribestore.hashing import hash_file
+    from scribestore.store.chunks import Batch, new_chunker, store_packed
+    from scribestore.store.hashing import hash_file
 
     data = memoryview(src.read_bytes())
     scale = (1 << 30) / len(data)
@@ -85,7 +85,7 @@ def bench_stages(src: Path, repeat: int) -> dict[str, Any]:
 
     def zstd_tops() -> None:
         for i in range(0, len(tops), 64):
-            _compress_all(_compressors()[1], list(tops[i : i + 64]))
+            compress_all(compressors()[1], list(tops[i : i + 64]))
 
     def memcpy() -> None:
         memoryview(copy)[:] = data

@@ -40,7 +40,7 @@ def test_strict_build(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     api = (site / "api" / "index.html").read_text()
     for name in ("Repository", "Project", "Experiment", "ObjectStore", "IntegrityError"):
-        assert f"scribestore.{name}" in api or f"scribestore.errors.{name}" in api, name
+        assert f"scribestore.{name}" in api or f"scribestore.exception.{name}" in api, name
     assert (site / "FORMAT" / "index.html").is_file()
 
 

@@ -5,7 +5,7 @@ The public surface is re-exported here; everything else is internal.
 
 from __future__ import annotations
 
-from scribestore.errors import (
+from scribestore.exception import (
     AmbiguousVersionError,
     ArtifactLoadError,
     ArtifactLogError,
@@ -33,10 +33,10 @@ from scribestore.errors import (
     VersionNotFoundError,
 )
 from scribestore.experiment import Experiment, Test
-from scribestore.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
+from scribestore.ops.verify import Problem, VerifyReport
 from scribestore.project import Project
 from scribestore.repository import Repository
-from scribestore.verify import Problem, VerifyReport
+from scribestore.store.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
 
 __version__ = "0.1.0"
 

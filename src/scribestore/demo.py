@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scribestore.hashing import hash_file
 from scribestore.project import Project
 from scribestore.repository import Repository
+from scribestore.store.hashing import hash_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable

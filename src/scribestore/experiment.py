@@ -16,7 +16,8 @@ import secrets
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from scribestore.artifacts import (
+from scribestore.artifacts import get_handler
+from scribestore.core.stored import (
     PickleTrust,
     default_fname,
     is_stored,
@@ -24,27 +25,26 @@ from scribestore.artifacts import (
     prepare_value,
     store_value,
 )
-from scribestore.errors import (
+from scribestore.exception import (
     ArtifactLoadError,
     ArtifactLogError,
     ReadOnlyError,
     SaveError,
 )
-from scribestore.handlers import get_handler
-from scribestore.manifest import (
+from scribestore.manifest.schema import (
     ArtifactRecord,
     ExperimentRecord,
     TestRecord,
     jsonable_params,
     validate_name,
 )
-from scribestore.versions import utcnow
+from scribestore.manifest.versions import utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from scribestore.objects import ObjectStore
     from scribestore.repository import Repository
+    from scribestore.store.objects import ObjectStore
 
 __all__ = ["Experiment", "Test", "slugify"]
 

@@ -20,6 +20,8 @@ import io
 import sys
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from scribestore.storage.base import BLOCK_SIZE
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -32,9 +34,6 @@ __all__ = [
     "null",
     "terminal_progress",
 ]
-
-#: Bytes moved per step by :func:`copy_stream`.
-BLOCK_SIZE = 4 << 20
 
 
 @runtime_checkable

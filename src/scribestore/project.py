@@ -12,9 +12,8 @@ import getpass
 import os
 from typing import TYPE_CHECKING, Any
 
-from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
-from scribestore.artifacts import PickleTrust, commit_manifest, register_with
-from scribestore.errors import (
+from scribestore.core.stored import PickleTrust, commit_manifest, register_with
+from scribestore.exception import (
     CorruptManifestError,
     ExperimentNotFoundError,
     ReadOnlyError,
@@ -22,19 +21,20 @@ from scribestore.errors import (
     ScribeStoreError,
 )
 from scribestore.experiment import Experiment
-from scribestore.manifest import (
+from scribestore.manifest.schema import (
     ExperimentRecord,
     ProjectManifest,
     decode_project,
     encode_manifest,
 )
-from scribestore.objects import ObjectStore
-from scribestore.verify import Reference, VerifyReport, verify_references
+from scribestore.ops.verify import Reference, VerifyReport, verify_references
+from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
+from scribestore.store.objects import ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from scribestore.leases import Lease
+    from scribestore.store.leases import Lease
 
 __all__ = ["Project"]
 

@@ -2,7 +2,7 @@
 
 A repository is a manifest (``repository.json``) listing, for each artifact
 name, its versions in order; each version names the object holding its bytes
-in a content-addressed :class:`~scribestore.objects.ObjectStore`. Nothing is
+in a content-addressed :class:`~scribestore.store.objects.ObjectStore`. Nothing is
 written until :meth:`Repository.save`, which stores objects first and then
 replaces the manifest atomically, merging versions other writers committed
 meanwhile.
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scribestore._storage import join_url, open_storage, read_if_exists, split_file_url
-from scribestore.artifacts import (
+from scribestore.artifacts import get_handler
+from scribestore.core.stored import (
     PickleTrust,
     commit_manifest,
     default_fname,
@@ -30,7 +30,7 @@ from scribestore.artifacts import (
     register_with,
     store_value,
 )
-from scribestore.errors import (
+from scribestore.exception import (
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
@@ -41,17 +41,14 @@ from scribestore.errors import (
     SaveError,
     ScribeStoreError,
 )
-from scribestore.handlers import get_handler
-from scribestore.manifest import (
+from scribestore.manifest.schema import (
     ArtifactVersion,
     RepositoryManifest,
     decode_repository,
     encode_manifest,
     jsonable_params,
 )
-from scribestore.objects import ObjectReader, ObjectStore
-from scribestore.verify import Reference, VerifyReport, verify_references
-from scribestore.versions import (
+from scribestore.manifest.versions import (
     Match,
     VersionSelector,
     check_match,
@@ -60,11 +57,14 @@ from scribestore.versions import (
     to_utc,
     utcnow,
 )
+from scribestore.ops.verify import Reference, VerifyReport, verify_references
+from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
+from scribestore.store.objects import ObjectReader, ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from scribestore.leases import Lease
+    from scribestore.store.leases import Lease
 
 __all__ = ["Repository"]
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from cli_support import damage, invoke, make_repo, object_file
 
-from helpers import child_env
 from scribestore import (
     ArtifactLoadError,
     ArtifactNotFoundError,
@@ -33,6 +31,8 @@ from scribestore import (
     VersionNotFoundError,
 )
 from scribestore.cli import EXIT_CODES, exit_code_for, main
+from support.cli import damage, invoke, make_repo, object_file
+from support.helpers import child_env
 
 
 def _caused(outer: BaseException, inner: BaseException) -> BaseException:

@@ -7,10 +7,9 @@ import os
 import uuid
 from pathlib import Path
 
-from cli_support import error_line, invoke, invoke_json
-
-from conftest import S3_BUCKET
 from scribestore import Repository
+from support.cli import error_line, invoke, invoke_json
+from support.locations import S3_BUCKET
 
 
 def test_memory_store_round_trip(tmp_path: Path) -> None:

@@ -6,9 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-from cli_support import invoke, make_repo
 
-import scribestore.cli._app as app
+import scribestore.cli.app as app
 from scribestore import Repository
 from scribestore.progress import (
     NullProgress,
@@ -19,6 +18,7 @@ from scribestore.progress import (
     null,
     terminal_progress,
 )
+from support.cli import invoke, make_repo
 
 
 class Recorder:

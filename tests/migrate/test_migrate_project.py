@@ -8,11 +8,11 @@ from pathlib import Path
 import blake3
 import pytest
 from click.testing import CliRunner
-from lazy_support import clock, lazyscribe, tree_digest, write_lazy_repository  # noqa: F401
 
 from scribestore import Project
 from scribestore.cli import cli
 from scribestore.migrate import MigrationError, import_lazyscribe
+from support.lazy import clock, lazyscribe, tree_digest, write_lazy_repository  # noqa: F401
 
 
 @pytest.fixture

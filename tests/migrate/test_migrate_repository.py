@@ -9,10 +9,10 @@ from pathlib import Path
 
 import blake3
 import pytest
-from lazy_support import clock, lazyscribe, tree_digest, write_lazy_repository  # noqa: F401
 
 from scribestore import Repository
 from scribestore.migrate import MigrationError, MigrationReport, detect_kind, import_lazyscribe
+from support.lazy import clock, lazyscribe, tree_digest, write_lazy_repository  # noqa: F401
 
 UTC = dt.timezone.utc
 

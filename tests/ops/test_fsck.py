@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from conftest import Location
 from scribestore import ObjectStore
-from scribestore.fsck import check_store
-from scribestore.objects import object_path
+from scribestore.ops.fsck import check_store
+from scribestore.store.layout import object_path
+from support.locations import Location
 
 
 def store_with_data(loc: Location) -> tuple[ObjectStore, str, str]:
@@ -51,7 +51,8 @@ def test_missing_pack_is_reported(location: Location) -> None:
 
 
 def test_pack_of_a_newer_format_is_unsupported_not_corrupt(location: Location) -> None:
-    from scribestore.packs import PACK_FORMAT_VERSION, index_path
+    from scribestore.store.layout import index_path
+    from scribestore.store.packs import PACK_FORMAT_VERSION
 
     store, _, _ = store_with_data(location)
     [index] = [p for p in store.storage.list("packs") if p.endswith(".idx")]

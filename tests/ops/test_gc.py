@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Location
-from helpers import spoil_pack_table
 from scribestore import (
     CorruptManifestError,
     MissingManifestError,
@@ -18,10 +16,11 @@ from scribestore import (
     Project,
     Repository,
 )
-from scribestore._storage import open_storage
-from scribestore.gc import collect_garbage
-from scribestore.objects import object_path
-from scribestore.packs import PACK_DIR
+from scribestore.ops.gc import collect_garbage
+from scribestore.storage import open_storage
+from scribestore.store.layout import PACK_DIR, object_path
+from support.helpers import spoil_pack_table
+from support.locations import Location
 
 NOW = dt.timedelta(0)
 
@@ -169,7 +168,7 @@ print("done")
 
 @pytest.mark.slow
 def test_gc_while_writers_save(tmp_path) -> None:
-    from helpers import python_child
+    from support.helpers import python_child
 
     fpath = str(tmp_path / "repository.json")
     store = ObjectStore(tmp_path / "objects")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Location
 from scribestore import ObjectStore, Repository
-from scribestore.gc import collect_garbage
+from scribestore.ops.gc import collect_garbage
+from support.locations import Location
 
 ZERO = dt.timedelta(0)
 

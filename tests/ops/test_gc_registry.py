@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Location
 from scribestore import CorruptObjectError, MissingManifestError, ObjectStore, Project, Repository
-from scribestore._storage import open_storage
-from scribestore.gc import collect_garbage
-from scribestore.objects import MANIFESTS_DIR
+from scribestore.ops.gc import collect_garbage
+from scribestore.storage import open_storage
+from scribestore.store.layout import MANIFESTS_DIR
+from support.locations import Location
 
 ZERO = dt.timedelta(0)
 

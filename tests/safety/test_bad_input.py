@@ -15,10 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from store_util import project_at, read_file, repo_at, snapshot, write_file
 
-from conftest import Location
-from helpers import seal
 from scribestore import (
     ArtifactLoadError,
     CorruptManifestError,
@@ -32,6 +29,9 @@ from scribestore import (
     UnknownHandlerError,
     UnsupportedFormatError,
 )
+from support.helpers import seal
+from support.locations import Location
+from support.store_util import project_at, read_file, repo_at, snapshot, write_file
 
 NUMPY_MAJOR = None
 try:

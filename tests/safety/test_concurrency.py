@@ -19,27 +19,27 @@ from typing import Any
 
 import pytest
 import s3fs
-from store_util import project_at, repo_at
 
-from conftest import S3_BUCKET, Location
-from helpers import python_child
-from s3server import S3Server
-from scribestore._storage import open_storage
-from scribestore._storage.s3 import _is_conflict
+from scribestore.storage import open_storage
+from scribestore.storage.s3 import is_conflict
+from support.helpers import python_child
+from support.locations import S3_BUCKET, Location
+from support.s3server import S3Server
+from support.store_util import project_at, repo_at
 
 PROCS = 8
 SAVES = 25
 
 # Counts conflicts seen by S3Storage.update (a wrapper around its conflict test).
 _COUNT_CONFLICTS = """
-import scribestore._storage.s3 as s3mod
+import scribestore.storage.s3 as s3mod
 conflicts = [0]
-_real = s3mod._is_conflict
+_real = s3mod.is_conflict
 def _counting(exc):
     hit = _real(exc)
     conflicts[0] += hit
     return hit
-s3mod._is_conflict = _counting
+s3mod.is_conflict = _counting
 """
 
 _REPO_CHILD = (
@@ -206,17 +206,17 @@ def test_s3_server_enforces_conditional_puts(s3_server: S3Server) -> None:
     # Create-only on an existing key fails...
     with pytest.raises(OSError) as err:
         fs.call_s3("put_object", Bucket=S3_BUCKET, Key=key, Body=b"two", IfNoneMatch="*")
-    assert _is_conflict(err.value)
+    assert is_conflict(err.value)
     # ...a put conditional on the current ETag succeeds...
     second = fs.call_s3("put_object", Bucket=S3_BUCKET, Key=key, Body=b"two", IfMatch=first["ETag"])
     assert second["ETag"] != first["ETag"]
     # ...and one conditional on a stale ETag fails and changes nothing.
     with pytest.raises(OSError) as err:
         fs.call_s3("put_object", Bucket=S3_BUCKET, Key=key, Body=b"three", IfMatch=first["ETag"])
-    assert _is_conflict(err.value)
+    assert is_conflict(err.value)
     with pytest.raises(OSError) as err:
         fs.call_s3("put_object", Bucket=S3_BUCKET, Key=key, Body=b"four", IfMatch='"0000"')
-    assert _is_conflict(err.value)
+    assert is_conflict(err.value)
     assert fs.cat_file(f"{S3_BUCKET}/{key}") == b"two"
 
 

@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from conftest import S3_BUCKET, Location
-from helpers import python_child
 from scribestore import Project, Repository
-from scribestore._storage import open_storage
+from scribestore.storage import open_storage
+from support.helpers import python_child
+from support.locations import S3_BUCKET, Location
 
 SIZES = {"small": 256 << 10, "big": (4 << 20) + (512 << 10), "file": 1 << 20}
 SEED = int(os.environ.get("SCRIBESTORE_CRASH_SEED", "0")) or random.randrange(1 << 30)

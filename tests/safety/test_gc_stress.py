@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Location, make_location
-from helpers import python_child
 from scribestore import ObjectStore, Repository
-from scribestore.gc import collect_garbage
+from scribestore.ops.gc import collect_garbage
+from support.helpers import python_child
+from support.locations import Location, make_location
 
 WRITERS = 8
 SECONDS = float(os.environ.get("SCRIBESTORE_STRESS_SECONDS", "300"))

@@ -7,14 +7,14 @@ import random
 import struct
 
 import pytest
-from store_util import repo_at
 
-from conftest import Location
-from helpers import PEAK_RSS, run_child, spoil_pack_table
 from scribestore import CorruptObjectError, IntegrityError, ObjectStore, UnsupportedFormatError
-from scribestore.chunked import MAX_CHUNK
-from scribestore.objects import object_path
-from scribestore.packs import PackIndex, pack_path
+from scribestore.store.chunks import MAX_CHUNK
+from scribestore.store.layout import object_path, pack_path
+from scribestore.store.packs import PackIndex
+from support.helpers import PEAK_RSS, run_child, spoil_pack_table
+from support.locations import Location
+from support.store_util import repo_at
 
 TEXT = b"".join(b"line %d of a compressible text\n" % i for i in range(2000))
 
@@ -210,7 +210,7 @@ def _two_packed(store: ObjectStore) -> tuple[bytes, bytes, str, str, str]:
 
 @pytest.mark.parametrize("damage", ["truncate", "append", "flip", "fifo"])
 def test_damaged_index_alone_costs_nothing_and_is_rebuilt(location: Location, damage: str) -> None:
-    from scribestore.fsck import check_store, repair_store
+    from scribestore.ops.fsck import check_store, repair_store
 
     store = _store(location)
     first, second, d1, d2, damaged = _two_packed(store)
@@ -240,7 +240,7 @@ def test_damaged_index_alone_costs_nothing_and_is_rebuilt(location: Location, da
 
 
 def test_index_and_pack_table_damaged_cost_only_their_own_chunks(location: Location) -> None:
-    from scribestore.fsck import repair_store
+    from scribestore.ops.fsck import repair_store
 
     store = _store(location)
     first, second, d1, d2, damaged = _two_packed(store)
@@ -268,7 +268,7 @@ def test_fifo_planted_as_a_pack_index_hangs_nothing(tmp_path) -> None:
 def test_gc_skips_a_fifo_planted_as_an_index(tmp_path) -> None:
     import datetime as dt
 
-    from scribestore.gc import collect_garbage
+    from scribestore.ops.gc import collect_garbage
 
     store = ObjectStore(tmp_path / "objects")
     store.put(random.Random(6).randbytes(5 << 20))

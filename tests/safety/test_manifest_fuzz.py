@@ -28,7 +28,7 @@ from scribestore import (
     UnsupportedFormatError,
     VersionNotFoundError,
 )
-from scribestore.manifest import (
+from scribestore.manifest.schema import (
     ProjectManifest,
     RepositoryManifest,
     decode_project,
@@ -430,8 +430,8 @@ def test_single_bit_flips_never_change_what_is_read(tmp_path: Path, kind: str) -
 @pytest.mark.parametrize("kind", ["repository", "project"])
 def test_a_sealed_manifest_with_a_repeated_key_is_refused(tmp_path: Path, kind: str) -> None:
     """A repeated key made on purpose (checksum valid) is refused, not silently collapsed."""
-    from helpers import seal
     from scribestore import Project, Repository
+    from support.helpers import seal
 
     if kind == "repository":
         repo = Repository(tmp_path / "repository.json", mode="w")

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import pytest
-from store_util import object_file, project_at, repo_at, snapshot
 
-from conftest import Location
 from scribestore import Repository, ScribeStoreError, UntrustedPickleError
-from scribestore._storage import open_storage
-from scribestore.handlers import ArtifactHandler, register_handler
-from scribestore.handlers.registry import _reset
+from scribestore.artifacts import ArtifactHandler, register_handler
+from scribestore.artifacts.registry import forget_registrations
+from scribestore.storage import open_storage
+from support.locations import Location
+from support.store_util import object_file, project_at, repo_at, snapshot
 
 ENV = "SCRIBESTORE_TRUST_PICKLE"
 
@@ -220,7 +220,7 @@ def test_third_party_handlers_can_declare_they_run_code(tmp_path: Path) -> None:
             repo_at(loc, "r", trust_pickle=False).load_artifact("x")
         assert repo_at(loc, "r").load_artifact("x") == b"abc"
     finally:
-        _reset()
+        forget_registrations()
 
 
 def test_trust_follows_merged_projects(location: Location, marker: Path) -> None:

@@ -10,13 +10,13 @@ from collections import Counter
 
 import msgspec
 import pytest
-from store_util import object_file, project_at, read_file, repo_at, snapshot, write_file
 
 import scribestore
-from conftest import Location
-from helpers import seal
 from scribestore import ObjectStore, Problem, VerifyReport
-from scribestore._storage import open_storage
+from scribestore.storage import open_storage
+from support.helpers import seal
+from support.locations import Location
+from support.store_util import object_file, project_at, read_file, repo_at, snapshot, write_file
 
 
 def _random(n: int) -> bytes:
@@ -222,9 +222,9 @@ _DAMAGES = (
 
 
 def _damage_pack_file(
-    storage: scribestore._storage.Storage, pack_id: str, damage: str, rng: random.Random
+    storage: scribestore.storage.Storage, pack_id: str, damage: str, rng: random.Random
 ) -> None:
-    from helpers import spoil_pack_table
+    from support.helpers import spoil_pack_table
 
     idx, pack = f"objects/packs/{pack_id}.idx", f"objects/packs/{pack_id}.pack"
     if damage == "spoil_table":

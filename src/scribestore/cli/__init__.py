@@ -6,7 +6,7 @@ import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
 
 from __future__ import annotations
 
-from scribestore.cli import _artifacts, _maintenance  # noqa: F401  (register the commands)
-from scribestore.cli._app import EXIT_CODES, cli, exit_code_for, main
+from scribestore.cli import artifacts, maintenance  # noqa: F401  (register the commands)
+from scribestore.cli.app import EXIT_CODES, cli, exit_code_for, main
 
 __all__ = ["EXIT_CODES", "cli", "exit_code_for", "main"]

@@ -37,9 +37,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from scribestore._storage import open_storage, split_file_url, split_url
-from scribestore.migrate._project import import_project
-from scribestore.migrate._source import (
+from scribestore.migrate.project import import_project
+from scribestore.migrate.source import (
     FALLBACK_HANDLER,
     HANDLER_MAP,
     Kind,
@@ -54,6 +53,7 @@ from scribestore.migrate._source import (
 )
 from scribestore.progress import Progress, null
 from scribestore.repository import Repository
+from scribestore.storage import open_storage, split_file_url, split_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

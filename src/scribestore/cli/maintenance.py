@@ -1,0 +1,473 @@
+"""Commands on whole stores: verify, du, gc, import-lazyscribe."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+import msgspec
+
+from scribestore.cli.app import (
+    EXIT_ERROR,
+    EXIT_INTEGRITY,
+    CliError,
+    cli,
+    emit,
+    human,
+    manifest_kind,
+    output_options,
+    parse_option_value,
+    settings,
+    store_options,
+)
+from scribestore.exception import IntegrityError, ObjectNotFoundError, ScribeStoreError
+from scribestore.migrate import import_lazyscribe
+from scribestore.ops.fsck import FsckReport, check_store, repair_store
+from scribestore.ops.gc import DEFAULT_GRACE, collect_garbage
+from scribestore.progress import Progress
+from scribestore.project import Project
+from scribestore.repository import Repository
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from scribestore.store.objects import ObjectStore
+
+__all__ = ["Reference", "references"]
+
+
+@dataclasses.dataclass
+class Reference:
+    """One artifact version a manifest points at."""
+
+    artifact: str
+    version: int | None
+    experiment: str | None
+    test: str | None
+    hash: str
+    size: int
+
+    @property
+    def label(self) -> str:
+        if self.experiment is None:
+            return f"{self.artifact}@{self.version}"
+        parts = [self.experiment, *([self.test] if self.test else []), self.artifact]
+        return "/".join(parts)
+
+
+def references(url: str) -> tuple[Repository | Project, ObjectStore, list[Reference]]:
+    """The manifest at ``url``, its object store, and every version it references.
+
+    Raises:
+        CliError: no manifest at ``url`` (exit 3).
+        CorruptManifestError: not a scribestore manifest.
+    """
+    s = settings()
+    kind = manifest_kind(url, s.storage_options)
+    refs: list[Reference] = []
+    if kind == "repository":
+        repo = Repository(url, mode="r", objects=s.objects, **s.storage_options)
+        refs = [Reference(m["name"], m["version"], None, None, m["hash"], m["size"]) for m in repo]
+        return repo, repo.objects, refs
+    project = Project(url, mode="r", objects=s.objects, **s.storage_options)
+    for exp in project.experiments:
+        for a in exp.artifacts:
+            refs.append(Reference(a["name"], None, exp.slug, None, a["hash"], a["size"]))
+        for test in exp.tests:
+            for a in test.artifacts:
+                refs.append(Reference(a["name"], None, exp.slug, test.name, a["hash"], a["size"]))
+    return project, project.objects, refs
+
+
+# --- verify -----------------------------------------------------------------------
+
+
+def _read_through(
+    target: Repository | Project, objects: ObjectStore, ref: Reference, progress: Progress
+) -> None:
+    """Read ``ref`` to its verified end, reporting bytes to ``progress``.
+
+    Raises:
+        ObjectNotFoundError, IntegrityError: missing or damaged.
+    """
+    if isinstance(target, Repository):
+        stream = target.open_artifact(ref.artifact, version=ref.version)
+    else:
+        stream = objects.open(ref.hash, artifact=ref.artifact)
+        if stream.size != ref.size:
+            stream.close()
+            raise IntegrityError(
+                ref.hash,
+                "size mismatch",
+                artifact=ref.artifact,
+                detail=f"manifest records {ref.size} bytes, object holds {stream.size}",
+            )
+    with stream:
+        while block := stream.read(4 << 20):
+            progress.advance(len(block))
+
+
+def _check(
+    target: Repository | Project, objects: ObjectStore, refs: list[Reference], progress: Progress
+) -> list[tuple[Reference, str, str]]:
+    """(reference, status, detail) for each reference; each content is read once."""
+    done: dict[tuple[str, int], tuple[str, str]] = {}
+    results = []
+    progress.start(sum({(r.hash, r.size): r.size for r in refs}.values()), "verifying")
+    try:
+        for ref in refs:
+            key = (ref.hash, ref.size)
+            if key not in done:
+                try:
+                    _read_through(target, objects, ref, progress)
+                    done[key] = ("ok", "")
+                except ObjectNotFoundError as exc:
+                    done[key] = ("missing", str(exc))
+                except IntegrityError as exc:
+                    done[key] = ("corrupt", str(exc))
+                except ScribeStoreError as exc:
+                    done[key] = ("error", str(exc))
+            results.append((ref, *done[key]))
+    finally:
+        progress.close()
+    return results
+
+
+def _field(item: object, *names: str) -> Any:
+    for name in names:
+        if isinstance(item, Mapping) and name in item:
+            return item[name]
+        if hasattr(item, name):
+            return getattr(item, name)
+    return None
+
+
+_Key = tuple[str, "int | None", "str | None", "str | None"]
+
+
+def _library_problems(target: Repository | Project) -> dict[_Key, tuple[str, str]] | None:
+    """Problems found by the library's ``verify()``, where this scribestore has it.
+
+    Its report is read by field name: ``problems`` (or the report itself),
+    each with ``artifact``, ``version``/``experiment``/``test`` where they
+    apply, ``kind`` (or ``status``) and ``message`` (or ``detail``). None
+    when there is no such method or the report has another shape, so the
+    CLI's own check runs instead.
+    """
+    verify = getattr(target, "verify", None)
+    if not callable(verify):
+        return None
+    report = verify()
+    items = _field(report, "problems", "results")
+    if items is None:
+        items = report
+    if not isinstance(items, Iterable) or isinstance(items, (str, bytes, Mapping)):
+        return None
+    problems: dict[_Key, tuple[str, str]] = {}
+    for item in items:
+        name = _field(item, "artifact", "name")
+        status = _field(item, "kind", "status")
+        if not isinstance(name, str) or status is None:
+            return None
+        status = str(getattr(status, "value", status)).lower()
+        if status != "ok":
+            key = (name, _field(item, "version"), _field(item, "experiment"), _field(item, "test"))
+            detail = _field(item, "message", "detail")
+            problems[key] = (status, "" if detail is None else str(detail))
+    return problems
+
+
+@cli.command()
+@click.argument("manifest")
+@store_options
+@output_options
+def verify(manifest: str) -> None:
+    """Read every version a manifest references and check its hash.
+
+    MANIFEST is a repository.json or a project.json. Each version is
+    reported ok, missing (its object is gone) or corrupt (its bytes do not
+    match). Exits 4 if any version is missing or corrupt.
+    """
+    s = settings()
+    target, objects, refs = references(manifest)
+    library = _library_problems(target)
+    if library is None:
+        results = _check(target, objects, refs, s.progress())
+    else:
+        ok = ("ok", "")
+        results = [
+            (ref, *library.get((ref.artifact, ref.version, ref.experiment, ref.test), ok))
+            for ref in refs
+        ]
+    counts = {"ok": 0, "missing": 0, "corrupt": 0, "error": 0}
+    for _, status, _ in results:
+        counts[status] = counts.get(status, 0) + 1
+    data = {
+        "manifest": manifest,
+        "versions": len(results),
+        **counts,
+        "results": [
+            {**dataclasses.asdict(ref), "status": status, "detail": detail or None}
+            for ref, status, detail in results
+        ],
+    }
+
+    def text() -> Iterator[str]:
+        for ref, status, detail in results:
+            if status != "ok" or not s.quiet:
+                yield f"{status.upper():<8} {ref.label}  {ref.hash[:16]}" + (
+                    f"  {detail}" if detail else ""
+                )
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "ok")
+        yield f"{len(results)} version(s) checked: {summary}"
+
+    emit(data, text)
+    bad = len(results) - counts["ok"]
+    if bad:
+        damaged = counts["missing"] + counts["corrupt"]
+        raise CliError(
+            f"{bad} of {len(results)} version(s) in {manifest} failed verification",
+            EXIT_INTEGRITY if damaged else EXIT_ERROR,
+        )
+
+
+# --- du ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("manifest")
+@store_options
+@output_options
+def du(manifest: str) -> None:
+    """Logical versus stored bytes, and the deduplication ratio.
+
+    Logical bytes count every version of MANIFEST in full, as separate
+    copies of each file would take. Stored bytes are what the object store
+    occupies (objects, packs and indexes) after deduplication, chunking and
+    compression; when other manifests share the store they are included, so
+    the ratio is then a lower bound for MANIFEST alone.
+    """
+    _, objects, refs = references(manifest)
+    distinct = {r.hash: r.size for r in refs}
+    missing = sum(1 for h in distinct if not objects.has(h))
+    logical = sum(r.size for r in refs)
+    stats = objects.stats()
+    data: dict[str, Any] = {
+        "manifest": manifest,
+        "versions": len(refs),
+        "distinct_contents": len(distinct),
+        "logical_bytes": logical,
+        "distinct_bytes": sum(distinct.values()),
+        "stored_bytes": stats.stored_size,
+        "dedup_ratio": round(logical / stats.stored_size, 4) if stats.stored_size else None,
+        "missing_objects": missing,
+        "store": {
+            "url": objects.url,
+            "objects": stats.objects,
+            "logical_bytes": stats.logical_size,
+            "stored_bytes": stats.stored_size,
+        },
+    }
+
+    def text() -> Iterator[str]:
+        ratio = data["dedup_ratio"]
+        rows = [
+            ["versions", f"{len(refs)} ({len(distinct)} distinct contents)"],
+            ["logical", f"{human(logical)} ({logical} bytes, every version in full)"],
+            ["distinct", f"{human(data['distinct_bytes'])} (each content once)"],
+            ["stored", f"{human(stats.stored_size)} ({stats.stored_size} bytes on storage)"],
+            ["dedup ratio", f"{ratio:.2f}x" if ratio is not None else "-"],
+            ["object store", f"{stats.objects} objects in {objects.url}"],
+        ]
+        if missing:
+            rows.append(["MISSING", f"{missing} object(s) referenced but absent; run verify"])
+        yield from (f"{k + ':':<14}{v}" for k, v in rows)
+
+    emit(data, text)
+
+
+# --- gc ---------------------------------------------------------------------------
+
+
+def _plain(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value if isinstance(value, (dict, list, int, float, str, type(None))) else str(value)
+
+
+def _gc_text(report: Any) -> Iterator[str]:
+    if not isinstance(report, dict):
+        yield str(report)
+        return
+    verb = "would free" if report.get("dry_run") else "freed"
+    counts = {k: len(v) if isinstance(v, (list, tuple)) else v for k, v in report.items()}
+    if "freed_bytes" in counts:
+        yield f"{verb} {human(int(counts['freed_bytes']))}"
+    for key, value in counts.items():
+        if key not in ("freed_bytes", "dry_run", "manifests"):
+            yield f"{key.replace('_', ' ')}: {value}"
+
+
+@cli.command()
+@click.argument("manifest")
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Keep unreferenced objects younger than this (default: the library's, 1 hour).",
+)
+@click.option(
+    "--forget",
+    multiple=True,
+    metavar="URL",
+    help="A registered manifest that was deleted on purpose (repeatable).",
+)
+@store_options
+@output_options
+def gc(manifest: str, dry_run: bool, grace: float | None, forget: tuple[str, ...]) -> None:
+    """Delete objects that no manifest using MANIFEST's object store references.
+
+    Every manifest registered with the store is marked from, MANIFEST
+    included, so objects other repositories and projects use are kept. A
+    registered manifest that cannot be found stops gc unless --forget names it.
+    """
+    s = settings()
+    kind = manifest_kind(manifest, s.storage_options)
+    _, objects, _ = references(manifest)
+    report = collect_garbage(
+        objects,
+        grace=DEFAULT_GRACE if grace is None else dt.timedelta(seconds=grace),
+        dry_run=dry_run,
+        manifests=[(manifest, kind)],
+        forget=forget,
+        **s.storage_options,
+    )
+    plain = _plain(report)
+    emit(plain, lambda: _gc_text(plain))
+
+
+@cli.command()
+@click.argument("manifest")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also fix what can be fixed: remove packs without an index, stale leases.",
+)
+@store_options
+@output_options
+def fsck(manifest: str, repair: bool) -> None:
+    """Check every object, pack and file of MANIFEST's object store.
+
+    Exits 0 when nothing is wrong, with the integrity exit code otherwise.
+    """
+    _, objects, _ = references(manifest)
+    repaired = _plain(repair_store(objects)) if repair else None
+    report = check_store(objects)
+    plain = {"ok": report.ok, **_plain(report), "repaired": repaired}
+    emit(plain, lambda: _fsck_text(report, repaired))
+    if not report.ok:
+        raise CliError(f"{len(report.problems)} problem(s) in {objects.url}", EXIT_INTEGRITY)
+
+
+def _fsck_text(report: FsckReport, repaired: Any) -> Iterator[str]:
+    if repaired:
+        for key, value in repaired.items():
+            count = len(value) if isinstance(value, (list, tuple)) else value
+            yield f"repaired: {key.replace('_', ' ')}: {count}"
+    yield (
+        f"{report.objects_checked} objects, {report.packs_checked} packs, "
+        f"{report.chunks_checked} chunks checked"
+    )
+    for problem in report.problems:
+        yield f"{problem.kind}: {problem.path}: {problem.message}"
+    if report.ok:
+        yield "ok"
+
+
+# --- import -----------------------------------------------------------------------
+
+
+def _pairs(values: Iterable[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"expected {what}, got {item!r}")
+        out[key] = value
+    return out
+
+
+@cli.command(name="import-lazyscribe")
+@click.argument("source")
+@click.argument("dest")
+@click.option(
+    "--source-option",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="fsspec option for reading SOURCE. Repeatable.",
+)
+@click.option(
+    "--map-handler",
+    metavar="LAZYSCRIBE=SCRIBESTORE",
+    multiple=True,
+    help="Import a lazyscribe handler alias with this scribestore handler. Repeatable.",
+)
+@store_options
+@output_options
+def import_lazyscribe_command(
+    source: str, dest: str, source_option: tuple[str, ...], map_handler: tuple[str, ...]
+) -> None:
+    """Import a lazyscribe repository.json or project.json into DEST.
+
+    Every version is imported with its timestamp, expiry, file name and
+    handler; the artifact files are stored as they are (deduplicated), so
+    each version's hash is the BLAKE3 of its lazyscribe file. SOURCE is only
+    read. Running it again adds only what is new.
+    """
+    s = settings()
+    pairs = _pairs(source_option, "KEY=VALUE")
+    source_options = {k: parse_option_value(v) for k, v in pairs.items()}
+    report = import_lazyscribe(
+        source,
+        dest,
+        objects=s.objects,
+        source_options=source_options,
+        handler_map=_pairs(map_handler, "ALIAS=HANDLER"),
+        progress=s.progress(),
+        **s.storage_options,
+    )
+    data = report.to_dict()
+
+    def text() -> Iterator[str]:
+        if report.kind == "project":
+            yield (
+                f"imported {report.experiments_added} experiment(s) "
+                f"({report.versions_added} artifact(s)); "
+                f"{report.experiments_skipped} already present"
+            )
+        else:
+            yield (
+                f"imported {report.versions_added} version(s); "
+                f"{report.versions_skipped} already present"
+                + (
+                    f"; {report.expiries_updated} expiry(ies) updated"
+                    if report.expiries_updated
+                    else ""
+                )
+            )
+        fallbacks = {k: v for k, v in report.handlers.items() if k != v}
+        if fallbacks:
+            yield "handlers: " + ", ".join(f"{k} -> {v}" for k, v in fallbacks.items())
+        if not report.changed:
+            yield f"{dest} is unchanged"
+
+    emit(data, text, report=True)

@@ -1,0 +1,1 @@
+"""What Repository, Experiment and Project share: storing and loading artifact values."""

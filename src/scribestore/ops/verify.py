@@ -1,0 +1,189 @@
+"""Verifying that every object a manifest references is present and intact.
+
+:meth:`scribestore.Repository.verify` and :meth:`scribestore.Project.verify`
+turn their saved entries into :class:`Reference` values and hand them to
+:func:`verify_references`, which reads each distinct object once to its
+verified end through :meth:`ObjectStore.open` (the object store does the
+hashing) and reports every reference whose object is missing or damaged.
+Data problems are reported, never raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from scribestore.exception import (
+    IntegrityError,
+    InvalidDigestError,
+    ObjectNotFoundError,
+    UnsupportedFormatError,
+)
+from scribestore.store.layout import BLOCK_SIZE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scribestore.store.objects import ObjectStore
+
+__all__ = ["Problem", "ProblemKind", "Reference", "VerifyReport", "verify_references"]
+
+#: ``"missing"``: the object is not in the store. ``"corrupt"``: its bytes, header
+#: or size disagree with its digest or with the manifest. ``"unsupported"``: it
+#: was written in an object format newer than this scribestore reads.
+ProblemKind = Literal["missing", "corrupt", "unsupported"]
+
+# Bytes read per step; the buffer is reused so a large object costs no more memory.
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """One reference whose object is missing or damaged.
+
+    Attributes:
+        kind: ``"missing"``, ``"corrupt"`` or ``"unsupported"``.
+        artifact: the artifact name.
+        hash: the digest the manifest records.
+        message: what is wrong and what to do, for people.
+        version: the artifact version (repositories), else None.
+        experiment: the experiment slug (projects), else None.
+        test: the test name, for an artifact of an experiment's test, else None.
+    """
+
+    kind: ProblemKind
+    artifact: str
+    hash: str
+    message: str
+    version: int | None = None
+    experiment: str | None = None
+    test: str | None = None
+
+
+class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a verify.
+
+    Attributes:
+        checked: references checked (versions of a repository; artifacts of a
+            project's experiments and tests).
+        ok: references whose object is present and verified.
+        objects: distinct objects read (each is read once however often it is
+            referenced).
+        problems: one entry per reference that is not ok, in manifest order.
+    """
+
+    checked: int
+    ok: int
+    objects: int
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """True when every reference verified."""
+        return not self.problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """One manifest entry pointing at an object: what verify checks."""
+
+    objects: ObjectStore
+    hash: str
+    size: int
+    artifact: str
+    version: int | None = None
+    experiment: str | None = None
+    test: str | None = None
+
+    def label(self) -> str:
+        """The entry, as people name it."""
+        where = f"artifact {self.artifact!r}"
+        if self.version is not None:
+            where = f"version {self.version} of {where}"
+        if self.test is not None:
+            where += f" of test {self.test!r}"
+        if self.experiment is not None:
+            where += f" of experiment {self.experiment!r}"
+        return where
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outcome:
+    """What reading one object found: its logical size, or a problem."""
+
+    size: int | None
+    kind: ProblemKind | None = None
+    detail: str = ""
+
+
+def verify_references(references: Iterable[Reference]) -> VerifyReport:
+    """Read every distinct referenced object to its verified end and report.
+
+    Raises:
+        StorageError: the backend itself failed (network, permissions): that
+            is not a finding about the data, so it is not reported as one.
+    """
+    stores: list[ObjectStore] = []
+    outcomes: dict[tuple[int, str], _Outcome] = {}
+    problems: list[Problem] = []
+    checked = ok = 0
+    for ref in references:
+        checked += 1
+        key = (_store_index(stores, ref.objects), ref.hash)
+        outcome = outcomes.get(key)
+        if outcome is None:
+            outcome = outcomes[key] = _read_object(ref.objects, ref.hash)
+        kind, detail = outcome.kind, outcome.detail
+        if kind is None and outcome.size != ref.size:
+            kind = "corrupt"
+            detail = (
+                f"the manifest records {ref.size} bytes but object {ref.hash} holds "
+                f"{outcome.size}; the manifest entry is wrong"
+            )
+        if kind is None:
+            ok += 1
+            continue
+        problems.append(
+            Problem(
+                kind=kind,
+                artifact=ref.artifact,
+                hash=ref.hash,
+                message=f"{ref.label()}: {detail}",
+                version=ref.version,
+                experiment=ref.experiment,
+                test=ref.test,
+            )
+        )
+    return VerifyReport(checked=checked, ok=ok, objects=len(outcomes), problems=tuple(problems))
+
+
+def _store_index(stores: list[ObjectStore], store: ObjectStore) -> int:
+    # Experiments appended from other projects may use other stores; the same
+    # digest in two stores is two objects.
+    for i, known in enumerate(stores):
+        if known is store or known.same_location(store):
+            return i
+    stores.append(store)
+    return len(stores) - 1
+
+
+def _read_object(store: ObjectStore, digest: str) -> _Outcome:
+    """Read ``digest`` to its end through the verifying reader."""
+    buffer = bytearray(BLOCK_SIZE)
+    try:
+        with store.open(digest) as reader:
+            size = reader.size
+            while reader.readinto(buffer):
+                pass
+    except ObjectNotFoundError:
+        return _Outcome(
+            None,
+            "missing",
+            f"object {digest} is not in the store at {store.url}; restore it from a copy "
+            "of the store, or log the artifact again",
+        )
+    except UnsupportedFormatError as exc:
+        return _Outcome(None, "unsupported", str(exc))
+    except (IntegrityError, InvalidDigestError) as exc:
+        return _Outcome(None, "corrupt", str(exc))
+    return _Outcome(size)

@@ -1,0 +1,146 @@
+"""S3 (and S3-compatible) storage through s3fs: direct create-only uploads.
+
+S3 has no rename, but a single PUT or a completed multipart upload becomes
+visible atomically, so objects are uploaded straight to their final key with
+``If-None-Match: *`` (the first writer wins; the service answers 412 to the
+rest, which s3fs raises as FileExistsError). A failed upload is aborted, so
+nothing partial is ever visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import random
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+import fsspec.asyn
+
+from scribestore.storage.fsspec import FsspecStorage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = ["S3Storage"]
+
+# Multipart part size: 32 MiB parts allow objects up to 312 GiB (10,000 parts)
+# while bounding the memory s3fs buffers per upload.
+PART_SIZE = 32 << 20
+READ_BLOCK = 8 << 20
+_UPDATE_ATTEMPTS = 200
+
+
+class S3Storage(FsspecStorage):
+    """Files under ``s3://bucket/prefix`` through s3fs."""
+
+    def open_read(self, path: str) -> IO[bytes]:
+        f: IO[bytes] = self.fs.open(
+            self._abs(path), "rb", block_size=READ_BLOCK, cache_type="readahead"
+        )
+        return f
+
+    def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        final = self._abs(path)
+        if self.fs.exists(final):
+            return False
+        f = self.fs.open(final, "xb", block_size=PART_SIZE)
+        try:
+            for chunk in chunks:
+                f.write(chunk)
+        except BaseException:
+            _abort(f)
+            raise
+        try:
+            f.close()
+        except FileExistsError:
+            _abort(f)
+            return False
+        return True
+
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        key = self._abs(path)
+        bucket, _, obj = key.partition("/")
+        delay = 0.02
+        for _attempt in range(_UPDATE_ATTEMPTS):
+            try:
+                current, etag = fsspec.asyn.sync(self.fs.loop, _get_with_etag, self.fs, bucket, obj)
+                condition = {"IfMatch": etag}
+            except FileNotFoundError:
+                current, condition = None, {"IfNoneMatch": "*"}
+            data = change(current)
+            try:
+                self.fs.call_s3("put_object", Bucket=bucket, Key=obj, Body=data, **condition)
+                return data
+            except OSError as exc:
+                if not is_conflict(exc):
+                    raise
+            # Another writer committed first: re-read and merge again.
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
+        raise TimeoutError(
+            f"{key}: gave up after {_UPDATE_ATTEMPTS} conflicting concurrent updates"
+        )
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        self.fs.pipe_file(self._abs(path), data)
+
+    def touch(self, path: str) -> None:
+        # A conditional PUT of the same bytes: it fails rather than
+        # re-creating the key if it was deleted since it was read.
+        key = self._abs(path)
+        bucket, _, obj = key.partition("/")
+        data, etag = fsspec.asyn.sync(self.fs.loop, _get_with_etag, self.fs, bucket, obj)
+        try:
+            self.fs.call_s3("put_object", Bucket=bucket, Key=obj, Body=data, IfMatch=etag)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) or is_conflict(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
+    def modified(self, path: str) -> datetime.datetime:
+        when = self.fs.info(self._abs(path))["LastModified"]
+        if not isinstance(when, datetime.datetime):
+            raise TypeError(f"{self!r}: LastModified is {when!r}")
+        return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+async def _get_with_etag(fs: Any, bucket: str, key: str) -> tuple[bytes | None, str]:
+    """Content and ETag of one key from a single GET, so the two agree."""
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    body = resp["Body"]
+    try:
+        data = await body.read()
+    finally:
+        body.close()
+    return bytes(data), str(resp["ETag"])
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is S3's answer to a failed conditional write (412 / 409)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
+            409,
+            412,
+        )
+    return False
+
+
+def _abort(f: Any) -> None:
+    """Abandon an unfinished upload so no part of it is ever published."""
+    mpu = getattr(f, "mpu", None)
+    if mpu:
+        with contextlib.suppress(Exception):
+            f.fs.call_s3(
+                "abort_multipart_upload", Bucket=f.bucket, Key=f.key, UploadId=mpu["UploadId"]
+            )
+    # Mark the file closed without committing (close() would complete the upload).
+    f.mpu = None
+    f.buffer = None
+    f.closed = True

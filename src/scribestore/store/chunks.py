@@ -1,0 +1,527 @@
+"""Chunked objects: content-defined chunks in packs, plus a recipe object.
+
+See docs/FORMAT.md sections 3.3-3.5. Writing cuts the content with FastCDC,
+stores only chunks no pack holds yet, publishes the packs, and only then the
+recipe under the whole content's digest. Reading fetches each chunk's blob
+(adjacent blobs of a pack in one ranged read) and decodes it; the caller
+hashes the reassembled content.
+
+Work is split so that the two cores of a small machine both stay busy: the
+calling thread cuts and hashes chunks (which hold the GIL), one thread
+encodes new chunks into packs (byte planes, packing and zstd run without the
+GIL), one hashes the whole content (the object's name, or the proof that it
+did not change since it was named: FORMAT 4.3), and the pack writer
+publishes full packs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
+
+import blake3
+import numpy as np
+from pyfastcdc import FastCDC
+
+from scribestore.exception import UnsupportedFormatError
+from scribestore.store import planes
+from scribestore.store.blobcodec import (
+    ChunkCodec,
+    Part,
+    choose_chunk_codec,
+    decode_run,
+    encode_chunks,
+)
+from scribestore.store.hashing import hash_chunk
+from scribestore.store.layout import pack_path
+from scribestore.store.loose import LOOSE_LIMIT
+from scribestore.store.packs import ChunkLocation, PackIndex, PackWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+
+    from scribestore.storage import Storage
+
+__all__ = [
+    "CHUNK_THRESHOLD",
+    "Batch",
+    "BlobSink",
+    "BufferWindows",
+    "ChunkWrite",
+    "ChunkedStream",
+    "FileWindows",
+    "RecipeEntry",
+    "first_chunk",
+    "parse_recipe",
+    "store_packed",
+    "write_chunks",
+]
+
+#: Content at least this large is chunked.
+CHUNK_THRESHOLD = LOOSE_LIMIT
+AVG_CHUNK = 64 << 10
+MIN_CHUNK = 16 << 10
+MAX_CHUNK = 256 << 10
+_RECIPE_ENTRY = struct.Struct("<32sQ")
+# Largest ranged read when fetching adjacent blobs of one pack.
+_MAX_RUN = 4 << 20
+# The content is cut one window at a time, in _RING recycled buffers, and
+# encoded in batches of about _BATCH bytes; at most _DEPTH batches are in
+# flight, which bounds memory to the ring and a few batches.
+WINDOW = 8 << 20
+_RING = 4
+_BATCH = 4 << 20
+_DEPTH = 6
+# Decoded runs (of at most _MAX_RUN bytes of blobs) read ahead of the consumer.
+READ_AHEAD = 3
+READERS = 2
+
+RecipeEntry = tuple[bytes, int]
+
+
+def new_chunker() -> FastCDC:
+    """The chunker every writer uses: the parameters are part of the format."""
+    return FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=1)
+
+
+def first_chunk(prefix: memoryview) -> memoryview:
+    """The first chunk of any content that starts with ``prefix``.
+
+    ``prefix`` must hold at least :data:`MAX_CHUNK` bytes or the whole
+    content: a cut depends only on the bytes before it, and the first cut
+    falls within the first :data:`MAX_CHUNK` bytes.
+    """
+    view = prefix[:MAX_CHUNK]
+    return view[: next(iter(new_chunker().cut_buf(view))).length] if len(view) else view
+
+
+def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
+    """The (chunk digest, chunk size) list of a recipe payload.
+
+    Raises:
+        ValueError: the payload is malformed or its sizes do not add up to ``size``.
+    """
+    if len(payload) % _RECIPE_ENTRY.size:
+        raise ValueError("recipe length is not a whole number of entries")
+    entries = list(_RECIPE_ENTRY.iter_unpack(payload))
+    # Checked before anything is allocated for a chunk: no chunk exceeds MAX_CHUNK.
+    if any(not 0 < s <= MAX_CHUNK for _, s in entries):
+        raise ValueError(f"recipe names a chunk of 0 or more than {MAX_CHUNK} bytes")
+    if sum(s for _, s in entries) != size:
+        raise ValueError("recipe chunk sizes do not add up to the object's size")
+    return entries
+
+
+def _check_size(entry: RecipeEntry, location: ChunkLocation) -> None:
+    if location.size != entry[1]:
+        raise ValueError(
+            f"chunk {entry[0].hex()} is {entry[1]} bytes in the recipe but {location.size} "
+            f"in the index of pack {location.pack}"
+        )
+
+
+class BufferWindows:
+    """Windows of an in-memory buffer: views of immutable bytes, copies of anything else."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self.size = len(view)
+
+    @property
+    def view(self) -> memoryview:
+        """The whole buffer (not a private copy)."""
+        return self._view
+
+    def window(self, start: int, length: int, into: bytearray) -> memoryview:
+        """``length`` bytes from ``start`` (in ``into`` unless the buffer is immutable)."""
+        if isinstance(self._view.obj, bytes):
+            return self._view[start : start + length]
+        out = memoryview(into)[:length]
+        out[:] = self._view[start : start + length]
+        return out
+
+
+class FileWindows:
+    """Windows of an open file, read into private buffers."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self.size = size
+
+    @property
+    def file(self) -> IO[bytes]:
+        """The open file."""
+        return self._f
+
+    def window(self, start: int, length: int, into: bytearray) -> memoryview:
+        """``length`` bytes from ``start`` in ``into`` (fewer if the file shrank).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        self._f.seek(start)
+        out = memoryview(into)[:length]
+        got = 0
+        while got < length:
+            n = self._f.readinto(out[got:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            got += n
+        return out[:got]
+
+
+class Windows(Protocol):
+    """A source of content windows: :class:`BufferWindows` or :class:`FileWindows`.
+
+    A window's bytes must not change while they are cut, hashed and encoded:
+    the chunks stored must be the bytes that were hashed. Sources copy into
+    private buffers unless the content is immutable.
+    """
+
+    size: int
+
+    def window(self, start: int, length: int, into: bytearray) -> memoryview: ...
+
+
+class _Ring:
+    """Window buffers, each reused once every job that reads it has finished."""
+
+    def __init__(self, slots: int, size: int) -> None:
+        self._slots = slots
+        self._size = size
+        self._busy: deque[tuple[bytearray, list[Future[None]]]] = deque()
+        self._free: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        if self._free:
+            return self._free.pop()
+        if len(self._busy) < self._slots:
+            return bytearray(self._size)
+        buf, jobs = self._busy.popleft()
+        for job in jobs:
+            job.result()
+        return buf
+
+    def give_back(self, buf: bytearray, jobs: list[Future[None]]) -> None:
+        self._busy.append((buf, jobs))
+
+
+class ChunkWrite(NamedTuple):
+    """What :func:`write_chunks` did."""
+
+    recipe: bytes  # the recipe payload
+    size: int  # bytes cut, to check against the size that was hashed
+    new_bytes: int  # logical bytes of the chunks newly stored
+    digest: str  # BLAKE3 of the bytes cut, to check against the object's name
+
+
+def write_chunks(
+    storage: Storage,
+    index: PackIndex,
+    source: Windows,
+    probe: memoryview,
+    advance: Callable[[int], object] = lambda n: None,
+) -> ChunkWrite:
+    """Store the chunks of ``source``'s content; publish their packs.
+
+    Chunks already in ``index`` as loaded are not stored again: the caller
+    refreshes it first to see packs other writers have published. Returns
+    once every pack holding a new chunk and its index are published.
+
+    Raises:
+        OSError: reading the source or publishing a pack failed.
+    """
+    codec = choose_chunk_codec(probe)
+    writer = PackWriter(storage, index)
+    encoder = ThreadPoolExecutor(1, thread_name_prefix="scribestore-encode")
+    verifier = ThreadPoolExecutor(1, thread_name_prefix="scribestore-verify")
+    ring = _Ring(_RING, min(WINDOW, source.size))
+    rehash = blake3.blake3()
+    chunker = new_chunker()
+    recipe = bytearray()
+    stored: set[bytes] = set()
+    inflight: deque[Future[None]] = deque()
+    start = new_bytes = 0
+    try:
+        while start < source.size:
+            length = min(WINDOW, source.size - start)
+            buf = ring.take()
+            view = source.window(start, length, buf)
+            sizes = [c.length for c in chunker.cut_buf(view)] if len(view) else []
+            if start + len(view) < source.size and len(view) == length:
+                sizes.pop()  # the window cut it short; the next window starts there
+            if not sizes:
+                break  # the file shrank: the caller sees the short size
+            view = view[: sum(sizes)]
+            jobs = [verifier.submit(_update, rehash, view)]
+            pos = 0
+            for batch in _batches(sizes):
+                span = view[pos : pos + sum(batch)]
+                digests, keep = _hash_batch(span, batch, index, stored, recipe)
+                new_bytes += sum(n for n, k in zip(batch, keep, strict=True) if k)
+                if any(keep):
+                    job = Batch(span, start + pos, batch, keep, digests)
+                    jobs.append(encoder.submit(_store_batch, writer, job, codec))
+                    inflight.append(jobs[-1])
+                pos += len(span)
+                while len(inflight) > _DEPTH:
+                    inflight.popleft().result()
+            ring.give_back(buf, jobs)
+            inflight.append(jobs[0])
+            start += pos
+            advance(pos)
+        while inflight:
+            inflight.popleft().result()
+        writer.close()
+    except BaseException:
+        encoder.shutdown(wait=True, cancel_futures=True)
+        writer.abort()
+        raise
+    finally:
+        encoder.shutdown(wait=True)
+        verifier.shutdown(wait=True, cancel_futures=True)
+    return ChunkWrite(bytes(recipe), start, new_bytes, str(rehash.hexdigest()))
+
+
+def _update(hasher: blake3.blake3, view: memoryview) -> None:
+    hasher.update(view)  # a job like the encoder's (None), not the hasher
+
+
+def _batches(sizes: list[int]) -> Iterator[list[int]]:
+    """Consecutive groups of chunk sizes of about :data:`_BATCH` bytes each."""
+    batch: list[int] = []
+    total = 0
+    for size in sizes:
+        batch.append(size)
+        total += size
+        if total >= _BATCH:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
+def _hash_batch(
+    span: memoryview, sizes: list[int], index: PackIndex, stored: set[bytes], recipe: bytearray
+) -> tuple[list[bytes], list[bool]]:
+    """Digest each chunk, append it to the recipe, and say which ones are new."""
+    digests: list[bytes] = []
+    keep: list[bool] = []
+    pos = 0
+    for size in sizes:
+        digest = blake3.blake3(span[pos : pos + size]).digest()
+        pos += size
+        recipe += _RECIPE_ENTRY.pack(digest, size)
+        new = digest not in index and digest not in stored
+        if new:
+            stored.add(digest)
+        digests.append(digest)
+        keep.append(new)
+    return digests, keep
+
+
+class Batch(NamedTuple):
+    """Consecutive chunks of an object for the encoder: their bytes and which are new."""
+
+    span: memoryview  # the chunks' bytes, one after another
+    offset: int  # where ``span`` starts in the object
+    sizes: Sequence[int]
+    keep: Sequence[bool]  # which chunks to store
+    digests: Sequence[bytes]
+
+
+class BlobSink(Protocol):
+    """Where encoded blobs go: the part of :class:`~scribestore.store.packs.PackWriter` used."""
+
+    def add(self, digest: bytes, parts: Iterable[Part], size: int) -> None: ...
+
+    def room(self) -> memoryview: ...
+
+    def added(self, blobs: Iterable[tuple[bytes, int, int]]) -> None: ...
+
+    def seal(self) -> None: ...
+
+
+def _store_batch(sink: BlobSink, batch: Batch, codec: ChunkCodec) -> None:
+    """Encode a batch's new chunks and add them to the packs (encoder thread)."""
+    if codec.packed and planes.NATIVE:
+        store_packed(sink, batch, codec)
+        return
+    blobs = encode_chunks(batch.span, batch.offset, batch.sizes, codec, batch.keep)
+    for digest, size, parts in zip(batch.digests, batch.sizes, blobs, strict=True):
+        if parts is not None:
+            sink.add(digest, parts, size)
+
+
+def store_packed(sink: BlobSink, batch: Batch, codec: ChunkCodec) -> None:
+    """Encode a batch's new chunks with a packed codec by C, straight into pack buffers.
+
+    The same blobs as :func:`~scribestore.store.blobcodec.encode_chunks` (a test
+    checks it), without the intermediate planes and copies: one C call per
+    pack buffer. Needs the C accelerator.
+    """
+    span, offset, sizes, keep, digests = batch
+    starts = [0, *itertools.accumulate(sizes)][:-1]
+    wanted = [i for i, k in enumerate(keep) if k]
+    layout = np.array([(starts[i], sizes[i]) for i in wanted], dtype=np.int64).reshape(-1, 2)
+    lengths = np.zeros(len(wanted), dtype=np.int64)
+    pos = 0
+    while pos < len(wanted):
+        done = planes.encode_packed(
+            span, codec.width, offset, layout[pos:], sink.room(), lengths[pos:]
+        )
+        written = lengths[pos : pos + done].tolist()
+        chunks = wanted[pos : pos + done]
+        sink.added((digests[i], n, sizes[i]) for i, n in zip(chunks, written, strict=True) if n)
+        pos += done
+        if pos < len(wanted):
+            sink.seal()  # no room for the next chunk's largest blob
+    fallback = ChunkCodec.GROUP4 if codec.width == 4 else ChunkCodec.GROUP2
+    for i, n in zip(wanted, lengths.tolist(), strict=True):
+        if not n:  # too many escapes to pack: zstd, as encode_chunks would
+            one = span[starts[i] : starts[i] + sizes[i]]
+            blob = encode_chunks(one, offset + starts[i], [sizes[i]], fallback, [True])[0]
+            assert blob is not None
+            sink.add(digests[i], blob, sizes[i])
+
+
+class ChunkedStream:
+    """``read(n)`` over the decoded chunks of a recipe (not verified here).
+
+    Runs of chunks are decoded into a few recycled buffers, so a view that
+    :meth:`read` returns is valid only until the next call.
+    """
+
+    def __init__(self, storage: Storage, index: PackIndex, recipe: list[RecipeEntry]) -> None:
+        self._storage = storage
+        self._index = index
+        self._recipe = recipe
+        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._blocks = self._decoded()
+        self._current: bytearray | None = None
+        self._buffer = memoryview(b"")
+
+    def _locate(self, digest: bytes) -> ChunkLocation:
+        location = self._index.get(digest)
+        if location is None:
+            self._index.refresh()
+            location = self._index.get(digest)
+        if location is None and self._index.newer:
+            newer = next(iter(self._index.newer.values()))
+            raise UnsupportedFormatError(
+                f"chunk {digest.hex()} is in no pack this scribestore reads; {newer}"
+            )
+        if location is None and self._index.damaged:
+            damaged = ", ".join(sorted(self._index.damaged))
+            raise ValueError(
+                f"chunk {digest.hex()} is in no readable pack; the indexes of packs "
+                f"{damaged} are damaged and may hold it"
+            )
+        if location is None:
+            raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
+        return location
+
+    def _runs(
+        self,
+    ) -> Iterator[tuple[int, ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
+        """Groups of recipe entries whose blobs follow each other in one pack.
+
+        Each is (index of its first recipe entry, first location, blob bytes, run).
+
+        A group holds at most :data:`_MAX_RUN` bytes of blobs and of decoded
+        chunks, unless a single chunk is larger.
+        """
+        i = 0
+        while i < len(self._recipe):
+            first = self._locate(self._recipe[i][0])
+            _check_size(self._recipe[i], first)
+            run = [(self._recipe[i][1], first)]
+            end = first.offset + first.length
+            decoded = self._recipe[i][1]
+            while i + len(run) < len(self._recipe):
+                digest, size = self._recipe[i + len(run)]
+                loc = self._locate(digest)
+                _check_size((digest, size), loc)
+                if loc.pack != first.pack or loc.offset != end:
+                    break
+                if end + loc.length - first.offset > _MAX_RUN or decoded + size > _MAX_RUN:
+                    break
+                run.append((size, loc))
+                end = loc.offset + loc.length
+                decoded += size
+            yield i, first, end - first.offset, run
+            i += len(run)
+
+    def _fetch(
+        self, start: int, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
+    ) -> tuple[bytearray, memoryview]:
+        """Read one run of blobs with a single ranged read, decode and verify them.
+
+        Raises:
+            ValueError: the pack is short, a blob does not decode, or a chunk
+                does not hash to its name in the recipe.
+        """
+        data = self._storage.read_view(pack_path(first.pack), first.offset, length)
+        if len(data) != length:
+            raise ValueError(f"pack {first.pack} is shorter than its index says")
+        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
+        total = sum(size for size, _ in run)
+        try:
+            buf = self._spare.get_nowait()
+        except queue.Empty:
+            buf = bytearray(_MAX_RUN)
+        if len(buf) < total:
+            buf = bytearray(total)
+        out = memoryview(buf)[:total]
+        decode_run(data, spans, out)
+        at = 0
+        for j, (size, loc) in enumerate(run):
+            # Every chunk is checked before the reader sees a byte of it.
+            if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
+                raise ValueError(
+                    f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
+                    f"{loc.offset}) does not hash to its name"
+                )
+            at += size
+        return buf, out
+
+    def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:
+        # Reads and decodes run on threads, a few runs ahead of the consumer,
+        # which hashes what it gets in order; decoding mostly runs without the
+        # GIL, so all proceed at once.
+        pool = ThreadPoolExecutor(READERS, thread_name_prefix="scribestore-read")
+        pending: deque[Future[tuple[bytearray, memoryview]]] = deque()
+        try:
+            for start, first, length, run in self._runs():
+                pending.append(pool.submit(self._fetch, start, first, length, run))
+                while len(pending) > READ_AHEAD:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def read(self, n: int) -> bytes | memoryview:
+        """Up to ``n`` (> 0) bytes; b"" at the end.
+
+        Returns a view into the current decoded run, valid until the next call.
+        """
+        while not self._buffer:
+            if self._current is not None:
+                self._spare.put(self._current)  # the caller is done with it
+                self._current = None
+            block = next(self._blocks, None)
+            if block is None:
+                return b""
+            self._current, self._buffer = block
+        out = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return out
+
+    def close(self) -> None:
+        """Stop reading ahead: cancel queued runs and wait for the reader threads."""
+        self._blocks.close()

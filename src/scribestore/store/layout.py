@@ -1,0 +1,123 @@
+"""The on-disk layout of an object store (FORMAT sections 1 and 3).
+
+Every name the engine gives a file is made here, and every name it reads
+back from a listing is parsed here, so the layout is defined once:
+
+- objects: ``<2 hex>/<64 hex digest>``; the digest is validated before it
+  becomes a path;
+- packs: ``packs/<32 hex id>.pack``, its index ``.idx`` and the marker gc
+  leaves on a pack it will delete, ``.condemned``;
+- records of the manifests that use the store, under ``manifests/``;
+- leases of writers and gc, under ``locks/``;
+- files still being written start with :data:`TMP_PREFIX`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from scribestore.storage.base import BLOCK_SIZE, TMP_PREFIX
+from scribestore.store.hashing import validate_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "BLOCK_SIZE",
+    "CONDEMNED_EXT",
+    "LOCKS_DIR",
+    "MANIFESTS_DIR",
+    "PACK_DIR",
+    "TMP_PREFIX",
+    "PackName",
+    "check_pack_id",
+    "condemned_path",
+    "index_path",
+    "object_path",
+    "orphan_packs",
+    "pack_path",
+    "parse_pack_name",
+]
+
+#: Where packs and their indexes live.
+PACK_DIR = "packs"
+#: Extension of the marker gc leaves on a pack it will delete after the grace period.
+CONDEMNED_EXT = "condemned"
+#: Where records of the manifests that use a store live (FORMAT section 7).
+MANIFESTS_DIR = "manifests"
+#: Where writer and gc leases live (FORMAT section 7).
+LOCKS_DIR = "locks"
+
+_PACK_ID = re.compile(r"[0-9a-f]{32}")
+PackKind = Literal["pack", "idx", "condemned"]
+_PACK_KINDS: frozenset[str] = frozenset({"pack", "idx", CONDEMNED_EXT})
+
+
+def object_path(digest: str) -> str:
+    """The storage path of ``digest``: the one place a digest becomes a path.
+
+    Raises:
+        InvalidDigestError: ``digest`` is not 64 lowercase hex characters.
+    """
+    validate_digest(digest)
+    return f"{digest[:2]}/{digest}"
+
+
+def check_pack_id(pack_id: str) -> str:
+    """``pack_id`` if it is 32 lowercase hex characters.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not _PACK_ID.fullmatch(pack_id):
+        raise ValueError(f"invalid pack id {pack_id!r}")
+    return pack_id
+
+
+def pack_path(pack_id: str) -> str:
+    """Storage path of a pack file (the id is validated first)."""
+    return f"{PACK_DIR}/{check_pack_id(pack_id)}.pack"
+
+
+def index_path(pack_id: str) -> str:
+    """Storage path of a pack's index (the id is validated first)."""
+    return f"{PACK_DIR}/{check_pack_id(pack_id)}.idx"
+
+
+def condemned_path(pack_id: str) -> str:
+    """Storage path of the marker gc leaves on a pack it will delete later."""
+    return f"{PACK_DIR}/{check_pack_id(pack_id)}.{CONDEMNED_EXT}"
+
+
+class PackName(NamedTuple):
+    """A file under ``packs/`` by what it is: the pack's id and the file's kind."""
+
+    pack_id: str
+    kind: PackKind
+
+
+def parse_pack_name(name: str) -> PackName | None:
+    """What a name listed under ``packs/`` is, or None for anything else.
+
+    Temp files, stray names and ids that are not 32 hex characters are None:
+    nothing is ever done to a file this function does not recognise.
+    """
+    pack_id, dot, ext = name.rsplit("/", 1)[-1].partition(".")
+    if not dot or ext not in _PACK_KINDS or not _PACK_ID.fullmatch(pack_id):
+        return None
+    return PackName(pack_id, ext)  # type: ignore[arg-type]
+
+
+def orphan_packs(names: Iterable[str]) -> list[str]:
+    """Ids of packs (or condemned markers) among ``names`` that have no index.
+
+    Left by killed saves (a pack is published before its index) and killed
+    gc runs (an index is deleted before its pack and marker).
+    """
+    by_kind: dict[str, set[str]] = {"pack": set(), "idx": set(), CONDEMNED_EXT: set()}
+    for name in names:
+        parsed = parse_pack_name(name)
+        if parsed is not None:
+            by_kind[parsed.kind].add(parsed.pack_id)
+    return sorted((by_kind["pack"] | by_kind[CONDEMNED_EXT]) - by_kind["idx"])

@@ -1,0 +1,196 @@
+"""Reading objects: a stream of one object's content, verified as it is read."""
+
+from __future__ import annotations
+
+import io
+from typing import IO, TYPE_CHECKING, Any
+
+import zstandard
+
+from scribestore.exception import (
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    UnsupportedFormatError,
+)
+from scribestore.store import loose as codec
+from scribestore.store import planes
+from scribestore.store.chunks import ChunkedStream
+from scribestore.store.hashing import Hasher
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["ObjectReader"]
+
+
+from scribestore.store.layout import BLOCK_SIZE
+
+
+class ObjectReader(io.RawIOBase):
+    """A readable stream of one object's content, verified as it is read.
+
+    Once the content is exhausted the digest and size are checked; on a
+    mismatch :class:`IntegrityError` is raised instead of the final empty read,
+    so a reader that reaches a clean end has seen exactly the stored content.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        digest: str,
+        header: codec.ObjectHeader,
+        path: str,
+        *,
+        artifact: str | None = None,
+        version: int | None = None,
+        chunks: ChunkedStream | None = None,
+    ) -> None:
+        super().__init__()
+        self._artifact = artifact
+        self._version = version
+        self.digest = digest
+        self.size = header.size
+        self._path = path
+        self._raw = raw
+        self._hasher = Hasher()
+        self._verified = False
+        self._codec = header.codec
+        self._source: IO[bytes] | Any
+        if header.codec is codec.Codec.CHUNKED:
+            assert chunks is not None
+            self._source = chunks  # verifies each chunk before it is returned
+        elif header.size < codec.LOOSE_LIMIT:
+            self._source = None  # small: read and verified whole before the first byte
+        elif header.codec is codec.Codec.ZSTD:
+            # Large loose objects predate chunking: verified as they stream.
+            self._source = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        else:
+            self._source = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._verified or len(view) == 0:
+            return 0
+        if self._source is None:
+            self._source = io.BytesIO(self._whole())
+        # Never read past the recorded size: trailing garbage is an integrity error.
+        want = min(len(view), self.size - self._hasher.size + 1)
+        try:
+            data = self._source.read(want)
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(
+                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
+                "missing; restore it from another copy of the store or log the artifact again"
+            ) from exc
+        except UnsupportedFormatError:
+            raise  # a newer format, not damage
+        except (zstandard.ZstdError, ValueError) as exc:
+            raise CorruptObjectError(
+                self.digest,
+                self._hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"undecodable: {exc}",
+            ) from exc
+        if data:
+            self._hasher.update(data)
+            if self._hasher.size > self.size:
+                raise IntegrityError(
+                    self.digest,
+                    "longer than recorded",
+                    path=self._path,
+                    artifact=self._artifact,
+                    version=self._version,
+                    detail=f"more than the {self.size} bytes in the header",
+                )
+            n = len(data)
+            planes.copy(view[:n], memoryview(data))
+            return n
+        self._finish()
+        return 0
+
+    def _whole(self) -> bytes:
+        """The loose object's content, decoded and checked against its digest.
+
+        Raises:
+            CorruptObjectError: the payload does not decode within the size
+                in the header.
+            IntegrityError: the content does not hash to the digest.
+        """
+        payload = self._raw.read(self.size + 1) if self._codec is codec.Codec.RAW else None
+        if payload is None:
+            try:
+                stored = self._raw.read(codec.stored_bound(self.size))
+                payload = codec.decompress(stored, self.size)
+            except zstandard.ZstdError as exc:
+                raise CorruptObjectError(
+                    self.digest,
+                    "undecodable",
+                    path=self._path,
+                    artifact=self._artifact,
+                    version=self._version,
+                    detail=str(exc),
+                ) from exc
+        hasher = Hasher()
+        hasher.update(payload)
+        if hasher.size != self.size or hasher.hexdigest() != self.digest:
+            raise IntegrityError(
+                self.digest,
+                hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"{hasher.size} of {self.size} bytes",
+            )
+        return payload
+
+    def _finish(self) -> None:
+        actual = self._hasher.hexdigest()
+        if self._hasher.size != self.size or actual != self.digest:
+            raise IntegrityError(
+                self.digest,
+                actual,
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"read {self._hasher.size} of {self.size} bytes",
+            )
+        self._verified = True
+
+    def readall(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            chunk = self.read(BLOCK_SIZE)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    @property
+    def verified(self) -> bool:
+        """True once the whole content has been read and matched its digest."""
+        return self._verified
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if isinstance(self._source, ChunkedStream):
+                    self._source.close()
+                self._raw.close()
+            finally:
+                super().close()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

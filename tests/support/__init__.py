@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages (fixtures live in conftest.py)."""
