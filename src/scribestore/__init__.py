@@ -11,8 +11,10 @@ from scribestore.exception import (
     ArtifactLogError,
     ArtifactNotFoundError,
     BinaryArtifactError,
+    ContentChangedError,
     CorruptManifestError,
     CorruptObjectError,
+    CorruptPackError,
     ExperimentNotFoundError,
     HandlerRegistrationError,
     IntegrityError,
@@ -21,22 +23,25 @@ from scribestore.exception import (
     InvalidVersionError,
     LeaseLostError,
     LockTimeoutError,
+    MigrationError,
     MissingManifestError,
     ObjectNotFoundError,
     ReadOnlyError,
     SaveError,
     ScribeStoreError,
     StorageError,
+    StorageTimeoutError,
     UnknownHandlerError,
     UnsupportedFormatError,
     UntrustedPickleError,
     VersionNotFoundError,
 )
-from scribestore.experiment import Experiment, Test
+from scribestore.experiment import Experiment
 from scribestore.ops.verify import Problem, VerifyReport
 from scribestore.project import Project
 from scribestore.repository import Repository
 from scribestore.store.objects import ObjectInfo, ObjectReader, ObjectStore, StoreStats
+from scribestore.test import Test
 
 __version__ = "0.1.0"
 
@@ -46,8 +51,10 @@ __all__ = [
     "ArtifactLogError",
     "ArtifactNotFoundError",
     "BinaryArtifactError",
+    "ContentChangedError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "CorruptPackError",
     "Experiment",
     "ExperimentNotFoundError",
     "HandlerRegistrationError",
@@ -57,6 +64,7 @@ __all__ = [
     "InvalidVersionError",
     "LeaseLostError",
     "LockTimeoutError",
+    "MigrationError",
     "MissingManifestError",
     "ObjectInfo",
     "ObjectNotFoundError",
@@ -69,6 +77,7 @@ __all__ = [
     "SaveError",
     "ScribeStoreError",
     "StorageError",
+    "StorageTimeoutError",
     "StoreStats",
     "Test",
     "UnknownHandlerError",

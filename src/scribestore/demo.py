@@ -40,6 +40,8 @@ from scribestore.store.hashing import hash_file
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from scribestore.experiment import Experiment
+
 __all__ = ["DEFAULT_MODEL_BYTES", "DemoError", "DemoSummary", "main", "run"]
 
 #: Size of the demo's model file.
@@ -164,8 +166,37 @@ def run(
     root = Path(root)
     prepare(root)
     say(f"scribestore demo in {root}")
+    best = _log_experiments(root, say)
+    repo = Repository(root / "repository.json", mode="w")
+    with tempfile.TemporaryDirectory(prefix="scribestore-demo-") as tmp:
+        digests = _save_model_versions(repo, Path(tmp), model_bytes, say)
+        _promote(repo, best, say)
+        _travel_in_time(repo, Path(tmp), digests, say)
+    verified, project_sizes = _verify_everything(root, say)
+    repo = Repository(root / "repository.json", mode="r")
+    versions = [(m["hash"], m["size"]) for m in repo]
+    everything = versions + project_sizes
+    logical = sum(size for _, size in everything)
+    stats = repo.objects.stats()
+    summary = DemoSummary(
+        store=str(root),
+        versions=len(versions),
+        model_versions=sum(1 for m in repo if m["name"] == "model"),
+        artifacts=len(everything),
+        logical_bytes=logical,
+        distinct_bytes=sum(dict(everything).values()),
+        stored_bytes=stats.stored_size,
+        dedup_ratio=round(logical / stats.stored_size, 3) if stats.stored_size else 0.0,
+        verified=verified,
+        best_experiment=best.slug,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    _say_summary(summary, repo.objects.url, say)
+    return summary
 
-    # 1. Experiments.
+
+def _log_experiments(root: Path, say: Callable[[str], None]) -> Experiment:
+    """1. Experiments: log and save them; return the best."""
     project = Project(root / "project.json", mode="w", author="demo")
     for name, lr, hidden, auc in _EXPERIMENTS:
         with project.log(name) as exp:
@@ -188,47 +219,56 @@ def run(
         f"project: {len(project)} experiments logged; best is {best.slug} "
         f"(auc {best.metrics['auc']})"
     )
+    return best
 
-    repo = Repository(root / "repository.json", mode="w")
-    with tempfile.TemporaryDirectory(prefix="scribestore-demo-") as tmp:
-        # 2. Three versions of the model file.
-        weights = _Weights(Path(tmp) / "model.bin", model_bytes)
-        say(f"model.bin: {_human(weights.size)} of float32 weights")
-        digests = []
-        for version, where in enumerate((None, 0.10, 0.60)):
-            change = ""
-            if where is not None:
-                offset, length = weights.change(where)
-                change = f", {_human(length)} rewritten at offset {_human(offset)}"
-            digests.append(hash_file(weights.path)[0])
-            t0 = time.perf_counter()
-            repo.log_artifact("model", weights.path, handler="file")
-            repo.save()
-            say(f"  version {version} saved in {time.perf_counter() - t0:.2f} s{change}")
 
-        # 3. Promotion: one manifest write, the bytes are already in the shared store.
-        before = repo.objects.stats().objects
-        best.promote_artifact(repo, "model-config")
-        after = repo.objects.stats().objects
-        say(
-            f"promoted model-config of {best.slug}: manifest write only "
-            f"({after - before} new objects)"
-        )
+def _save_model_versions(
+    repo: Repository, tmp: Path, model_bytes: int, say: Callable[[str], None]
+) -> list[str]:
+    """2. Three versions of the model file; return their digests."""
+    weights = _Weights(tmp / "model.bin", model_bytes)
+    say(f"model.bin: {_human(weights.size)} of float32 weights")
+    digests = []
+    for version, where in enumerate((None, 0.10, 0.60)):
+        change = ""
+        if where is not None:
+            offset, length = weights.change(where)
+            change = f", {_human(length)} rewritten at offset {_human(offset)}"
+        digests.append(hash_file(weights.path)[0])
+        t0 = time.perf_counter()
+        repo.log_artifact("model", weights.path, handler="file")
+        repo.save()
+        say(f"  version {version} saved in {time.perf_counter() - t0:.2f} s{change}")
+    return digests
 
-        # 4. Time travel.
-        restored = repo.load_artifact("model", version=0, dest=Path(tmp) / "v0.bin")
-        assert hash_file(restored)[0] == digests[0], "version 0 came back different"
-        v1 = repo.get_artifact_metadata("model", version=1)
-        v2 = repo.get_artifact_metadata("model", version=2)
-        moment = v1["created_at"]  # any time from version 1 until version 2
-        asof = repo.get_artifact_metadata("model", version=moment, match="asof")
-        assert asof["version"] == 1 and asof["hash"] == digests[1] != v2["hash"]
-        with repo.load_artifact("model", version=moment, match="asof") as stream:
-            while stream.read(4 << 20):
-                pass
-        say(f"time travel: version 0 restored intact; as of {moment} the model was version 1")
 
-    # 5. Verify everything in the repository and the project.
+def _promote(repo: Repository, best: Experiment, say: Callable[[str], None]) -> None:
+    """3. Promotion: one manifest write, the bytes are already in the shared store."""
+    before = repo.objects.stats().objects
+    best.promote_artifact(repo, "model-config")
+    after = repo.objects.stats().objects
+    say(f"promoted model-config of {best.slug}: manifest write only ({after - before} new objects)")
+
+
+def _travel_in_time(
+    repo: Repository, tmp: Path, digests: list[str], say: Callable[[str], None]
+) -> None:
+    """4. Time travel: restore version 0, find version 1 by time."""
+    restored = repo.load_artifact("model", version=0, dest=tmp / "v0.bin")
+    assert hash_file(restored)[0] == digests[0], "version 0 came back different"
+    v1 = repo.get_artifact_metadata("model", version=1)
+    v2 = repo.get_artifact_metadata("model", version=2)
+    moment = v1["created_at"]  # any time from version 1 until version 2
+    asof = repo.get_artifact_metadata("model", version=moment, match="asof")
+    assert asof["version"] == 1 and asof["hash"] == digests[1] != v2["hash"]
+    with repo.load_artifact("model", version=moment, match="asof") as stream:
+        while stream.read(4 << 20):
+            pass
+    say(f"time travel: version 0 restored intact; as of {moment} the model was version 1")
+
+
+def _verify_everything(root: Path, say: Callable[[str], None]) -> tuple[int, list[tuple[str, int]]]:
+    """5. Read back every version and artifact; return the count and the project's (hash, size)."""
     repo = Repository(root / "repository.json", mode="r")
     verified = 0
     for meta in repo:
@@ -244,35 +284,21 @@ def run(
             project_sizes.append((art["hash"], art["size"]))
             verified += 1
     say(f"verified: {verified} artifact versions read back, every byte hash-checked")
+    return verified, project_sizes
 
-    # 6. Summary.
-    versions = [(m["hash"], m["size"]) for m in repo]
-    everything = versions + project_sizes
-    logical = sum(size for _, size in everything)
-    distinct = sum(dict(everything).values())
-    stats = repo.objects.stats()
-    summary = DemoSummary(
-        store=str(root),
-        versions=len(versions),
-        model_versions=sum(1 for m in repo if m["name"] == "model"),
-        artifacts=len(everything),
-        logical_bytes=logical,
-        distinct_bytes=distinct,
-        stored_bytes=stats.stored_size,
-        dedup_ratio=round(logical / stats.stored_size, 3) if stats.stored_size else 0.0,
-        verified=verified,
-        best_experiment=best.slug,
-        seconds=round(time.perf_counter() - started, 2),
-    )
+
+def _say_summary(summary: DemoSummary, url: str, say: Callable[[str], None]) -> None:
+    """6. The summary lines."""
     say("summary:")
     model = summary.model_versions
     say(f"  versions      {summary.versions} in the repository ({model} of the model)")
-    say(f"  logical       {_human(logical)} (every version of every artifact in full)")
-    say(f"  distinct      {_human(distinct)} (each distinct content once)")
-    say(f"  stored        {_human(stats.stored_size)} on disk in {repo.objects.url}")
+    say(
+        f"  logical       {_human(summary.logical_bytes)} (every version of every artifact in full)"
+    )
+    say(f"  distinct      {_human(summary.distinct_bytes)} (each distinct content once)")
+    say(f"  stored        {_human(summary.stored_bytes)} on disk in {url}")
     say(f"  dedup ratio   {summary.dedup_ratio:.2f}x")
     say(f"  took          {summary.seconds:.1f} s")
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

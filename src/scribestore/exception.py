@@ -15,8 +15,10 @@ __all__ = [
     "ArtifactLogError",
     "ArtifactNotFoundError",
     "BinaryArtifactError",
+    "ContentChangedError",
     "CorruptManifestError",
     "CorruptObjectError",
+    "CorruptPackError",
     "ExperimentNotFoundError",
     "HandlerRegistrationError",
     "IntegrityError",
@@ -25,12 +27,14 @@ __all__ = [
     "InvalidVersionError",
     "LeaseLostError",
     "LockTimeoutError",
+    "MigrationError",
     "MissingManifestError",
     "ObjectNotFoundError",
     "ReadOnlyError",
     "SaveError",
     "ScribeStoreError",
     "StorageError",
+    "StorageTimeoutError",
     "UnknownHandlerError",
     "UnsupportedFormatError",
     "UntrustedPickleError",
@@ -122,6 +126,15 @@ def _rebuild_integrity_error(
 
 class CorruptObjectError(IntegrityError):
     """An object file is not a valid scribestore object (bad header, bad zstd frame)."""
+
+
+class CorruptPackError(ScribeStoreError, ValueError):
+    """A pack or its index is malformed: bad header, truncated, or failing its checksum.
+
+    Readers treat the chunks of such a pack as missing and go on with the
+    others; ``scribestore fsck --repair`` rebuilds a damaged index from its
+    pack's own table.
+    """
 
 
 # --- lookups ----------------------------------------------------------------------
@@ -230,6 +243,28 @@ class SaveError(ScribeStoreError):
 
 class StorageError(ScribeStoreError, OSError):
     """The storage backend failed (I/O error, permission, network)."""
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """The storage backend did not answer in time (a network store's time-out).
+
+    The message names the store and what was being read or written.
+    """
+
+
+class ContentChangedError(ScribeStoreError):
+    """A file or stream changed while it was being stored; nothing was stored.
+
+    Retry once the file is no longer being written.
+    """
+
+
+class MigrationError(ScribeStoreError, ValueError):
+    """A lazyscribe store could not be imported; nothing was imported.
+
+    The source is not a lazyscribe manifest that can be imported, a file it
+    lists is missing, or the destination holds conflicting versions.
+    """
 
 
 class LockTimeoutError(ScribeStoreError, TimeoutError):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NullProgress",
+    "PartOf",
     "Progress",
     "ProgressReader",
     "TqdmProgress",
@@ -73,6 +74,27 @@ class NullProgress:
 
 #: The shared do-nothing progress.
 null: Progress = NullProgress()
+
+
+class PartOf:
+    """A :class:`Progress` for one step of a larger operation reported to ``whole``.
+
+    Its advances go to ``whole``; starting and closing are ``whole``'s own,
+    so several steps (the files of one save) move one bar.
+    """
+
+    def __init__(self, whole: Progress) -> None:
+        self._whole = whole
+
+    def start(self, total: int | None, desc: str) -> None:
+        """Ignore: the whole operation was started by its owner."""
+
+    def advance(self, n: int) -> None:
+        """Report ``n`` more units to the whole operation."""
+        self._whole.advance(n)
+
+    def close(self) -> None:
+        """Ignore: the whole operation is closed by its owner."""
 
 
 class TqdmProgress:
@@ -128,7 +150,7 @@ class TqdmProgress:
         return f"TqdmProgress(open={self._bar is not None})"
 
 
-def terminal_progress(enabled: bool = True, stream: IO[str] | None = None) -> Progress:
+def terminal_progress(*, enabled: bool = True, stream: IO[str] | None = None) -> Progress:
     """A :class:`TqdmProgress` when ``enabled`` and ``stream`` (default stderr)
     is a terminal and tqdm is installed; :data:`null` otherwise.
 

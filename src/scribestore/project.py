@@ -10,15 +10,12 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from scribestore.core.stored import PickleTrust, commit_manifest, register_with
+from scribestore.core.manifest_file import ManifestFile
 from scribestore.exception import (
     CorruptManifestError,
     ExperimentNotFoundError,
-    ReadOnlyError,
-    SaveError,
-    ScribeStoreError,
 )
 from scribestore.experiment import Experiment
 from scribestore.manifest.schema import (
@@ -28,24 +25,22 @@ from scribestore.manifest.schema import (
     encode_manifest,
 )
 from scribestore.ops.verify import Reference, VerifyReport, verify_references
-from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
-from scribestore.store.objects import ObjectStore
+from scribestore.progress import Progress, null
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from scribestore.ops.registry import ManifestKind
     from scribestore.store.leases import Lease
 
 __all__ = ["Project"]
-
-MODES = ("r", "a", "w", "w+")
 
 
 def _order(exp: Experiment | ExperimentRecord) -> tuple[Any, ...]:
     return (exp.created_at, exp.slug, exp.id)
 
 
-class Project:
+class Project(ManifestFile):
     """A collection of experiments saved in ``project.json``.
 
     Args:
@@ -69,6 +64,8 @@ class Project:
         CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
     """
 
+    kind: ClassVar[ManifestKind] = "project"
+
     def __init__(
         self,
         fpath: str | os.PathLike[str] = "project.json",
@@ -79,25 +76,14 @@ class Project:
         trust_pickle: bool | None = None,
         **storage_options: Any,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        self.fpath = os.fspath(fpath)
-        # Shared with every experiment and test of this project.
-        self._trust = PickleTrust.resolve(trust_pickle, f"project {self.fpath}")
-        self.mode = mode
+        self._open_manifest(fpath, mode, objects, trust_pickle, storage_options)
         self.author = author if author is not None else getpass.getuser()
-        self.storage_options = dict(storage_options)
-        self._dir, self._manifest_name = split_file_url(self.fpath)
-        self.objects_url = (
-            os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
-        )
-        self._connect()
         self.experiments: list[Experiment] = []
         # Ids of experiments known to be in the saved manifest.
         self._saved_ids: set[str] = set()
         # Mode "w": ids saved when opened, which the first save drops.
         self._baseline: set[str] = set()
-        records = self._read_manifest(tolerant=mode == "w")
+        records = self._experiments_saved(tolerant=mode == "w")
         if mode == "w":
             self._baseline = {r.id for r in records}
         else:
@@ -105,59 +91,21 @@ class Project:
             self.experiments = [self._experiment(r, read_only) for r in records]
             self._saved_ids = {r.id for r in records}
 
-    def _connect(self) -> None:
-        self._storage = open_storage(self._dir, **self.storage_options)
-        self._objects = ObjectStore(self.objects_url, **self.storage_options)
-
     def _experiment(self, record: ExperimentRecord, read_only: bool) -> Experiment:
-        exp = Experiment._from_record(
+        exp = Experiment.from_record(
             record, project=self.fpath, objects=self._objects, read_only=read_only
         )
-        exp._set_trust(self._trust)
+        exp.join_trust(self._trust)
         return exp
 
-    def _read_manifest(self, *, tolerant: bool) -> list[ExperimentRecord]:
-        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
-        if data is None:
-            return []
-        try:
-            return decode_project(data, where=self.fpath).experiments
-        except CorruptManifestError:
-            if tolerant:
-                return []
-            raise
-
-    @property
-    def objects(self) -> ObjectStore:
-        """The object store holding this project's artifact bytes."""
-        return self._objects
-
-    @property
-    def trust_pickle(self) -> bool:
-        """Whether loads may run code from the store (``pickle``); settable.
-
-        Setting it applies to every experiment and test of this project.
-
-        Raises:
-            TypeError: (set) a value that is not a bool.
-        """
-        return self._trust.allows()
-
-    @trust_pickle.setter
-    def trust_pickle(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"trust_pickle must be True or False, not {value!r}")
-        self._trust.trusted = value
-        self._trust.setting = value
+    def _experiments_saved(self, *, tolerant: bool) -> list[ExperimentRecord]:
+        manifest = self._read_manifest(
+            lambda data: decode_project(data, where=self.fpath), tolerant=tolerant
+        )
+        return [] if manifest is None else manifest.experiments
 
     def __repr__(self) -> str:
         return f"Project({self.fpath!r}, mode={self.mode!r})"
-
-    def _check_writable(self, action: str) -> None:
-        if self.mode == "r":
-            raise ReadOnlyError(
-                f"cannot {action}: project {self.fpath} is open read-only (mode='r')"
-            )
 
     # --- adding experiments ----------------------------------------------------------
 
@@ -174,7 +122,7 @@ class Project:
         """
         self._check_writable("log an experiment")
         experiment = Experiment(name, project=self.fpath, objects=self._objects, author=self.author)
-        experiment._set_trust(self._trust)
+        experiment.join_trust(self._trust)
         yield experiment
         self.append(experiment)
 
@@ -188,7 +136,7 @@ class Project:
         if any(e is experiment for e in self.experiments):
             return
         # Every project holding it must allow: the stricter decides, now and later.
-        experiment._set_trust(self._trust)
+        experiment.join_trust(self._trust)
         self.experiments.append(experiment)
         self.experiments.sort(key=_order)
 
@@ -205,33 +153,26 @@ class Project:
             SaveError: an artifact could not be stored or the manifest written;
                 the saved manifest is unchanged and a retry saves everything.
         """
-        self._check_writable("save")
-        try:
-            with self._objects.writing() as lease:
-                merged, records = self._save_under(lease)
-        except SaveError:
-            raise
-        except ScribeStoreError as exc:  # the write lease could not be taken
-            raise SaveError(f"could not save project {self.fpath}: {exc}") from exc
+        with self._saving() as lease:
+            merged, records = self._save_under(lease)
         self._after_save(merged, records)
 
     def _save_under(
         self, lease: Lease
     ) -> tuple[list[ExperimentRecord], dict[str, ExperimentRecord]]:
         """Store artifact bytes and commit the manifest while ``lease`` is held."""
-        register_with(self._objects, join_url(self._dir, self._manifest_name), "project")
         to_write = [
             e
             for e in self.experiments
             if e.has_unsaved
             or e.id not in self._saved_ids
-            or not e._objects.same_location(self._objects)
+            or not e.objects.same_location(self._objects)
         ]
         if self.mode == "w+":
             for exp in to_write:
                 if exp.dirty and not exp.read_only:
                     exp.last_updated_by = self.author
-        records = {e.id: e._to_record(self._objects) for e in to_write}
+        records = {e.id: e.to_record(self._objects) for e in to_write}
         merged: list[ExperimentRecord] = []
 
         def change(current: bytes | None) -> bytes:
@@ -239,9 +180,7 @@ class Project:
             merged[:] = result
             return encode_manifest(ProjectManifest(experiments=result))
 
-        commit_manifest(
-            self._storage, self._manifest_name, change, lease=lease, label=f"project {self.fpath}"
-        )
+        self._commit(change, lease)
         return merged, records
 
     def _merge(
@@ -272,7 +211,7 @@ class Project:
             if record is None:
                 continue  # dropped by a "w" reset elsewhere
             if records.get(exp.id) is record:
-                exp._mark_saved(record, self._objects)
+                exp.mark_saved(record, self._objects)
                 kept.append(exp)
             elif exp.id in records:
                 kept.append(self._experiment(record, read_only))  # a newer edit won
@@ -310,7 +249,7 @@ class Project:
                 best[exp.slug] = exp
         new.experiments = sorted(best.values(), key=_order)
         for exp in new.experiments:
-            exp._set_trust(new._trust)
+            exp.join_trust(new._trust)
         return new
 
     def filter(self, func: Callable[[Experiment], bool]) -> Iterator[Experiment]:
@@ -319,13 +258,14 @@ class Project:
 
     # --- checking ------------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, progress: Progress = null) -> VerifyReport:
         """Re-hash the object of every saved artifact of every experiment and test.
 
         Checks the experiments this project holds (read when it was opened or
         merged at its last save; reopen to check ones saved since by other
         writers). Unsaved artifacts reference nothing yet and are skipped.
-        Each distinct object is read once, to its verified end.
+        Each distinct object is read once, to its verified end; ``progress``
+        is advanced by the bytes read.
 
         Returns:
             A :class:`VerifyReport` with one :class:`Problem` (naming the
@@ -336,18 +276,18 @@ class Project:
         Raises:
             StorageError: the storage backend itself failed.
         """
-        return verify_references(self._references())
+        return verify_references(self._references(), progress=progress)
 
     def _references(self) -> Iterator[Reference]:
         for exp in self.experiments:
-            for record in exp._artifacts.saved():
+            for record in exp.saved_artifacts():
                 yield Reference(
-                    exp._objects, record.hash, record.size, record.name, experiment=exp.slug
+                    exp.objects, record.hash, record.size, record.name, experiment=exp.slug
                 )
             for test in exp.tests:
-                for record in test._artifacts.saved():
+                for record in test.saved_artifacts():
                     yield Reference(
-                        test._objects,
+                        test.objects,
                         record.hash,
                         record.size,
                         record.name,
@@ -381,16 +321,7 @@ class Project:
     def __len__(self) -> int:
         return len(self.experiments)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_storage"], state["_objects"]
-        return state
-
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_trust" not in state:  # pickled before trust_pickle existed
-            state["_trust"] = PickleTrust.resolve(None, f"project {state['fpath']}")
-        self.__dict__.update(state)
-        self._connect()
+        super().__setstate__(state)
         for exp in self.experiments:
-            if exp._objects.same_location(self._objects):
-                exp._objects = self._objects
+            exp.use_store(self._objects)

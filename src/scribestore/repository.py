@@ -10,24 +10,23 @@ meanwhile.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import datetime as dt
 import difflib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from scribestore.artifacts import get_handler
+from scribestore.core.manifest_file import ManifestFile
+from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
-    PickleTrust,
-    commit_manifest,
     default_fname,
     is_stored,
     load_stored,
     open_stored,
     prepare_value,
-    register_with,
     store_value,
 )
 from scribestore.exception import (
@@ -37,9 +36,8 @@ from scribestore.exception import (
     BinaryArtifactError,
     CorruptManifestError,
     InvalidVersionError,
-    ReadOnlyError,
     SaveError,
-    ScribeStoreError,
+    VersionNotFoundError,
 )
 from scribestore.manifest.schema import (
     ArtifactVersion,
@@ -47,6 +45,8 @@ from scribestore.manifest.schema import (
     decode_repository,
     encode_manifest,
     jsonable_params,
+    validate_fname,
+    validate_name,
 )
 from scribestore.manifest.versions import (
     Match,
@@ -58,42 +58,25 @@ from scribestore.manifest.versions import (
     utcnow,
 )
 from scribestore.ops.verify import Reference, VerifyReport, verify_references
-from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
-from scribestore.store.objects import ObjectReader, ObjectStore
+from scribestore.progress import PartOf, Progress, null
+from scribestore.store.objects import ObjectReader
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
+    from scribestore.ops.registry import ManifestKind
     from scribestore.store.leases import Lease
 
 __all__ = ["Repository"]
 
-MODES = ("r", "a", "w", "w+")
 _ONE_MICRO = dt.timedelta(microseconds=1)
 _LAST_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc) - _ONE_MICRO
 
 
-@dataclasses.dataclass
-class _Pending:
-    """A version logged but not yet saved."""
-
-    name: str
-    value: Any
-    handler: str
-    params: dict[str, Any]
-    created_at: dt.datetime
-    fname: str
-    version: int
-    environment: dict[str, str]
-    expiry: dt.datetime | None = None
-    # Set once the bytes are in the object store: (hash, size).
-    stored: tuple[str, int] | None = None
+Entry = ArtifactVersion | PendingArtifact
 
 
-Entry = ArtifactVersion | _Pending
-
-
-class Repository:
+class Repository(ManifestFile):
     """Versioned artifacts in a content-addressed store.
 
     Args:
@@ -115,6 +98,8 @@ class Repository:
         CorruptManifestError, UnsupportedFormatError: the manifest cannot be read.
     """
 
+    kind: ClassVar[ManifestKind] = "repository"
+
     def __init__(
         self,
         fpath: str | os.PathLike[str] = "repository.json",
@@ -124,83 +109,34 @@ class Repository:
         trust_pickle: bool | None = None,
         **storage_options: Any,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        self.fpath = os.fspath(fpath)
-        self._trust = PickleTrust.resolve(trust_pickle, f"repository {self.fpath}")
-        self.mode = mode
-        self.storage_options = dict(storage_options)
-        self._dir, self._manifest_name = split_file_url(self.fpath)
-        self.objects_url = (
-            os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
-        )
-        self._connect()
+        self._open_manifest(fpath, mode, objects, trust_pickle, storage_options)
         self._committed: dict[str, list[ArtifactVersion]] = {}
-        self._pending: list[_Pending] = []
-        self._pending_by_name: dict[str, list[_Pending]] = {}
+        self._pending: list[PendingArtifact] = []
+        self._pending_by_name: dict[str, list[PendingArtifact]] = {}
         # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
         self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
         # Mode "w": the saved versions, at open, that the first save drops,
         # by (name, created_at, hash): versions others commit later are kept.
         self._baseline: set[tuple[str, dt.datetime, str]] = set()
-        self._filtered = False
         if mode == "w":
             self._baseline = {
                 (name, v.created_at, v.hash)
-                for name, vs in self._read_manifest(tolerant=True).items()
+                for name, vs in self._versions_saved(tolerant=True).items()
                 for v in vs
             }
         else:
-            self._committed = self._read_manifest(tolerant=False)
+            self._committed = self._versions_saved(tolerant=False)
 
-    def _connect(self) -> None:
-        self._storage = open_storage(self._dir, **self.storage_options)
-        self._objects = ObjectStore(self.objects_url, **self.storage_options)
-
-    def _read_manifest(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
-        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
-        if data is None:
-            return {}
-        try:
-            return dict(decode_repository(data, where=self.fpath).artifacts)
-        except CorruptManifestError:
-            if tolerant:
-                return {}
-            raise
-
-    @property
-    def objects(self) -> ObjectStore:
-        """The object store holding this repository's artifact bytes."""
-        return self._objects
-
-    @property
-    def trust_pickle(self) -> bool:
-        """Whether loads may run code from the store (``pickle``); settable.
-
-        Raises:
-            TypeError: (set) a value that is not a bool.
-        """
-        return self._trust.allows()
-
-    @trust_pickle.setter
-    def trust_pickle(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"trust_pickle must be True or False, not {value!r}")
-        # In place: filter() views derive from this trust and follow it.
-        self._trust.trusted = value
-        self._trust.setting = value
+    def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
+        manifest = self._read_manifest(
+            lambda data: decode_repository(data, where=self.fpath), tolerant=tolerant
+        )
+        return {} if manifest is None else dict(manifest.artifacts)
 
     def __repr__(self) -> str:
         return f"Repository({self.fpath!r}, mode={self.mode!r})"
 
     # --- logging -----------------------------------------------------------------
-
-    def _check_writable(self, action: str) -> None:
-        if self.mode == "r":
-            raise ReadOnlyError(
-                f"cannot {action}: repository {self.fpath} is open read-only (mode='r'); "
-                "open it with mode='a' to add versions"
-            )
 
     def log_artifact(
         self,
@@ -223,65 +159,109 @@ class Repository:
         value, suffix = prepare_value(name, value, handler)
         created_at = self._next_created_at(name)
         fname = default_fname(name, created_at, suffix, fname)
-        self._add_version(
-            name,
-            value=value,
-            handler=handler,
-            params=writer_kwargs,
-            created_at=created_at,
-            fname=fname,
-            environment=get_handler(handler).environment(),
-            stored=None,
+        self._queue(
+            PendingArtifact(
+                name=name,
+                value=value,
+                handler=handler,
+                params=dict(writer_kwargs),
+                created_at=created_at,
+                fname=fname,
+                environment=get_handler(handler).environment(),
+            )
         )
 
-    # --- promotion hooks (used by Experiment.promote_artifact) ---------------------
+    # --- queuing versions with a given origin -------------------------------------
 
-    def _latest_created_at(self, name: str) -> dt.datetime | None:
+    def latest_created_at(self, name: str) -> dt.datetime | None:
+        """Creation time of the newest version of ``name``, saved or queued (None: no version)."""
         versions = self._versions(name)
         return max(v.created_at for v in versions) if versions else None
 
-    def _add_version(
+    def queue_version(
         self,
         name: str,
         *,
-        value: Any,
         handler: str,
-        params: dict[str, Any],
         created_at: dt.datetime,
         fname: str,
-        environment: dict[str, str],
-        stored: tuple[str, int] | None,
+        value: Any = None,
+        stored: tuple[str, int] | None = None,
+        params: Mapping[str, Any] | None = None,
+        environment: Mapping[str, str] | None = None,
         expiry: dt.datetime | None = None,
-    ) -> _Pending:
-        """Queue a version with this creation time (and these bytes, if stored).
+    ) -> PendingArtifact:
+        """Queue a version of ``name`` that keeps its origin's creation time and expiry.
 
-        Numbered after the saved and queued versions of ``name``. Promotion and
-        migration use it to keep an origin's creation time; ``log_artifact``
-        for a new one.
+        What promotion and migration use: the version is numbered after the
+        saved and queued versions of ``name`` and written by :meth:`save`.
+        ``stored`` is the ``(hash, size)`` of bytes already in this
+        repository's object store (``value`` is then not serialized; save
+        checks the bytes are still there); otherwise ``value`` is serialized
+        by ``handler`` with ``params`` at save time. ``environment`` is what
+        the handler recorded where the bytes were written.
+
+        Returns:
+            The queued version; :meth:`discard_queued` removes it again.
 
         Raises:
             ReadOnlyError: the repository was opened read-only.
+            InvalidNameError: ``name`` or ``fname`` is not allowed.
+            UnknownHandlerError: no handler is registered as ``handler``.
+            ArtifactLogError: ``created_at`` is earlier than the newest version
+                of ``name`` (versions cannot go into the past).
         """
         self._check_writable("add a version")
-        pending = _Pending(
-            name=name,
-            value=value,
-            handler=handler,
-            params=dict(params),
-            created_at=created_at,
-            fname=fname,
-            version=len(self._committed.get(name, ())) + len(self._pending_of(name)),
-            environment=dict(environment),
-            stored=stored,
-            expiry=expiry,
+        validate_name(name)
+        validate_fname(fname)
+        get_handler(handler)
+        created_at = to_utc(created_at)
+        latest = self.latest_created_at(name)
+        if latest is not None and created_at < latest:
+            raise ArtifactLogError(
+                f"cannot queue a version of artifact {name!r} created "
+                f"{created_at.isoformat()} in repository {self.fpath}: its newest version "
+                f"was created {latest.isoformat()}, and versions cannot go into the past"
+            )
+        return self._queue(
+            PendingArtifact(
+                name=name,
+                value=value,
+                handler=handler,
+                params=dict(params or {}),
+                created_at=created_at,
+                fname=fname,
+                environment=dict(environment or {}),
+                expiry=None if expiry is None else to_utc(expiry),
+                stored=stored,
+            )
         )
+
+    def discard_queued(self, pending: PendingArtifact) -> None:
+        """Remove a queued version; the versions of its name queued after it move down one.
+
+        Raises:
+            VersionNotFoundError: ``pending`` is not queued in this repository
+                (never was, or was saved).
+        """
+        queued = self._pending_of(pending.name)
+        if not any(p is pending for p in queued):
+            raise VersionNotFoundError(
+                f"version {pending.version} of artifact {pending.name!r} is not queued in "
+                f"repository {self.fpath} (saved already, or never queued here)"
+            )
+        self._pending.remove(pending)
+        queued.remove(pending)
+        for later in queued:
+            if later.version > pending.version:
+                later.version -= 1
+
+    def _queue(self, pending: PendingArtifact) -> PendingArtifact:
+        name = pending.name
+        pending.version = len(self._committed.get(name, ())) + len(self._pending_of(name))
         self._pending.append(pending)
         self._pending_by_name.setdefault(name, []).append(pending)
         return pending
-
-    def _discard(self, pending: _Pending) -> None:
-        self._pending.remove(pending)
-        self._pending_by_name[pending.name].remove(pending)
 
     def _next_created_at(self, name: str) -> dt.datetime:
         # Versions of one name get strictly increasing times, even within a microsecond.
@@ -302,16 +282,19 @@ class Repository:
             now = last.created_at + _ONE_MICRO
         return now
 
-    def _pending_of(self, name: str) -> list[_Pending]:
+    def _pending_of(self, name: str) -> list[PendingArtifact]:
         return self._pending_by_name.get(name, [])
 
     # --- saving ------------------------------------------------------------------
 
-    def save(self) -> None:
+    def save(self, *, progress: Progress = null) -> None:
         """Write new versions: objects first, then the manifest, atomically.
 
         Versions that other writers saved since this repository was opened are
         kept; this repository's new versions are numbered after them.
+        ``progress`` is started with the bytes of the queued files (None when
+        a queued value's size is only known once serialized) and advanced as
+        the bytes are stored.
 
         Raises:
             ReadOnlyError: the repository is open in mode ``"r"``.
@@ -320,22 +303,31 @@ class Repository:
                 unsaved version stays pending, so a retry saves them all.
         """
         self._check_writable("save")
+        progress.start(self._bytes_to_store(), f"saving {self._manifest_name}")
         try:
-            with self._objects.writing() as lease:
-                merged = self._save_under(lease)
-        except SaveError:
-            raise
-        except ScribeStoreError as exc:  # the write lease could not be taken
-            raise SaveError(f"could not save repository {self.fpath}: {exc}") from exc
+            with self._saving() as lease:
+                merged = self._save_under(lease, PartOf(progress))
+        finally:
+            progress.close()
         self._committed = merged
         self._pending = []
         self._pending_by_name = {}
         self._expiry_updates = {}
         self._baseline = set()
 
-    def _save_under(self, lease: Lease) -> dict[str, list[ArtifactVersion]]:
+    def _bytes_to_store(self) -> int | None:
+        """Bytes of the queued values not stored yet, if every one is a file."""
+        total = 0
+        for pending in self._pending:
+            if pending.stored is None:
+                if not get_handler(pending.handler).streams_path:
+                    return None
+                with contextlib.suppress(OSError):  # reported by the save itself
+                    total += os.stat(pending.value).st_size
+        return total
+
+    def _save_under(self, lease: Lease, progress: Progress) -> dict[str, list[ArtifactVersion]]:
         """Store pending values and commit the manifest while ``lease`` is held."""
-        register_with(self._objects, join_url(self._dir, self._manifest_name), "repository")
         for pending in self._pending:
             label = f"version {pending.version} of artifact {pending.name!r}"
             if pending.stored is not None and not is_stored(
@@ -349,7 +341,7 @@ class Repository:
                     )
                 pending.stored = None
             if pending.stored is None:
-                pending.stored = self._store(pending)
+                pending.stored = self._store(pending, progress)
         assigned: list[ArtifactVersion] = []
         merged: dict[str, list[ArtifactVersion]] = {}
 
@@ -360,19 +352,15 @@ class Repository:
             merged.update(artifacts)
             return encode_manifest(RepositoryManifest(artifacts=artifacts))
 
-        commit_manifest(
-            self._storage,
-            self._manifest_name,
-            change,
-            lease=lease,
-            label=f"repository {self.fpath}",
-        )
+        self._commit(change, lease)
         return merged
 
-    def _store(self, pending: _Pending) -> tuple[str, int]:
+    def _store(self, pending: PendingArtifact, progress: Progress) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
         try:
-            return store_value(self._objects, pending.handler, pending.value, pending.params)
+            return store_value(
+                self._objects, pending.handler, pending.value, pending.params, progress=progress
+            )
         except Exception as exc:
             raise SaveError(
                 f"could not save version {pending.version} of artifact {pending.name!r} "
@@ -446,7 +434,7 @@ class Repository:
         return f"no artifact named {name!r} in repository {self.fpath} (artifacts: {listing}{more})"
 
     def _saved(self, entry: Entry, action: str) -> ArtifactVersion:
-        if isinstance(entry, _Pending):
+        if isinstance(entry, PendingArtifact):
             raise ArtifactLoadError(
                 f"cannot {action} version {entry.version} of artifact {entry.name!r}: it "
                 "has not been saved yet; call save() first"
@@ -547,7 +535,7 @@ class Repository:
             raise InvalidVersionError(
                 f"expiry must be a datetime or a timestamp string, not {expiry!r}"
             )
-        if isinstance(entry, _Pending):
+        if isinstance(entry, PendingArtifact):
             entry.expiry = when
             return
         versions = self._committed[name]
@@ -634,19 +622,19 @@ class Repository:
         view._pending_by_name = {}
         view._expiry_updates = {}
         view._baseline = set()
-        view._filtered = True
         view._trust = self._trust.derive(f"a filtered view of repository {self.fpath}")
         return view
 
     # --- checking ------------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, progress: Progress = null) -> VerifyReport:
         """Re-hash the object of every saved version this repository knows.
 
         Checks the versions read when the repository was opened or merged at
         its last save (unsaved versions reference nothing yet; reopen to
         check versions other writers saved since). Each distinct object is
-        read once, to its verified end, however many versions share it.
+        read once, to its verified end, however many versions share it;
+        ``progress`` is advanced by the bytes read.
 
         Returns:
             A :class:`VerifyReport` with one :class:`Problem` per version whose
@@ -656,11 +644,12 @@ class Repository:
         Raises:
             StorageError: the storage backend itself failed.
         """
-        return verify_references(
+        references = [
             Reference(self._objects, entry.hash, entry.size, artifact=name, version=entry.version)
             for name, versions in self._committed.items()
             for entry in versions
-        )
+        ]
+        return verify_references(references, progress=progress)
 
     # --- container protocol --------------------------------------------------------
 
@@ -687,8 +676,7 @@ class Repository:
                 yield _metadata(name, entry)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_storage"], state["_objects"]
+        state = super().__getstate__()
         state["_committed"] = {
             name: msgspec.json.encode(versions) for name, versions in self._committed.items()
         }
@@ -696,14 +684,11 @@ class Repository:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         committed = state.pop("_committed")
-        if "_trust" not in state:  # pickled before trust_pickle existed
-            state["_trust"] = PickleTrust.resolve(None, f"repository {state['fpath']}")
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._committed = {
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])
             for name, raw in committed.items()
         }
-        self._connect()
 
 
 def _metadata(name: str, entry: Entry) -> dict[str, Any]:

@@ -19,26 +19,7 @@ from scribestore.progress import (
     terminal_progress,
 )
 from support.cli import invoke, make_repo
-
-
-class Recorder:
-    """A Progress that remembers every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def start(self, total: int | None, desc: str) -> None:
-        self.calls.append(("start", (total, desc)))
-
-    def advance(self, n: int) -> None:
-        self.calls.append(("advance", n))
-
-    def close(self) -> None:
-        self.calls.append(("close", None))
-
-    @property
-    def advanced(self) -> int:
-        return sum(int(n) for kind, n in self.calls if kind == "advance")  # type: ignore[call-overload]
+from support.progress import Recorder
 
 
 class FakeTTY(io.StringIO):
@@ -71,12 +52,12 @@ def test_tqdm_progress_draws_and_closes() -> None:
 
 
 def test_terminal_progress_only_for_terminals() -> None:
-    assert terminal_progress(True, io.StringIO()) is null
-    assert terminal_progress(False, FakeTTY()) is null
-    assert isinstance(terminal_progress(True, FakeTTY()), TqdmProgress)
+    assert terminal_progress(enabled=True, stream=io.StringIO()) is null
+    assert terminal_progress(enabled=False, stream=FakeTTY()) is null
+    assert isinstance(terminal_progress(enabled=True, stream=FakeTTY()), TqdmProgress)
     closed = io.StringIO()
     closed.close()
-    assert terminal_progress(True, closed) is null
+    assert terminal_progress(enabled=True, stream=closed) is null
 
 
 def test_progress_reader_counts_and_passes_through() -> None:

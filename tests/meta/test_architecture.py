@@ -192,3 +192,17 @@ def test_no_test_or_module_imports_conftest(path: Path) -> None:
         or (isinstance(node, ast.Import) and any(a.name == "conftest" for a in node.names))
     ]
     assert bad == []
+
+
+def test_modules_and_functions_stay_small() -> None:
+    too_long = []
+    for module, path in MODULES.items():
+        lines = path.read_text().count("\n")
+        if lines > 800:
+            too_long.append(f"{module}: {lines} lines")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 80:
+                    too_long.append(f"{module}.{node.name}: {length} lines")
+    assert too_long == []

@@ -17,6 +17,7 @@ import pytest
 
 from scribestore import ObjectStore, Repository
 from scribestore.ops.gc import collect_garbage
+from scribestore.ops.registry import ManifestRegistry
 from support.locations import Location
 
 ZERO = dt.timedelta(0)
@@ -89,7 +90,7 @@ def test_a_first_save_in_flight_does_not_stop_gc(
 
     store = ObjectStore(location.join("objects"), **location.options)
     url = location.join("repository.json")
-    store.register_manifest(url, "repository")  # the save registered, then gc surveyed
+    ManifestRegistry(store).register(url, "repository")  # the save registered, then gc surveyed
     real = store.exclusive
     repo = Repository(url, **location.options)
     content = random.Random(9).randbytes(3000)

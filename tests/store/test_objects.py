@@ -16,18 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scribestore import (
+    ContentChangedError,
     CorruptObjectError,
     IntegrityError,
     InvalidDigestError,
     ObjectNotFoundError,
     ObjectStore,
-    ScribeStoreError,
     UnsupportedFormatError,
 )
 from scribestore.store.layout import object_path
 from scribestore.store.loose import HEADER_SIZE, Codec, encode_header
 from support.helpers import PEAK_RSS, python_child, run_child
 from support.locations import Location
+from support.progress import Recorder
 
 
 def b3(data: bytes) -> str:
@@ -488,7 +489,7 @@ def test_source_changing_during_put_publishes_nothing(
         return result
 
     monkeypatch.setattr(objects, "hash_file", hash_then_modify)
-    with pytest.raises(ScribeStoreError, match="changed while"):
+    with pytest.raises(ContentChangedError, match="changed while"):
         store.put(src)
     assert list(store) == stored
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "objects").rglob("*"))
@@ -511,7 +512,7 @@ def test_file_changing_during_single_pass_publishes_nothing(tmp_path: Path, monk
         return out
 
     monkeypatch.setattr(FileWindows, "window", window_then_modify)
-    with pytest.raises(ScribeStoreError, match="changed while"):
+    with pytest.raises(ContentChangedError, match="changed while"):
         store.put(src)
     assert list(store) == []
     monkeypatch.undo()
@@ -536,7 +537,7 @@ def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatc
         return result
 
     monkeypatch.setattr(objects, "hash_bytes", hash_then_modify)
-    with pytest.raises(ScribeStoreError, match="changed while"):
+    with pytest.raises(ContentChangedError, match="changed while"):
         store.put(data)
     assert list(store) == stored
     monkeypatch.undo()
@@ -621,22 +622,6 @@ def test_put_2gib_keeps_rss_bounded(tmp_path: Path, how: str, compressible: bool
     assert info.stored_size < info.size // 10
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.total: int | None = None
-        self.done = 0
-        self.closed = False
-
-    def start(self, total: int | None, desc: str) -> None:
-        self.total = total
-
-    def advance(self, n: int) -> None:
-        self.done += n
-
-    def close(self) -> None:
-        self.closed = True
-
-
 @pytest.mark.parametrize("size", [200_000, 6 << 20], ids=["loose", "chunked"])
 def test_put_reports_progress(location: Location, tmp_path: Path, size: int) -> None:
     store = open_store(location)
@@ -644,9 +629,9 @@ def test_put_reports_progress(location: Location, tmp_path: Path, size: int) -> 
     src = tmp_path / "src.bin"
     src.write_bytes(data)
     for source in (src, data, io.BytesIO(data)):
-        rec = _Recorder()
+        rec = Recorder()
         store.put(source, progress=rec)
-        assert rec.total == size and rec.done == size and rec.closed
+        assert rec.starts == [(size, "storing")] and rec.advanced == size and rec.closed
 
 
 def test_hash_file_stops_between_windows_when_told(tmp_path: Path) -> None:

@@ -6,24 +6,23 @@ alias. numpy is optional and imported only inside the numpy handler's methods.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
 import shutil
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
+import numpy
+
 from scribestore.artifacts.base import ArtifactHandler
-from scribestore.exception import ArtifactLoadError, ArtifactLogError
+from scribestore.artifacts.localfile import write_atomically
 from scribestore.storage.base import BLOCK_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import ModuleType
 
 __all__ = [
     "BUILTIN_HANDLERS",
@@ -162,22 +161,6 @@ class PickleHandler(ArtifactHandler):
         return pickle.load(buf, **params)  # trusted stores only: see the class docstring
 
 
-def _import_numpy(error: type[ArtifactLogError | ArtifactLoadError], action: str) -> ModuleType:
-    """numpy, imported on first use because it is an optional dependency.
-
-    Raises:
-        ``error``: numpy is not installed.
-    """
-    try:
-        import numpy
-    except ImportError as exc:
-        raise error(
-            f"the 'numpy' handler needs numpy to {action}, and it is not installed; "
-            "install it with `pip install numpy`"
-        ) from exc
-    return numpy
-
-
 class NumpyHandler(ArtifactHandler):
     """A numpy array, stored in ``.npy`` format without pickle.
 
@@ -187,8 +170,6 @@ class NumpyHandler(ArtifactHandler):
     are not promised to load identically under another.
 
     Raises:
-        ArtifactLogError: (write) numpy is not installed.
-        ArtifactLoadError: (read) numpy is not installed.
         ValueError: (write) an object array (``allow_pickle`` is off);
             (read) the bytes are not a ``.npy`` array.
         TypeError: ``allow_pickle`` was passed: this handler never pickles.
@@ -198,25 +179,14 @@ class NumpyHandler(ArtifactHandler):
     suffix: ClassVar[str] = "npy"
 
     def environment(self) -> dict[str, str]:
-        numpy = _import_numpy(ArtifactLogError, "record its version")
         return {"numpy_version": numpy.__version__.split(".")[0]}
-
-    def check_environment(self, recorded: Mapping[str, str]) -> str | None:
-        try:
-            self.environment()
-        except ArtifactLogError as exc:
-            # No numpy here: loading is impossible, which is a mismatch to report.
-            return str(exc)
-        return super().check_environment(recorded)
 
     def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
         self._refuse_pickle(params)
-        numpy = _import_numpy(ArtifactLogError, "save arrays")
         numpy.save(buf, value, allow_pickle=False, **params)
 
     def read(self, buf: IO[bytes], **params: Any) -> Any:
         self._refuse_pickle(params)
-        numpy = _import_numpy(ArtifactLoadError, "load arrays")
         loaded = numpy.load(buf, allow_pickle=False, **params)
         if not isinstance(loaded, numpy.ndarray):
             # Only .npy bytes are ever written; an .npz archive here is foreign data.
@@ -323,24 +293,7 @@ class FileHandler(ArtifactHandler):
         parent = os.path.dirname(target) or "."
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"cannot write {target}: directory {parent} does not exist")
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent
-        )
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while block := stream.read(BLOCK_SIZE):
-                    out.write(block)
-                # Reaching here means the stream hit its clean (verified) end.
-                out.flush()
-                os.fsync(out.fileno())
-            # mkstemp creates 0600; give the file the mode a plain open() would.
-            os.chmod(tmp, _new_file_mode(target))
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(parent)
+        write_atomically(target, stream)
         return Path(target)
 
 
@@ -372,46 +325,6 @@ def _destination(dest: str | os.PathLike[str], fname: str | None) -> str:
     ):
         raise ValueError(f"fname must be a plain file name, got {fname!r}")
     return os.path.join(target, fname)
-
-
-def _new_file_mode(target: str) -> int:
-    """Permission bits for the file replacing ``target``: its own if it exists,
-    else 0o666 minus the process umask."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Linux exposes the umask read-only; os.umask() must set it to read it,
-    # which briefly changes it for every thread, so it is only the fallback.
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(path: str) -> None:
-    # Makes the rename durable on POSIX; directories cannot be opened on Windows.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 #: Every built-in handler class, in the order they are documented.

@@ -189,7 +189,7 @@ class Settings:
 
     def progress(self) -> Progress:
         """Bars on stderr only for a person at a terminal: never with --json or --quiet."""
-        return terminal_progress(not (self.json or self.quiet))
+        return terminal_progress(enabled=not (self.json or self.quiet))
 
     def say(self, message: str) -> None:
         """Print an informational line (to stderr under --json; not at all under --quiet)."""

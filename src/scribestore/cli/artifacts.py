@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
 from scribestore.artifacts import get_handler
+from scribestore.artifacts.localfile import write_atomically
 from scribestore.cli.app import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
@@ -30,7 +29,7 @@ from scribestore.cli.app import (
 )
 from scribestore.exception import InvalidNameError, ObjectNotFoundError
 from scribestore.manifest.schema import validate_fname
-from scribestore.progress import NullProgress, copy_stream, null
+from scribestore.progress import copy_stream, null
 from scribestore.project import Project
 from scribestore.repository import Repository
 
@@ -82,7 +81,7 @@ def stored_size(objects: ObjectStore, digest: str | None) -> int | None:
         return None
 
 
-def _match(asof: bool) -> Any:
+def _match(*, asof: bool) -> Any:
     return "asof" if asof else "exact"
 
 
@@ -129,20 +128,9 @@ def log(manifest: str, name: str, path: Path) -> None:
     s = settings()
     repo = open_repository(manifest, mode="a")
     items = _files(name, path)
-    progress = s.progress()
-    if not isinstance(progress, NullProgress):
-        # Byte-level progress for logging needs a callback inside the object
-        # store; until it has one, store each file here (the save below then
-        # finds the bytes present and only re-hashes) so the bar moves per file.
-        progress.start(sum(p.stat().st_size for _, p in items), f"storing {name}")
-        try:
-            for _, file in items:
-                progress.advance(repo.objects.put_sized(file)[1])
-        finally:
-            progress.close()
     for artifact, file in items:
         repo.log_artifact(artifact, file, handler="file")
-    repo.save()
+    repo.save(progress=s.progress())
     logged = [repo[artifact] for artifact, _ in items]
     emit(
         logged,
@@ -241,11 +229,11 @@ def history(manifest: str, name: str) -> None:
 @asof_option
 @store_options
 @output_options
-def show(manifest: str, ref: str, asof: bool) -> None:
+def show(manifest: str, ref: str, *, asof: bool) -> None:
     """Show the metadata of one version (default: the newest unexpired)."""
     repo = open_repository(manifest)
     name, version = parse_ref(ref)
-    meta = repo.get_artifact_metadata(name, version=version, match=_match(asof))
+    meta = repo.get_artifact_metadata(name, version=version, match=_match(asof=asof))
     meta["stored_size"] = stored_size(repo.objects, meta["hash"])
 
     def text() -> Iterator[str]:
@@ -260,7 +248,7 @@ def show(manifest: str, ref: str, asof: bool) -> None:
 # --- export -----------------------------------------------------------------------
 
 
-def _target(dest: Path, fname: str, force: bool) -> Path:
+def _target(dest: Path, fname: str, *, force: bool) -> Path:
     try:
         target = dest / validate_fname(fname) if dest.is_dir() else dest
     except InvalidNameError as exc:
@@ -272,15 +260,6 @@ def _target(dest: Path, fname: str, force: bool) -> Path:
     return target
 
 
-def _file_mode(target: Path) -> int:
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 @cli.command()
 @click.argument("manifest")
 @click.argument("ref", metavar="NAME[@VERSION]")
@@ -289,7 +268,7 @@ def _file_mode(target: Path) -> int:
 @click.option("-f", "--force", is_flag=True, help="Replace DEST if it exists.")
 @store_options
 @output_options
-def get(manifest: str, ref: str, dest: Path, asof: bool, force: bool) -> None:
+def get(manifest: str, ref: str, dest: Path, *, asof: bool, force: bool) -> None:
     """Export one version to DEST, verified.
 
     DEST is a file path, or a directory to write the version's file name
@@ -300,24 +279,15 @@ def get(manifest: str, ref: str, dest: Path, asof: bool, force: bool) -> None:
     s = settings()
     repo = open_repository(manifest)
     name, version = parse_ref(ref)
-    meta = repo.get_artifact_metadata(name, version=version, match=_match(asof))
-    target = _target(dest, meta["fname"], force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    meta = repo.get_artifact_metadata(name, version=version, match=_match(asof=asof))
+    target = _target(dest, meta["fname"], force=force)
+    progress = s.progress()
+    progress.start(meta["size"], f"exporting {name}")
     try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            repo.open_artifact(name, version=meta["version"]) as stream,
-        ):
-            copy_stream(stream, out, s.progress(), total=meta["size"], desc=f"exporting {name}")
-            # copy_stream returned: the stream reached its verified end.
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, _file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        with repo.open_artifact(name, version=meta["version"]) as stream:
+            write_atomically(str(target), cast("IO[bytes]", stream), progress=progress)
+    finally:
+        progress.close()
     result = {**meta, "path": str(target)}
     emit(
         result,
@@ -334,7 +304,7 @@ def get(manifest: str, ref: str, dest: Path, asof: bool, force: bool) -> None:
 @click.argument("ref", metavar="NAME[@VERSION]")
 @asof_option
 @store_options
-def cat(manifest: str, ref: str, asof: bool) -> None:
+def cat(manifest: str, ref: str, *, asof: bool) -> None:
     """Write the raw bytes of one version to stdout.
 
     The bytes are checked as they stream; a damaged version ends with exit
@@ -346,7 +316,7 @@ def cat(manifest: str, ref: str, asof: bool) -> None:
     out: IO[bytes] = sys.stdout.buffer
     # A bar would garble data shown on the same terminal.
     progress = null if out.isatty() else s.progress()
-    with repo.open_artifact(name, version=version, match=_match(asof)) as stream:
+    with repo.open_artifact(name, version=version, match=_match(asof=asof)) as stream:
         copy_stream(stream, out, progress, total=stream.size, desc=f"reading {name}")
     out.flush()
 
@@ -362,14 +332,14 @@ def cat(manifest: str, ref: str, asof: bool) -> None:
 @asof_option
 @store_options
 @output_options
-def diff(manifest: str, name: str, v1: str, v2: str, asof: bool) -> None:
+def diff(manifest: str, name: str, v1: str, v2: str, *, asof: bool) -> None:
     """Compare two versions of NAME.
 
     Text artifacts (json, text) get a unified diff (older version first);
     binary ones a line saying whether their bytes are identical.
     """
     repo = open_repository(manifest)
-    match = _match(asof)
+    match = _match(asof=asof)
     first = repo.get_artifact_metadata(name, version=parse_version(v1), match=match)
     second = repo.get_artifact_metadata(name, version=parse_version(v2), match=match)
     old, new = sorted((first, second), key=lambda m: m["created_at"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,11 +23,10 @@ from scribestore.cli.app import (
     settings,
     store_options,
 )
-from scribestore.exception import IntegrityError, ObjectNotFoundError, ScribeStoreError
 from scribestore.migrate import import_lazyscribe
 from scribestore.ops.fsck import FsckReport, check_store, repair_store
 from scribestore.ops.gc import DEFAULT_GRACE, collect_garbage
-from scribestore.progress import Progress
+from scribestore.ops.verify import VerifyReport
 from scribestore.project import Project
 from scribestore.repository import Repository
 
@@ -85,99 +84,14 @@ def references(url: str) -> tuple[Repository | Project, ObjectStore, list[Refere
 # --- verify -----------------------------------------------------------------------
 
 
-def _read_through(
-    target: Repository | Project, objects: ObjectStore, ref: Reference, progress: Progress
-) -> None:
-    """Read ``ref`` to its verified end, reporting bytes to ``progress``.
-
-    Raises:
-        ObjectNotFoundError, IntegrityError: missing or damaged.
-    """
-    if isinstance(target, Repository):
-        stream = target.open_artifact(ref.artifact, version=ref.version)
-    else:
-        stream = objects.open(ref.hash, artifact=ref.artifact)
-        if stream.size != ref.size:
-            stream.close()
-            raise IntegrityError(
-                ref.hash,
-                "size mismatch",
-                artifact=ref.artifact,
-                detail=f"manifest records {ref.size} bytes, object holds {stream.size}",
-            )
-    with stream:
-        while block := stream.read(4 << 20):
-            progress.advance(len(block))
-
-
-def _check(
-    target: Repository | Project, objects: ObjectStore, refs: list[Reference], progress: Progress
-) -> list[tuple[Reference, str, str]]:
-    """(reference, status, detail) for each reference; each content is read once."""
-    done: dict[tuple[str, int], tuple[str, str]] = {}
-    results = []
-    progress.start(sum({(r.hash, r.size): r.size for r in refs}.values()), "verifying")
-    try:
-        for ref in refs:
-            key = (ref.hash, ref.size)
-            if key not in done:
-                try:
-                    _read_through(target, objects, ref, progress)
-                    done[key] = ("ok", "")
-                except ObjectNotFoundError as exc:
-                    done[key] = ("missing", str(exc))
-                except IntegrityError as exc:
-                    done[key] = ("corrupt", str(exc))
-                except ScribeStoreError as exc:
-                    done[key] = ("error", str(exc))
-            results.append((ref, *done[key]))
-    finally:
-        progress.close()
-    return results
-
-
-def _field(item: object, *names: str) -> Any:
-    for name in names:
-        if isinstance(item, Mapping) and name in item:
-            return item[name]
-        if hasattr(item, name):
-            return getattr(item, name)
-    return None
-
-
 _Key = tuple[str, "int | None", "str | None", "str | None"]
 
 
-def _library_problems(target: Repository | Project) -> dict[_Key, tuple[str, str]] | None:
-    """Problems found by the library's ``verify()``, where this scribestore has it.
-
-    Its report is read by field name: ``problems`` (or the report itself),
-    each with ``artifact``, ``version``/``experiment``/``test`` where they
-    apply, ``kind`` (or ``status``) and ``message`` (or ``detail``). None
-    when there is no such method or the report has another shape, so the
-    CLI's own check runs instead.
-    """
-    verify = getattr(target, "verify", None)
-    if not callable(verify):
-        return None
-    report = verify()
-    items = _field(report, "problems", "results")
-    if items is None:
-        items = report
-    if not isinstance(items, Iterable) or isinstance(items, (str, bytes, Mapping)):
-        return None
-    problems: dict[_Key, tuple[str, str]] = {}
-    for item in items:
-        name = _field(item, "artifact", "name")
-        status = _field(item, "kind", "status")
-        if not isinstance(name, str) or status is None:
-            return None
-        status = str(getattr(status, "value", status)).lower()
-        if status != "ok":
-            key = (name, _field(item, "version"), _field(item, "experiment"), _field(item, "test"))
-            detail = _field(item, "message", "detail")
-            problems[key] = (status, "" if detail is None else str(detail))
-    return problems
+def _problems(report: VerifyReport) -> dict[_Key, tuple[str, str]]:
+    """(status, detail) of each reference the library's verify found a problem with."""
+    return {
+        (p.artifact, p.version, p.experiment, p.test): (p.kind, p.message) for p in report.problems
+    }
 
 
 @cli.command()
@@ -192,17 +106,14 @@ def verify(manifest: str) -> None:
     match). Exits 4 if any version is missing or corrupt.
     """
     s = settings()
-    target, objects, refs = references(manifest)
-    library = _library_problems(target)
-    if library is None:
-        results = _check(target, objects, refs, s.progress())
-    else:
-        ok = ("ok", "")
-        results = [
-            (ref, *library.get((ref.artifact, ref.version, ref.experiment, ref.test), ok))
-            for ref in refs
-        ]
-    counts = {"ok": 0, "missing": 0, "corrupt": 0, "error": 0}
+    target, _, refs = references(manifest)
+    problems = _problems(target.verify(progress=s.progress()))
+    ok = ("ok", "")
+    results = [
+        (ref, *problems.get((ref.artifact, ref.version, ref.experiment, ref.test), ok))
+        for ref in refs
+    ]
+    counts = {"ok": 0, "missing": 0, "corrupt": 0, "unsupported": 0}
     for _, status, _ in results:
         counts[status] = counts.get(status, 0) + 1
     data = {
@@ -292,20 +203,7 @@ def du(manifest: str) -> None:
 # --- gc ---------------------------------------------------------------------------
 
 
-def _plain(value: object) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, msgspec.Struct):
-        return msgspec.to_builtins(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return value if isinstance(value, (dict, list, int, float, str, type(None))) else str(value)
-
-
-def _gc_text(report: Any) -> Iterator[str]:
-    if not isinstance(report, dict):
-        yield str(report)
-        return
+def _gc_text(report: dict[str, Any]) -> Iterator[str]:
     verb = "would free" if report.get("dry_run") else "freed"
     counts = {k: len(v) if isinstance(v, (list, tuple)) else v for k, v in report.items()}
     if "freed_bytes" in counts:
@@ -333,7 +231,7 @@ def _gc_text(report: Any) -> Iterator[str]:
 )
 @store_options
 @output_options
-def gc(manifest: str, dry_run: bool, grace: float | None, forget: tuple[str, ...]) -> None:
+def gc(manifest: str, *, dry_run: bool, grace: float | None, forget: tuple[str, ...]) -> None:
     """Delete objects that no manifest using MANIFEST's object store references.
 
     Every manifest registered with the store is marked from, MANIFEST
@@ -351,7 +249,7 @@ def gc(manifest: str, dry_run: bool, grace: float | None, forget: tuple[str, ...
         forget=forget,
         **s.storage_options,
     )
-    plain = _plain(report)
+    plain = msgspec.to_builtins(report)
     emit(plain, lambda: _gc_text(plain))
 
 
@@ -364,15 +262,15 @@ def gc(manifest: str, dry_run: bool, grace: float | None, forget: tuple[str, ...
 )
 @store_options
 @output_options
-def fsck(manifest: str, repair: bool) -> None:
+def fsck(manifest: str, *, repair: bool) -> None:
     """Check every object, pack and file of MANIFEST's object store.
 
     Exits 0 when nothing is wrong, with the integrity exit code otherwise.
     """
     _, objects, _ = references(manifest)
-    repaired = _plain(repair_store(objects)) if repair else None
+    repaired = msgspec.to_builtins(repair_store(objects)) if repair else None
     report = check_store(objects)
-    plain = {"ok": report.ok, **_plain(report), "repaired": repaired}
+    plain = {"ok": report.ok, **msgspec.to_builtins(report), "repaired": repaired}
     emit(plain, lambda: _fsck_text(report, repaired))
     if not report.ok:
         raise CliError(f"{len(report.problems)} problem(s) in {objects.url}", EXIT_INTEGRITY)

@@ -12,7 +12,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from scribestore.artifacts import get_handler
 from scribestore.exception import (
@@ -24,11 +24,13 @@ from scribestore.exception import (
     UntrustedPickleError,
 )
 from scribestore.manifest.schema import validate_fname, validate_name
+from scribestore.progress import Progress, null
 from scribestore.store.objects import ObjectReader, ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from scribestore.ops.registry import ManifestKind, ManifestRegistry
     from scribestore.storage import Storage
     from scribestore.store.leases import Lease
 
@@ -174,20 +176,18 @@ class StoredArtifact(Protocol):
     def environment(self) -> dict[str, str]: ...
 
 
-def register_with(
-    objects: ObjectStore, manifest_url: str, kind: Literal["repository", "project"]
-) -> None:
+def register_with(registry: ManifestRegistry, manifest_url: str, kind: ManifestKind) -> None:
     """Register a manifest with its object store, before it stores anything.
 
     Raises:
         SaveError: the registration could not be written; nothing was saved.
     """
     try:
-        objects.register_manifest(manifest_url, kind)
+        registry.register(manifest_url, kind)
     except ScribeStoreError as exc:
         raise SaveError(
-            f"could not register {kind} {manifest_url} with the object store "
-            f"{objects.url}: {exc}; nothing was saved"
+            f"could not register {kind} {manifest_url} with its object store: {exc}; "
+            "nothing was saved"
         ) from exc
 
 
@@ -276,19 +276,27 @@ def default_fname(name: str, created_at: dt.datetime, suffix: str, fname: str | 
 
 
 def store_value(
-    objects: ObjectStore, handler_alias: str, value: Any, params: dict[str, Any]
+    objects: ObjectStore,
+    handler_alias: str,
+    value: Any,
+    params: dict[str, Any],
+    *,
+    progress: Progress = null,
 ) -> tuple[str, int]:
     """Serialize ``value`` with its handler into ``objects``; return (hash, size).
+
+    ``progress`` is started with the size once it is known and advanced as
+    bytes are stored.
 
     Raises:
         Whatever the handler or the store raises; nothing is referenced yet.
     """
     handler = get_handler(handler_alias)
     if handler.streams_path:
-        return objects.put_sized(Path(value))
+        return objects.put_sized(Path(value), progress=progress)
     buf = io.BytesIO()
     handler.write(value, buf, **params)
-    return objects.put_sized(buf.getbuffer())
+    return objects.put_sized(buf.getbuffer(), progress=progress)
 
 
 def open_stored(

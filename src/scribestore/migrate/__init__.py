@@ -169,25 +169,7 @@ def _import_repository(
     report: MigrationReport,
     storage_options: dict[str, Any],
 ) -> None:
-    # Plan: parse and check every entry and file before anything is written.
-    planned: list[SourceArtifact] = []
-    missing: list[str] = []
-    for raw in entries:
-        art = parse_artifact(raw, src.url, handlers)
-        art.rel = f"{art.name}/{art.fname}"
-        if not src.exists(art.rel):
-            missing.append(art.rel)
-        planned.append(art)
-    check_missing(missing, src)
-    check_handlers(planned, report)
-    # Versions of one name in lazyscribe's order; names in order of first appearance.
-    planned.sort(key=lambda a: a.version)
-    by_name: dict[str, list[SourceArtifact]] = {}
-    for raw in entries:
-        by_name.setdefault(raw["name"], [])
-    for art in planned:
-        by_name[art.name].append(art)
-
+    by_name = _plan_repository(src, entries, handlers, report)
     repo = Repository(dest, mode="a", objects=objects, **storage_options)
     existing: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for meta in repo:
@@ -195,7 +177,7 @@ def _import_repository(
     for name, versions in by_name.items():
         _check_order(name, versions, existing.get(name, []), dest)
 
-    progress.start(sum(src.size(a.rel) for a in planned), "importing")
+    progress.start(sum(src.size(a.rel) for arts in by_name.values() for a in arts), "importing")
     try:
         for name, versions in by_name.items():
             have = existing.get(name, [])
@@ -227,24 +209,51 @@ def _import_repository(
                         f"{art.created_at.isoformat()}) differs from the version saved in {dest} "
                         f"at that time; import into a new manifest. Nothing was imported"
                     )
-                pending = repo._add_version(
+                repo.queue_version(
                     name,
-                    value=None,
                     handler=art.handler,
-                    params={},
                     created_at=art.created_at,
                     fname=art.fname,
                     environment=art.environment,
                     stored=(digest, size),
+                    expiry=art.expiry,
                 )
-                # _add_version keeps its origin's creation time but has no expiry
-                # argument; the pending entry carries it into the manifest.
-                pending.expiry = art.expiry
                 report.versions_added += 1
     finally:
         progress.close()
     if report.changed:
         repo.save()
+
+
+def _plan_repository(
+    src: Source, entries: list[dict[str, Any]], handlers: Mapping[str, str], report: MigrationReport
+) -> dict[str, list[SourceArtifact]]:
+    """Every entry parsed and checked, its file found, before anything is written.
+
+    Returns versions of one name in lazyscribe's order, names in order of
+    first appearance.
+
+    Raises:
+        MigrationError: an entry cannot be imported or a file it names is missing.
+    """
+    planned: list[SourceArtifact] = []
+    missing: list[str] = []
+    for raw in entries:
+        art = parse_artifact(raw, src.url, handlers)
+        art.rel = f"{art.name}/{art.fname}"
+        if not src.exists(art.rel):
+            missing.append(art.rel)
+        planned.append(art)
+    check_missing(missing, src)
+    check_handlers(planned, report)
+    planned.sort(key=lambda a: a.version)
+    by_name: dict[str, list[SourceArtifact]] = {}
+    for raw in entries:
+        by_name.setdefault(raw["name"], [])
+    for art in planned:
+        by_name[art.name].append(art)
+
+    return by_name
 
 
 def _meta_time(meta: Mapping[str, Any]) -> dt.datetime:

@@ -79,7 +79,7 @@ def import_project(
         for exp, occurrence in todo:
             record = exp.record(src, project.objects, progress, occurrence, report)
             project.append(
-                Experiment._from_record(
+                Experiment.from_record(
                     record, project=project.fpath, objects=project.objects, read_only=False
                 )
             )

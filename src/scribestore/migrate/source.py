@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from scribestore.artifacts import get_handler
-from scribestore.exception import InvalidNameError, ScribeStoreError
+from scribestore.exception import InvalidNameError, MigrationError
 from scribestore.experiment import slugify
 from scribestore.manifest.schema import validate_name
 from scribestore.manifest.versions import to_utc
@@ -49,11 +49,6 @@ FALLBACK_HANDLER = "file"
 _ARTIFACT_KEYS = frozenset({"name", "version", "fname", "handler", "created_at", "expiry"})
 
 Kind = Literal["repository", "project"]
-
-
-class MigrationError(ScribeStoreError, ValueError):
-    """The source is not a lazyscribe manifest we can import, a file it lists
-    is missing, or the destination holds conflicting versions."""
 
 
 @dataclasses.dataclass

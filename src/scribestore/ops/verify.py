@@ -21,6 +21,7 @@ from scribestore.exception import (
     ObjectNotFoundError,
     UnsupportedFormatError,
 )
+from scribestore.progress import Progress, null
 from scribestore.store.layout import BLOCK_SIZE
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ __all__ = ["Problem", "ProblemKind", "Reference", "VerifyReport", "verify_refere
 #: or size disagree with its digest or with the manifest. ``"unsupported"``: it
 #: was written in an object format newer than this scribestore reads.
 ProblemKind = Literal["missing", "corrupt", "unsupported"]
-
-# Bytes read per step; the buffer is reused so a large object costs no more memory.
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,23 +115,33 @@ class _Outcome:
     detail: str = ""
 
 
-def verify_references(references: Iterable[Reference]) -> VerifyReport:
+def verify_references(
+    references: Iterable[Reference], *, progress: Progress = null
+) -> VerifyReport:
     """Read every distinct referenced object to its verified end and report.
+
+    ``progress`` is told the bytes of every distinct object (by the sizes the
+    manifest records) and advanced as they are read.
 
     Raises:
         StorageError: the backend itself failed (network, permissions): that
             is not a finding about the data, so it is not reported as one.
     """
     stores: list[ObjectStore] = []
+    refs = [(ref, (_store_index(stores, ref.objects), ref.hash)) for ref in references]
     outcomes: dict[tuple[int, str], _Outcome] = {}
     problems: list[Problem] = []
     checked = ok = 0
-    for ref in references:
+    progress.start(sum({key: ref.size for ref, key in refs}.values()), "verifying")
+    try:
+        for ref, key in refs:
+            if key not in outcomes:
+                outcomes[key] = _read_object(ref.objects, ref.hash, progress)
+    finally:
+        progress.close()
+    for ref, key in refs:
         checked += 1
-        key = (_store_index(stores, ref.objects), ref.hash)
-        outcome = outcomes.get(key)
-        if outcome is None:
-            outcome = outcomes[key] = _read_object(ref.objects, ref.hash)
+        outcome = outcomes[key]
         kind, detail = outcome.kind, outcome.detail
         if kind is None and outcome.size != ref.size:
             kind = "corrupt"
@@ -167,14 +176,14 @@ def _store_index(stores: list[ObjectStore], store: ObjectStore) -> int:
     return len(stores) - 1
 
 
-def _read_object(store: ObjectStore, digest: str) -> _Outcome:
+def _read_object(store: ObjectStore, digest: str, progress: Progress) -> _Outcome:
     """Read ``digest`` to its end through the verifying reader."""
     buffer = bytearray(BLOCK_SIZE)
     try:
         with store.open(digest) as reader:
             size = reader.size
-            while reader.readinto(buffer):
-                pass
+            while n := reader.readinto(buffer):
+                progress.advance(n)
     except ObjectNotFoundError:
         return _Outcome(
             None,

@@ -9,9 +9,9 @@ protocol gets the generic :class:`FsspecStorage`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from scribestore.exception import StorageError
+from scribestore.exception import ScribeStoreError, StorageError, StorageTimeoutError
 from scribestore.storage.base import NotRegularFileError, Storage, check_relpath
 from scribestore.storage.local import DEFAULT_LOCK_TIMEOUT, LocalStorage
 
@@ -20,12 +20,19 @@ __all__ = [
     "NotRegularFileError",
     "Storage",
     "check_relpath",
+    "checked",
     "join_url",
     "open_storage",
     "read_if_exists",
     "split_file_url",
     "split_url",
 ]
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
 
 
 def split_url(url: str | os.PathLike[str]) -> tuple[str, str]:
@@ -76,6 +83,31 @@ def read_if_exists(storage: Storage, path: str, label: str) -> bytes | None:
         return None
     except OSError as exc:
         raise StorageError(f"cannot read {label}: {exc}") from exc
+
+
+def checked(storage: Storage, call: Callable[[], T], subject: str, *, hint: str = "") -> T:
+    """The result of ``call``, a call on ``storage``; its OSErrors become StorageError.
+
+    FileNotFoundError passes through (callers decide what a missing file
+    means), and so do errors already in the scribestore tree.
+
+    Raises:
+        StorageTimeoutError: ``call`` timed out.
+        StorageError: ``call`` raised another OSError; the message names the
+            store, ``subject`` and, when given, ``hint`` (what to do).
+    """
+    try:
+        return call()
+    except (ScribeStoreError, FileNotFoundError):
+        raise
+    except TimeoutError as exc:
+        tail = f"; {hint}" if hint else ""
+        raise StorageTimeoutError(
+            f"storage at {storage.url} timed out on {subject}: {exc}{tail}"
+        ) from exc
+    except OSError as exc:
+        tail = f"; {hint}" if hint else ""
+        raise StorageError(f"storage at {storage.url} failed on {subject}: {exc}{tail}") from exc
 
 
 def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage:

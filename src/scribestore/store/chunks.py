@@ -27,7 +27,7 @@ import blake3
 import numpy as np
 from pyfastcdc import FastCDC
 
-from scribestore.exception import UnsupportedFormatError
+from scribestore.exception import CorruptPackError, UnsupportedFormatError
 from scribestore.store import planes
 from scribestore.store.blobcodec import (
     ChunkCodec,
@@ -462,12 +462,13 @@ class ChunkedStream:
         """Read one run of blobs with a single ranged read, decode and verify them.
 
         Raises:
-            ValueError: the pack is short, a blob does not decode, or a chunk
-                does not hash to its name in the recipe.
+            CorruptPackError: the pack is short, or a chunk does not hash to
+                its name in the recipe.
+            ValueError: a blob does not decode.
         """
         data = self._storage.read_view(pack_path(first.pack), first.offset, length)
         if len(data) != length:
-            raise ValueError(f"pack {first.pack} is shorter than its index says")
+            raise CorruptPackError(f"pack {first.pack} is shorter than its index says")
         spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
         total = sum(size for size, _ in run)
         try:
@@ -482,7 +483,7 @@ class ChunkedStream:
         for j, (size, loc) in enumerate(run):
             # Every chunk is checked before the reader sees a byte of it.
             if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
-                raise ValueError(
+                raise CorruptPackError(
                     f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
                     f"{loc.offset}) does not hash to its name"
                 )

@@ -16,24 +16,24 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 
 from scribestore.exception import (
+    ContentChangedError,
     CorruptObjectError,
     IntegrityError,
     ObjectNotFoundError,
     ScribeStoreError,
     StorageError,
+    StorageTimeoutError,
 )
 from scribestore.progress import Progress, null
 from scribestore.storage import (
     NotRegularFileError,
     Storage,
-    check_relpath,
     open_storage,
-    split_url,
 )
 from scribestore.store import loose as codec
 from scribestore.store.chunks import (
@@ -55,7 +55,7 @@ from scribestore.store.hashing import (
     hash_file,
     is_digest,
 )
-from scribestore.store.layout import BLOCK_SIZE, MANIFESTS_DIR, PACK_DIR, object_path
+from scribestore.store.layout import BLOCK_SIZE, PACK_DIR, object_path
 from scribestore.store.leases import Lease, LeasePolicy, Leases
 from scribestore.store.packs import PackIndex
 from scribestore.store.reader import ObjectReader
@@ -64,11 +64,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 __all__ = [
-    "ManifestRef",
     "ObjectInfo",
     "ObjectReader",
     "ObjectStore",
-    "RegisteredManifest",
     "StoreStats",
 ]
 
@@ -87,27 +85,6 @@ class ObjectInfo(msgspec.Struct, frozen=True):
     size: int
     stored_size: int
     codec: codec.Codec
-
-
-class ManifestRef(msgspec.Struct, frozen=True, kw_only=True):
-    """A registry record: a manifest that uses a store (FORMAT section 7).
-
-    ``url`` is where the manifest was when it registered; ``path``, when not
-    empty, is its location relative to the store's tree (``../name``) and
-    wins, so moving the store does not lose it.
-    """
-
-    url: str
-    kind: Literal["repository", "project"]
-    path: str = ""
-
-
-class RegisteredManifest(msgspec.Struct, frozen=True, kw_only=True):
-    """A registered manifest as found now: its record and where it is."""
-
-    record: str
-    url: str
-    kind: Literal["repository", "project"]
 
 
 class StoreStats(msgspec.Struct, frozen=True):
@@ -152,14 +129,13 @@ class ObjectStore:
         self._leases = Leases(self._storage, lease_policy)
         self._index: PackIndex | None = None
         self._fresh_lease: Lease | None = None
-        self._registered: set[tuple[str, str]] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self._root, "options": self._options, "policy": self._leases.policy}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
-            state["root"], lease_policy=state.get("policy"), **state["options"]
+            state["root"], lease_policy=state["policy"], **state["options"]
         )
 
     @contextlib.contextmanager
@@ -233,11 +209,6 @@ class ObjectStore:
     def url(self) -> str:
         """The root of this store as a path or URL."""
         return self._storage.url
-
-    @property
-    def tree_url(self) -> str | None:
-        """The directory holding this object store (None at a bucket's top)."""
-        return _tree_of(self.url)
 
     @property
     def storage_options(self) -> dict[str, Any]:
@@ -358,7 +329,7 @@ class ObjectStore:
             pool.shutdown(wait=False)  # a stopped pass ends after its window
         done = self._write_chunks(source, probe, progress)
         if done.size != size or (f is not None and _file_state(f) != before):
-            raise ScribeStoreError(
+            raise ContentChangedError(
                 f"the file changed while it was being stored (read {done.size} of {size} "
                 "bytes, or its size, modification time or inode changed during the read); "
                 "nothing was stored. Do not modify a file while logging it, then retry."
@@ -423,7 +394,7 @@ class ObjectStore:
         probe = f.read(codec.PROBE_SIZE)
         chosen = codec.choose_codec(probe, size)
         chunks = _encode(digest, size, chosen, probe, f, progress)
-        self._wrap_os(lambda: self._storage.write_new(object_path(digest), chunks), digest)
+        self._object_io(lambda: self._storage.write_new(object_path(digest), chunks), digest)
 
     def _publish_chunked(
         self,
@@ -454,7 +425,7 @@ class ObjectStore:
 
     def _publish_recipe(self, digest: str, size: int, recipe: bytes) -> None:
         header = codec.encode_header(codec.Codec.CHUNKED, size)
-        self._wrap_os(
+        self._object_io(
             lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
         )
 
@@ -508,9 +479,9 @@ class ObjectStore:
                 bytes that do not match their digest.
         """
         path = object_path(digest)
-        raw = self._wrap_os(lambda: self._storage.open_read(path), digest)
+        raw = self._object_io(lambda: self._storage.open_read(path), digest)
         try:
-            header, chunks = self._wrap_os(
+            header, chunks = self._object_io(
                 lambda: self._open_parts(raw, digest, path, size, artifact, version), digest
             )
         except BaseException:
@@ -576,12 +547,12 @@ class ObjectStore:
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
         path = object_path(digest)
-        head = self._wrap_os(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
+        head = self._object_io(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
         header = codec.decode_header(head, digest=digest, path=path)
-        stored = self._wrap_os(lambda: self._storage.size(path), digest)
+        stored = self._object_io(lambda: self._storage.size(path), digest)
         if header.codec is codec.Codec.CHUNKED:
             # The recipe plus each distinct chunk's blob (shared chunks count in full).
-            blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
+            blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
             recipe = self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)
             index = self._packs()
             index.refresh()
@@ -595,12 +566,12 @@ class ObjectStore:
         count = logical = stored = 0
         for digest in self:
             path = object_path(digest)
-            head = self._wrap_os(
+            head = self._object_io(
                 partial(self._storage.read_range, path, 0, codec.HEADER_SIZE), digest
             )
             count += 1
             logical += codec.decode_header(head, digest=digest, path=path).size
-            stored += self._wrap_os(partial(self._storage.size, path), digest)
+            stored += self._object_io(partial(self._storage.size, path), digest)
         for pack_file in self._wrap_os(lambda: list(self._storage.list(PACK_DIR)), self.url):
             stored += self._wrap_os(partial(self._storage.size, pack_file), pack_file)
         return StoreStats(count, logical, stored)
@@ -613,65 +584,7 @@ class ObjectStore:
             ObjectNotFoundError: no such object.
         """
         path = object_path(digest)
-        self._wrap_os(lambda: self._storage.delete(path), digest)
-
-    # --- manifests that use this store ----------------------------------------
-
-    def register_manifest(self, url: str, kind: Literal["repository", "project"]) -> None:
-        """Record that the manifest at ``url`` references objects in this store.
-
-        Garbage collection marks from every registered manifest, so a manifest
-        MUST be registered before anything it references is stored. A
-        manifest inside the store's tree (the directory holding this object
-        store) is recorded by its location relative to it, so the record
-        survives moving or copying the whole store. The record is
-        create-only and written once per store and location.
-
-        Raises:
-            StorageError: the record could not be written.
-        """
-        key = (url, kind)
-        if key in self._registered:
-            return
-        inside = _inside_tree(self.url, url)
-        ref = ManifestRef(url=url, kind=kind, path="" if inside is None else "../" + inside)
-        name = f"{MANIFESTS_DIR}/{hash_bytes((ref.path or url).encode())[:32]}.json"
-        record = msgspec.json.encode(ref)
-        self._wrap_os(lambda: self._storage.write_new(name, (record,)), url)
-        self._registered.add(key)
-
-    def registered_manifests(self) -> list[RegisteredManifest]:
-        """Every manifest registered with :meth:`register_manifest`, located now.
-
-        Raises:
-            CorruptObjectError: a record cannot be decoded (gc must stop).
-            StorageError: the records could not be read.
-        """
-        refs = []
-        for path in self._wrap_os(lambda: list(self._storage.list(MANIFESTS_DIR)), self.url):
-            if not path.endswith(".json") or path.rsplit("/", 1)[-1].startswith("."):
-                continue  # an in-flight write
-            data = self._wrap_os(partial(self._storage.read_bytes, path), path)
-            try:
-                ref = msgspec.json.decode(data, type=ManifestRef)
-                url = ref.url if not ref.path else _resolve_in_tree(self.url, ref.path)
-            except (msgspec.DecodeError, ValueError) as exc:
-                raise CorruptObjectError(
-                    "manifest-record", "undecodable", path=path, detail=str(exc)
-                ) from exc
-            refs.append(RegisteredManifest(record=path, url=url, kind=ref.kind))
-        return refs
-
-    def forget_manifest(self, record: str) -> None:
-        """Delete the registry record at storage path ``record`` (gc's ``forget``).
-
-        Raises:
-            StorageError: it could not be deleted.
-        """
-        if not record.startswith(MANIFESTS_DIR + "/"):
-            raise ValueError(f"{record!r} is not a manifest record")
-        with contextlib.suppress(StorageError):  # already gone
-            self._wrap_os(lambda: self._storage.delete(record), record)
+        self._object_io(lambda: self._storage.delete(path), digest)
 
     def recipe_chunks(self, digest: str) -> list[bytes] | None:
         """Chunk digests of a chunked object, or None for a loose one.
@@ -680,7 +593,7 @@ class ObjectStore:
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
         path = object_path(digest)
-        blob = self._wrap_os(lambda: self._storage.read_bytes(path), digest)
+        blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
         header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
         if header.codec is not codec.Codec.CHUNKED:
             return None
@@ -714,76 +627,61 @@ class ObjectStore:
         except (IntegrityError, ObjectNotFoundError):
             path = object_path(digest)
             with contextlib.suppress(ObjectNotFoundError):
-                self._wrap_os(lambda: self._storage.delete(path), digest)
+                self._object_io(lambda: self._storage.delete(path), digest)
             return False
         return True
 
     def _exists(self, digest: str) -> bool:
         path = object_path(digest)
-        return self._wrap_os(lambda: self._storage.exists(path), digest)
+        return self._object_io(lambda: self._storage.exists(path), digest)
+
+    def _object_io(self, call: Callable[[], _T], digest: str) -> _T:
+        """Run ``call`` on object ``digest``; a missing file is a missing object.
+
+        Raises:
+            ObjectNotFoundError: ``call`` met no such file.
+            CorruptObjectError, StorageError: as :meth:`_wrap_os`.
+        """
+        try:
+            return self._io(call, digest, digest)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"object {digest} is not in the store at {self.url}; check the "
+                "digest, or that the store URL points at the right objects directory"
+            ) from None
 
     def _wrap_os(self, call: Callable[[], _T], subject: str) -> _T:
-        """Run ``call``, turning backend OSErrors into the scribestore error tree."""
+        """Run ``call`` on ``subject`` (not an object), its OSErrors mapped to the error tree.
+
+        Raises:
+            CorruptObjectError: a path is a symlink, FIFO or device.
+            StorageError: the backend failed, or a file is not there.
+        """
+        try:
+            return self._io(call, subject, None)
+        except FileNotFoundError:
+            raise StorageError(f"not found: {subject} in {self.url}") from None
+
+    def _io(self, call: Callable[[], _T], subject: str, digest: str | None) -> _T:
+        """Run ``call``; FileNotFoundError passes through, other OSErrors are mapped."""
         try:
             return call()
-        except ScribeStoreError:
+        except (ScribeStoreError, FileNotFoundError):
             raise
         except NotRegularFileError as exc:
             raise CorruptObjectError(
-                subject if is_digest(subject) else "store-file",
+                digest or "store-file",
                 "not a regular file",
                 path=str(exc.filename),
                 detail=f"{exc.strerror}: only regular files are read; remove it",
             ) from exc
-        except FileNotFoundError:
-            if is_digest(subject):
-                raise ObjectNotFoundError(
-                    f"object {subject} is not in the store at {self.url}; check the "
-                    "digest, or that the store URL points at the right objects directory"
-                ) from None
-            raise StorageError(f"not found: {subject} in {self.url}") from None
+        except TimeoutError as exc:
+            raise StorageTimeoutError(
+                f"storage at {self.url} timed out on {subject}: {exc}; check that the "
+                "store is reachable, then retry"
+            ) from exc
         except OSError as exc:
             raise StorageError(f"storage at {self.url} failed on {subject}: {exc}") from exc
-
-
-def _tree_of(root: str) -> str | None:
-    """The directory holding an object store's root, or None at a bucket's top."""
-    protocol, rest = split_url(root)
-    if not protocol:
-        return os.path.dirname(os.path.abspath(rest))
-    head, _, tail = root.rstrip("/").rpartition("/")
-    return head if tail and not head.endswith(":/") and "/" in rest.strip("/") else None
-
-
-def _inside_tree(root: str, manifest_url: str) -> str | None:
-    """``manifest_url`` relative to the store's tree (``/``-separated), if inside it."""
-    tree = _tree_of(root)
-    if tree is None:
-        return None
-    protocol, rest = split_url(manifest_url)
-    if not protocol:
-        full = os.path.abspath(rest)
-        if not full.startswith(tree.rstrip(os.sep) + os.sep):
-            return None
-        return os.path.relpath(full, tree).replace(os.sep, "/")
-    if split_url(root)[0] != protocol or not manifest_url.startswith(tree + "/"):
-        return None
-    return manifest_url[len(tree) + 1 :]
-
-
-def _resolve_in_tree(root: str, path: str) -> str:
-    """Where a record's relative ``path`` (``../name``) is now.
-
-    Raises:
-        ValueError: ``path`` is not ``../`` plus a safe relative path.
-    """
-    tree = _tree_of(root)
-    if tree is None or not path.startswith("../"):
-        raise ValueError(f"bad relative manifest location {path!r}")
-    rel = check_relpath(path[3:])
-    if not split_url(root)[0]:
-        return os.path.join(tree, *rel.split("/"))
-    return f"{tree}/{rel}"
 
 
 def _encode(
@@ -835,8 +733,8 @@ def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ScribeStoreError:
-    return ScribeStoreError(
+def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ContentChangedError:
+    return ContentChangedError(
         f"the content changed while it was being stored (expected {size} bytes with "
         f"blake3 {digest}, read {actual_size} bytes with blake3 {actual}); nothing was "
         "stored. Do not modify a file while logging it, then retry."

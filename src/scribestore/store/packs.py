@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import blake3
 
-from scribestore.exception import UnsupportedFormatError
+from scribestore.exception import CorruptPackError, UnsupportedFormatError
 from scribestore.storage import NotRegularFileError
 from scribestore.store.layout import (
     CONDEMNED_EXT,
@@ -88,10 +88,10 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
     Raises:
         UnsupportedFormatError: the index (and its pack) were written by a
             newer scribestore (a ``ValueError`` too).
-        ValueError: the index is malformed, or (version 3) fails its checksum.
+        CorruptPackError: the index is malformed, or (version 3) fails its checksum.
     """
     if data[:4] != INDEX_HEADER[:4] or len(data) < 16 or data[4] == 0:
-        raise ValueError(f"pack index {pack_id} has a bad header")
+        raise CorruptPackError(f"pack index {pack_id} has a bad header")
     if data[4] > PACK_FORMAT_VERSION:
         raise _newer(pack_id, data[4])
     (total,) = _TOTAL.unpack_from(data, 8)
@@ -99,7 +99,7 @@ def parse_index(pack_id: str, data: bytes) -> tuple[int, list[tuple[bytes, Chunk
     if data[4] >= 3:
         end -= _CHECKSUM
         if end < 16 or blake3.blake3(memoryview(data)[:end]).digest() != data[end:]:
-            raise ValueError(f"pack index {pack_id} fails its checksum")
+            raise CorruptPackError(f"pack index {pack_id} fails its checksum")
     return total, _entries(pack_id, memoryview(data)[16:end], total, "pack index")
 
 
@@ -107,11 +107,11 @@ def _entries(
     pack_id: str, table: memoryview, limit: int, what: str
 ) -> list[tuple[bytes, ChunkLocation]]:
     if len(table) % _ENTRY.size:
-        raise ValueError(f"{what} {pack_id} is truncated")
+        raise CorruptPackError(f"{what} {pack_id} is truncated")
     entries = []
     for digest, offset, length, size in _ENTRY.iter_unpack(table):
         if offset < len(PACK_HEADER) or offset + length > limit:
-            raise ValueError(f"{what} {pack_id} points past the end of its pack")
+            raise CorruptPackError(f"{what} {pack_id} points past the end of its pack")
         entries.append((digest, ChunkLocation(pack_id, offset, length, size)))
     return entries
 
@@ -135,30 +135,30 @@ def read_own_table(
     Raises:
         FileNotFoundError: the pack is gone.
         UnsupportedFormatError: the pack is of a newer format.
-        ValueError: the pack or its table is damaged.
+        CorruptPackError: the pack or its table is damaged.
     """
     path = pack_path(pack_id)
     try:
         total = storage.size(path)
         head = storage.read_range(path, 0, len(PACK_HEADER))
         if total < len(PACK_HEADER) + _FOOTER.size or head[:4] != PACK_HEADER[:4]:
-            raise ValueError(f"pack {pack_id} is too short or has a bad header")
+            raise CorruptPackError(f"pack {pack_id} is too short or has a bad header")
         if head[4] > PACK_FORMAT_VERSION:
             raise _newer(pack_id, head[4])
         if head[4] < 3:
             return None
         footer = storage.read_range(path, total - _FOOTER.size, _FOOTER.size)
         if len(footer) != _FOOTER.size:
-            raise ValueError(f"pack {pack_id} changed size while being read")
+            raise CorruptPackError(f"pack {pack_id} changed size while being read")
         magic, count, checksum = _FOOTER.unpack(footer)
         start = total - _FOOTER.size - count * _ENTRY.size
         if magic != _FOOTER_MAGIC or start < len(PACK_HEADER):
-            raise ValueError(f"pack {pack_id} has a damaged table")
+            raise CorruptPackError(f"pack {pack_id} has a damaged table")
         table = storage.read_range(path, start, count * _ENTRY.size)
     except NotRegularFileError as exc:
-        raise ValueError(f"{path} is not a regular file ({exc.strerror})") from exc
+        raise CorruptPackError(f"{path} is not a regular file ({exc.strerror})") from exc
     if blake3.blake3(table).digest() != checksum:
-        raise ValueError(f"pack {pack_id} has a damaged table")
+        raise CorruptPackError(f"pack {pack_id} has a damaged table")
     return total, _entries(pack_id, memoryview(table), start, "pack")
 
 
@@ -181,7 +181,7 @@ def read_pack_table(storage: Storage, pack_id: str) -> PackTable:
     Raises:
         FileNotFoundError: the index is gone (gc deleted the pack).
         UnsupportedFormatError: the pack is of a newer format.
-        ValueError: the index is damaged and the pack has no usable table;
+        CorruptPackError: the index is damaged and the pack has no usable table;
             the message says why for both.
         OSError: the index or pack could not be read.
     """
@@ -198,13 +198,13 @@ def read_pack_table(storage: Storage, pack_id: str) -> PackTable:
     try:
         own = read_own_table(storage, pack_id)
     except FileNotFoundError as exc:
-        raise ValueError(f"{why}; its pack is missing") from exc
+        raise CorruptPackError(f"{why}; its pack is missing") from exc
     except UnsupportedFormatError:
         raise
     except ValueError as exc:
-        raise ValueError(f"{why}; {exc}") from exc
+        raise CorruptPackError(f"{why}; {exc}") from exc
     if own is None:
-        raise ValueError(f"{why}; its pack (format 1 or 2) holds no copy of the index")
+        raise CorruptPackError(f"{why}; its pack (format 1 or 2) holds no copy of the index")
     return PackTable(own[0], own[1], why)
 
 

@@ -1,0 +1,92 @@
+"""Writing a local file from a verifying stream, all or nothing.
+
+Used by the ``file`` handler and by ``scribestore get``: the bytes go to a
+temporary file beside the target, which replaces the target only after the
+stream reached its verified end and the data was fsynced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from typing import IO
+
+from scribestore.progress import Progress, null
+from scribestore.storage.base import BLOCK_SIZE
+
+__all__ = ["fsync_dir", "new_file_mode", "write_atomically"]
+
+
+def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = null) -> None:
+    """Write ``stream`` to its end into ``target``; ``target`` changes only if that succeeds.
+
+    ``progress`` is advanced by the bytes written (its owner starts and closes it).
+
+    Raises:
+        FileNotFoundError: the directory that would hold ``target`` is missing.
+        IntegrityError: from ``stream``; ``target`` is left untouched and the
+            temporary file is removed.
+        OSError: writing failed; ``target`` is left untouched.
+    """
+    parent = os.path.dirname(target) or "."
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"cannot write {target}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := stream.read(BLOCK_SIZE):
+                out.write(block)
+                progress.advance(len(block))
+            # Reaching here means the stream hit its clean (verified) end.
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would.
+        os.chmod(tmp, new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(parent)
+
+
+def new_file_mode(target: str) -> int:
+    """Permission bits for a file replacing ``target``: its own, or 0o666 minus the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Linux exposes the umask read-only; os.umask() must set it to read it,
+    # which briefly changes it for every thread, so it is only the fallback.
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in directory ``path`` durable (POSIX; failures are ignored)."""
+    # Makes the rename durable on POSIX; directories cannot be opened on Windows.
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,221 @@
+"""The artifacts of one experiment or test: at most one per name, saved or pending."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from scribestore.artifacts import get_handler
+from scribestore.core.pending import PendingArtifact
+from scribestore.core.stored import (
+    PickleTrust,
+    default_fname,
+    is_stored,
+    load_stored,
+    prepare_value,
+    store_value,
+)
+from scribestore.exception import ArtifactLoadError, ArtifactLogError, SaveError
+from scribestore.manifest.schema import ArtifactRecord, jsonable_params
+from scribestore.manifest.versions import utcnow
+
+if TYPE_CHECKING:
+    from scribestore.store.objects import ObjectStore
+
+__all__ = ["ArtifactEntry", "ArtifactSet", "artifact_dict", "copy_object"]
+
+_ONE_MICRO = dt.timedelta(microseconds=1)
+
+ArtifactEntry = ArtifactRecord | PendingArtifact
+
+
+def artifact_dict(entry: ArtifactEntry) -> dict[str, Any]:
+    """The metadata of an experiment's or test's artifact, saved or not."""
+    stored = (entry.hash, entry.size) if isinstance(entry, ArtifactRecord) else entry.stored
+    return {
+        "name": entry.name,
+        "hash": stored[0] if stored else None,
+        "size": stored[1] if stored else None,
+        "created_at": entry.created_at.isoformat(timespec="microseconds"),
+        "handler": entry.handler,
+        "fname": entry.fname,
+        "params": dict(entry.params),
+        "environment": dict(entry.environment),
+        "saved": isinstance(entry, ArtifactRecord),
+    }
+
+
+class ArtifactSet:
+    """The artifacts of one experiment or test: at most one per name."""
+
+    def __init__(self, owner: str, entries: list[ArtifactEntry] | None = None) -> None:
+        self.owner = owner
+        self.entries: list[ArtifactEntry] = list(entries or [])
+
+    def log(
+        self,
+        name: str,
+        value: Any,
+        handler: str,
+        *,
+        fname: str | None,
+        overwrite: bool,
+        params: dict[str, Any],
+    ) -> dt.datetime:
+        """Add (or with ``overwrite``, replace) artifact ``name``; return its time.
+
+        Raises:
+            ArtifactLogError: ``name`` exists and ``overwrite`` is False, or a
+                file artifact's path is not a file.
+            InvalidNameError, UnknownHandlerError: bad name or handler.
+        """
+        value, suffix = prepare_value(name, value, handler)
+        index = self._index(name)
+        if index is not None and not overwrite:
+            raise ArtifactLogError(
+                f"{self.owner} already has an artifact named {name!r}; use another name "
+                "or pass overwrite=True to replace it"
+            )
+        created_at = utcnow()
+        if index is not None and created_at <= self.entries[index].created_at:
+            created_at = self.entries[index].created_at + _ONE_MICRO
+        entry = PendingArtifact(
+            name=name,
+            value=value,
+            handler=handler,
+            params=dict(params),
+            created_at=created_at,
+            fname=default_fname(name, created_at, suffix, fname),
+            environment=get_handler(handler).environment(),
+        )
+        if index is None:
+            self.entries.append(entry)
+        else:
+            self.entries[index] = entry
+        return created_at
+
+    def _index(self, name: str) -> int | None:
+        for i, entry in enumerate(self.entries):
+            if entry.name == name:
+                return i
+        return None
+
+    def find(self, name: str) -> ArtifactEntry:
+        """The artifact ``name``.
+
+        Raises:
+            ArtifactLoadError: there is none.
+        """
+        index = self._index(name)
+        if index is None:
+            known = ", ".join(repr(e.name) for e in self.entries) or "none"
+            raise ArtifactLoadError(
+                f"{self.owner} has no artifact named {name!r} (artifacts: {known})"
+            )
+        return self.entries[index]
+
+    def load(
+        self,
+        objects: ObjectStore,
+        name: str,
+        *,
+        validate: bool,
+        reader_kwargs: dict[str, Any],
+        trust: PickleTrust | None,
+    ) -> Any:
+        """Load artifact ``name``, verified.
+
+        ``trust`` None takes the process default (``SCRIBESTORE_TRUST_PICKLE``).
+
+        Raises:
+            ArtifactLoadError: no such artifact, not saved yet, or an
+                environment mismatch with ``validate``.
+            UntrustedPickleError: a pickle, and pickles are not trusted.
+            IntegrityError: the stored bytes do not match the hash.
+        """
+        entry = self.find(name)
+        if isinstance(entry, PendingArtifact):
+            raise ArtifactLoadError(
+                f"artifact {name!r} of {self.owner} has not been saved yet; save the project first"
+            )
+        if trust is None:
+            trust = PickleTrust.resolve(None, self.owner)
+        return load_stored(
+            objects,
+            name,
+            entry,
+            validate=validate,
+            reader_kwargs=reader_kwargs,
+            trust=trust,
+            label=f"artifact {name!r} of {self.owner}",
+        )
+
+    def saved(self) -> list[ArtifactRecord]:
+        """The saved artifacts (those that reference an object)."""
+        return [e for e in self.entries if isinstance(e, ArtifactRecord)]
+
+    @property
+    def dirty(self) -> bool:
+        """Whether any artifact is unsaved."""
+        return any(isinstance(e, PendingArtifact) for e in self.entries)
+
+    def store(self, objects: ObjectStore, source: ObjectStore) -> list[ArtifactRecord]:
+        """Put every artifact's bytes into ``objects``; return the records to save.
+
+        Saved artifacts whose bytes live in another store ``source`` are copied
+        (only what ``objects`` lacks, verified). Pending ones keep their stored
+        hash, so a retried save does not serialize them again.
+
+        Raises:
+            SaveError: a value cannot be serialized or stored.
+        """
+        records = []
+        for entry in self.entries:
+            if isinstance(entry, ArtifactRecord):
+                if not source.same_location(objects):
+                    copy_object(source, objects, entry.hash, f"artifact {entry.name!r}")
+                records.append(entry)
+                continue
+            label = f"artifact {entry.name!r} of {self.owner}"
+            if entry.stored is not None and not is_stored(objects, entry.stored[0], label):
+                entry.stored = None
+            if entry.stored is None:
+                try:
+                    entry.stored = store_value(objects, entry.handler, entry.value, entry.params)
+                except Exception as exc:
+                    raise SaveError(
+                        f"could not save artifact {entry.name!r} of {self.owner} with handler "
+                        f"{entry.handler!r}: {exc}. Nothing was saved; fix the value and save again"
+                    ) from exc
+            records.append(_record(entry))
+        return records
+
+    def mark_saved(self, records: list[ArtifactRecord]) -> None:
+        """Replace pending entries with their saved records."""
+        self.entries = list(records)
+
+
+def _record(entry: PendingArtifact) -> ArtifactRecord:
+    assert entry.stored is not None
+    return ArtifactRecord(
+        name=entry.name,
+        hash=entry.stored[0],
+        size=entry.stored[1],
+        created_at=entry.created_at,
+        handler=entry.handler,
+        fname=entry.fname,
+        params=jsonable_params(entry.params),
+        environment=entry.environment,
+    )
+
+
+def copy_object(source: ObjectStore, target: ObjectStore, digest: str, label: str) -> int:
+    """Copy ``digest`` from ``source`` into ``target`` unless it is there; bytes copied.
+
+    Raises:
+        SaveError: it could not be copied; ``label`` names what it holds.
+    """
+    try:
+        return source.copy_to(target, digest)
+    except Exception as exc:
+        raise SaveError(f"could not copy the bytes of {label} into {target.url}: {exc}") from exc

@@ -1,0 +1,168 @@
+"""What Repository and Project share: one manifest file and the object store it uses.
+
+Where the manifest is (path or URL) and where its objects are, the storage
+of both, the pickle-trust switch, the read-only check, reading the manifest
+(tolerantly, for mode ``"w"``), registering it with its object store,
+committing it under a write lease, and pickling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from scribestore.core.stored import PickleTrust, commit_manifest, register_with
+from scribestore.exception import CorruptManifestError, ReadOnlyError, SaveError, ScribeStoreError
+from scribestore.ops.registry import ManifestKind, ManifestRegistry
+from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
+from scribestore.store.objects import ObjectStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from scribestore.store.leases import Lease
+
+__all__ = ["MODES", "ManifestFile"]
+
+#: lazyscribe's modes: read-only, append, write (start empty), write-and-edit.
+MODES = ("r", "a", "w", "w+")
+
+_T = TypeVar("_T")
+
+
+class ManifestFile:
+    """A manifest file (``repository.json``, ``project.json``) and its object store.
+
+    Subclasses set :attr:`kind` and call :meth:`_open_manifest` from their
+    ``__init__``.
+    """
+
+    kind: ClassVar[ManifestKind]
+    fpath: str
+    mode: str
+    storage_options: dict[str, Any]
+    objects_url: str
+
+    def _open_manifest(
+        self,
+        fpath: str | os.PathLike[str],
+        mode: str,
+        objects: str | os.PathLike[str] | None,
+        trust_pickle: bool | None,
+        storage_options: dict[str, Any],
+    ) -> None:
+        """Resolve where the manifest and its objects are, and connect to both.
+
+        Raises:
+            ValueError: an unknown ``mode``, or a URL without a file name.
+            TypeError: ``trust_pickle`` is not a bool or None.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.fpath = os.fspath(fpath)
+        # Shared with everything loaded through this manifest (filtered views,
+        # experiments, tests): setting it here applies to all of them.
+        self._trust = PickleTrust.resolve(trust_pickle, f"{self.kind} {self.fpath}")
+        self.mode = mode
+        self.storage_options = dict(storage_options)
+        self._dir, self._manifest_name = split_file_url(self.fpath)
+        self.objects_url = (
+            os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
+        )
+        self._connect()
+
+    def _connect(self) -> None:
+        self._storage = open_storage(self._dir, **self.storage_options)
+        self._objects = ObjectStore(self.objects_url, **self.storage_options)
+        self._registry = ManifestRegistry(self._objects)
+
+    def _read_manifest(self, decode: Callable[[bytes], _T], *, tolerant: bool) -> _T | None:
+        """The decoded manifest, or None when there is none (or, ``tolerant``, it is corrupt).
+
+        Raises:
+            CorruptManifestError: (not ``tolerant``) it cannot be decoded.
+            UnsupportedFormatError: it was written by a newer scribestore.
+            StorageError: it could not be read.
+        """
+        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except CorruptManifestError:
+            if tolerant:
+                return None
+            raise
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store holding the artifact bytes."""
+        return self._objects
+
+    @property
+    def trust_pickle(self) -> bool:
+        """Whether loads may run code from the store (``pickle``); settable.
+
+        Raises:
+            TypeError: (set) a value that is not a bool.
+        """
+        return self._trust.allows()
+
+    @trust_pickle.setter
+    def trust_pickle(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"trust_pickle must be True or False, not {value!r}")
+        # In place: views and experiments derive from this trust and follow it.
+        self._trust.trusted = value
+        self._trust.setting = value
+
+    def _check_writable(self, action: str) -> None:
+        """Raise ReadOnlyError when opened in mode ``"r"``."""
+        if self.mode == "r":
+            raise ReadOnlyError(
+                f"cannot {action}: {self.kind} {self.fpath} is open read-only (mode='r'); "
+                "open it with mode='a' to add to it"
+            )
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[Lease]:
+        """Hold a write lease with the manifest registered; map failures to SaveError.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            SaveError: the lease could not be taken, or the registration failed.
+        """
+        self._check_writable("save")
+        try:
+            with self._objects.writing() as lease:
+                register_with(self._registry, join_url(self._dir, self._manifest_name), self.kind)
+                yield lease
+        except SaveError:
+            raise
+        except ScribeStoreError as exc:  # the write lease could not be taken
+            raise SaveError(f"could not save {self.kind} {self.fpath}: {exc}") from exc
+
+    def _commit(self, change: Callable[[bytes | None], bytes], lease: Lease) -> None:
+        """Replace the manifest with ``change(current)`` while ``lease`` holds.
+
+        Raises:
+            SaveError: it could not be written; the saved manifest is unchanged.
+        """
+        commit_manifest(
+            self._storage,
+            self._manifest_name,
+            change,
+            lease=lease,
+            label=f"{self.kind} {self.fpath}",
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for live in ("_storage", "_objects", "_registry"):
+            state.pop(live, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()

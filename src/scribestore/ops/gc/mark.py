@@ -1,0 +1,134 @@
+"""gc's mark: what every manifest that uses a store references.
+
+Marks from every registered manifest, every extra manifest the caller names
+and every manifest found beside the store (in its tree), so a deleted or
+damaged registry record of the usual layout cannot make gc delete what they
+reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from scribestore.exception import MissingManifestError
+from scribestore.manifest.schema import decode_project, decode_repository
+from scribestore.ops.gc.report import RETRY_HINT
+from scribestore.ops.registry import ManifestRegistry, RegisteredManifest, tree_of
+from scribestore.storage import checked, join_url, open_storage, read_if_exists, split_file_url
+
+if TYPE_CHECKING:
+    from scribestore.store.objects import ObjectStore
+
+__all__ = ["Marks", "manifest_digests", "mark"]
+
+
+class Marks(msgspec.Struct, kw_only=True):
+    """What the registered manifests reference, and which manifests were read."""
+
+    live: set[str]
+    seen: list[str]
+    forgotten: list[RegisteredManifest]
+
+
+def manifest_digests(url: str, kind: str, storage_options: dict[str, Any]) -> set[str] | None:
+    """Digests a manifest references; None if it does not exist.
+
+    Raises:
+        CorruptManifestError, UnsupportedFormatError: it cannot be read.
+    """
+    directory, name = split_file_url(url)
+    storage = open_storage(directory, **storage_options)
+    data = read_if_exists(storage, name, f"manifest {url}")
+    if data is None:
+        return None
+    if kind == "project":
+        project = decode_project(data, where=url)
+        return {
+            a.hash
+            for exp in project.experiments
+            for a in [*exp.artifacts, *(t_a for t in exp.tests for t_a in t.artifacts)]
+        }
+    repo = decode_repository(data, where=url)
+    return {v.hash for versions in repo.artifacts.values() for v in versions}
+
+
+def mark(
+    store: ObjectStore,
+    extra: list[tuple[str, str]],
+    forget: set[str],
+    options: dict[str, Any],
+    *,
+    strict: bool,
+) -> Marks:
+    """Mark from every registered manifest and every extra one.
+
+    Without ``strict`` (the survey, which holds no lease) a registered
+    manifest that does not exist yet is passed over: a first save registers
+    its manifest before committing it, and the mark under the gc lease,
+    when no save is in flight, is the one that decides.
+
+    Raises:
+        MissingManifestError: (``strict``) a registered manifest is not where
+            its record says, and ``forget`` does not name it.
+        CorruptObjectError: a registry record cannot be decoded.
+        CorruptManifestError, UnsupportedFormatError: a manifest cannot be read.
+    """
+    records = ManifestRegistry(store).manifests()
+    refs = [(r.url, r.kind) for r in records] + extra + discovered(store, options)
+    marks = Marks(live=set(), seen=[], forgotten=[])
+    missing: list[str] = []
+    for url, kind in dict.fromkeys(refs):
+        if url in forget:
+            continue
+        digests = manifest_digests(url, kind, options)
+        if digests is None:
+            missing.append(url)
+            continue
+        marks.live |= digests
+        marks.seen.append(url)
+    if missing and strict:
+        raise MissingManifestError(
+            f"garbage collection stopped before deleting anything: {len(missing)} registered "
+            f"manifest(s) of {store.url} cannot be found, first {missing[0]}. If the store "
+            "was moved, or that manifest is on another filesystem, make it reachable; if it "
+            "was deleted on purpose, run gc again forgetting it (forget=[url], or "
+            "`scribestore gc --forget URL`)"
+        )
+    marks.forgotten = [r for r in records if r.url in forget]
+    return marks
+
+
+def discovered(store: ObjectStore, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Manifests beside the object store (in the store's tree), registered or not.
+
+    Marking from them too means a deleted or damaged registry record of the
+    usual layout cannot make gc delete what they reference.
+    """
+    tree = tree_of(store.url)
+    if tree is None:
+        return []
+    storage = open_storage(tree, **options)
+    found = []
+    for name in checked(storage, storage.list_files, tree, hint=RETRY_HINT):
+        if not name.endswith(".json"):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            head = checked(
+                storage, partial(storage.read_range, name, 0, 4096), name, hint=RETRY_HINT
+            )
+            kind = manifest_kind(head)
+            if kind is not None:
+                found.append((join_url(tree, name), kind))
+    return found
+
+
+def manifest_kind(head: bytes) -> str | None:
+    """``"repository"``/``"project"`` if ``head`` starts a scribestore manifest."""
+    for kind in ("repository", "project"):
+        if b'"format":"scribestore.' + kind.encode() + b'"' in head.replace(b" ", b""):
+            return kind
+    return None
