@@ -111,7 +111,7 @@ def test_new_content_is_named_by_the_chunking_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file whose first chunk no pack holds is read once; a re-log is hashed once."""
-    import scribestore.store.objects as objects
+    import scribestore.store.writer as objects
     from scribestore.store.hashing import HashStopped
 
     store = ObjectStore(tmp_path / "objects")
@@ -179,7 +179,7 @@ def test_relog_does_not_wait_for_the_pack_indexes(
         finished.set()
 
     monkeypatch.setattr(PackIndex, "refresh", slow_refresh)
-    monkeypatch.setattr("scribestore.store.objects.write_chunks", _fail)
+    monkeypatch.setattr("scribestore.store.writer.write_chunks", _fail)
     try:
         assert ObjectStore(tmp_path / "objects").put(src) == digest
         assert not finished.is_set()  # returned while the indexes were still loading

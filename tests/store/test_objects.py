@@ -373,10 +373,10 @@ def test_threads_put_same_content(location: Location) -> None:
 _SLOW_PUT_CHILD = """
 import json, sys, time
 import scribestore.store.packs as packs
-import scribestore.store.objects as objects
+import scribestore.store.writer as writer
 from scribestore import ObjectStore
 url, options, seed, size = (json.loads(a) for a in sys.argv[1:])
-real_encode = objects._encode
+real_encode = writer.encode_loose
 
 def slow_encode(*args):
     for i, chunk in enumerate(real_encode(*args)):
@@ -396,7 +396,7 @@ def slow_add(self, *args):
         print("writing", flush=True)
         time.sleep(60)
 
-objects._encode = slow_encode
+writer.encode_loose = slow_encode
 packs.PackWriter._record = slow_add
 import random
 data = random.Random(seed).randbytes(size)
@@ -471,7 +471,7 @@ def test_source_changing_during_put_publishes_nothing(
     tmp_path: Path, monkeypatch, size: int
 ) -> None:
     """Content named by a first pass is hashed again while it is stored (FORMAT 4.3)."""
-    import scribestore.store.objects as objects
+    import scribestore.store.writer as objects
 
     store = ObjectStore(tmp_path / "objects")
     data = os.urandom(size)
@@ -523,7 +523,7 @@ def test_file_changing_during_single_pass_publishes_nothing(tmp_path: Path, monk
 
 def test_buffer_changing_during_put_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
     """Only the second hashing pass can see this: a buffer has no mtime."""
-    import scribestore.store.objects as objects
+    import scribestore.store.writer as objects
 
     store = ObjectStore(tmp_path / "objects")
     data = bytearray(os.urandom(20 << 20))

@@ -18,6 +18,7 @@ from scribestore.core.stored import (
 from scribestore.exception import ArtifactLoadError, ArtifactLogError, SaveError
 from scribestore.manifest.schema import ArtifactRecord, jsonable_params
 from scribestore.manifest.versions import utcnow
+from scribestore.ops.transfer import transfer
 
 if TYPE_CHECKING:
     from scribestore.store.objects import ObjectStore
@@ -216,6 +217,6 @@ def copy_object(source: ObjectStore, target: ObjectStore, digest: str, label: st
         SaveError: it could not be copied; ``label`` names what it holds.
     """
     try:
-        return source.copy_to(target, digest)
+        return transfer(source, target, [digest]).bytes_copied
     except Exception as exc:
         raise SaveError(f"could not copy the bytes of {label} into {target.url}: {exc}") from exc

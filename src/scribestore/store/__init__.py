@@ -10,6 +10,7 @@ It knows nothing of manifests. Modules, bottom up:
 - :mod:`~scribestore.store.packs`: pack files, their tables and indexes;
 - :mod:`~scribestore.store.chunks`: content-defined chunking, recipes, chunked reads;
 - :mod:`~scribestore.store.leases`: the leases that keep gc from racing a writer;
-- :mod:`~scribestore.store.reader`, :mod:`~scribestore.store.objects`: reading and
-  writing objects (:class:`~scribestore.store.objects.ObjectStore`).
+- :mod:`~scribestore.store.reader`, :mod:`~scribestore.store.writer`: the verifying
+  stream, and put and copy;
+- :mod:`~scribestore.store.objects`: :class:`~scribestore.store.objects.ObjectStore`.
 """

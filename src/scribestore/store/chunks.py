@@ -466,9 +466,22 @@ class ChunkedStream:
                 its name in the recipe.
             ValueError: a blob does not decode.
         """
+        return self._decode(start, first, self._read_run(first, length), run)
+
+    def _read_run(self, first: ChunkLocation, length: int) -> memoryview:
         data = self._storage.read_view(pack_path(first.pack), first.offset, length)
         if len(data) != length:
             raise CorruptPackError(f"pack {first.pack} is shorter than its index says")
+        return memoryview(data)
+
+    def _decode(
+        self,
+        start: int,
+        first: ChunkLocation,
+        data: memoryview,
+        run: list[tuple[int, ChunkLocation]],
+    ) -> tuple[bytearray, memoryview]:
+        """Decode one run read by :meth:`_read_run` and check every chunk against the recipe."""
         spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
         total = sum(size for size, _ in run)
         try:
@@ -489,6 +502,41 @@ class ChunkedStream:
                 )
             at += size
         return buf, out
+
+    def copy_into(
+        self, writer: PackWriter, index: PackIndex, advance: Callable[[int], object]
+    ) -> str:
+        """Add the stored blobs of the chunks ``index`` lacks to ``writer``, verified.
+
+        Every chunk is decoded and checked against its digest, and the whole
+        content is hashed once; blobs are copied as stored, never re-encoded,
+        and nothing is chunked again. ``advance`` gets the content bytes
+        checked. The caller closes (or aborts) ``writer``.
+
+        Returns:
+            The BLAKE3 of the whole content: the caller compares it with the
+            object's name before publishing a recipe.
+
+        Raises:
+            CorruptPackError, ValueError: a pack is short or a chunk is damaged.
+            FileNotFoundError: a chunk is in no pack.
+            UnsupportedFormatError: a chunk is in a pack of a newer format.
+        """
+        whole = blake3.blake3()
+        added: set[bytes] = set()
+        for start, first, length, run in self._runs():
+            data = self._read_run(first, length)
+            buf, out = self._decode(start, first, data, run)
+            whole.update(out)
+            for j, (size, loc) in enumerate(run):
+                digest = self._recipe[start + j][0]
+                if digest not in index and digest not in added:
+                    at = loc.offset - first.offset
+                    writer.add(digest, (data[at : at + loc.length],), size)
+                    added.add(digest)
+            self._spare.put(buf)
+            advance(len(out))
+        return str(whole.hexdigest())
 
     def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:
         # Reads and decodes run on threads, a few runs ahead of the consumer,

@@ -1,0 +1,74 @@
+"""Copying objects between stores: what promotion, project saves and push/pull use.
+
+Each object is copied with its digest already known (see
+:meth:`scribestore.store.objects.ObjectStore.copy_to`): a chunked object's
+blobs go over as stored, verified chunk by chunk and hashed once as a whole,
+with nothing spooled, re-chunked or re-encoded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from scribestore.progress import PartOf, Progress, null
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scribestore.store.objects import ObjectStore
+
+__all__ = ["TransferReport", "transfer"]
+
+
+class TransferReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a transfer did.
+
+    Attributes:
+        copied: digests copied into the target, in the order asked.
+        present: digests the target already held intact (nothing was copied).
+        bytes_copied: content bytes of the copied objects.
+    """
+
+    copied: tuple[str, ...]
+    present: int
+    bytes_copied: int
+
+
+def transfer(
+    source: ObjectStore,
+    target: ObjectStore,
+    digests: Iterable[str],
+    *,
+    progress: Progress = null,
+) -> TransferReport:
+    """Copy every object of ``digests`` that ``target`` lacks from ``source``.
+
+    Each distinct digest is handled once; when both stores are the same
+    location nothing is read. ``progress`` is started once with no total and
+    advanced by the content bytes checked.
+
+    Raises:
+        InvalidDigestError, ObjectNotFoundError, IntegrityError: a source
+            object is malformed, missing or damaged; the objects copied before
+            it stay in ``target`` (unreferenced, for gc to collect).
+        StorageError: either store failed.
+    """
+    wanted = list(dict.fromkeys(digests))
+    if source.same_location(target):
+        return TransferReport(copied=(), present=len(wanted), bytes_copied=0)
+    copied: list[str] = []
+    moved = 0
+    progress.start(None, f"copying to {target.url}")
+    try:
+        for digest in wanted:
+            size = source.copy_to(target, digest, progress=PartOf(progress))
+            if size is not None:
+                copied.append(digest)
+                moved += size
+    finally:
+        progress.close()
+    return TransferReport(
+        copied=tuple(copied), present=len(wanted) - len(copied), bytes_copied=moved
+    )

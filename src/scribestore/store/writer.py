@@ -1,0 +1,461 @@
+"""Writing objects: put, and copying an object into another store.
+
+:class:`ObjectWriter` is the writing half of
+:class:`~scribestore.store.objects.ObjectStore`, which supplies the storage,
+the pack index, the leases and the error mapping it relies on. New content
+is named before it is published (FORMAT 4.3): a loose object under the
+BLAKE3 of its bytes, a chunked one after its chunks' packs are published
+(FORMAT 4.5).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import io
+import os
+import tempfile
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+
+import msgspec
+
+from scribestore.exception import (
+    ContentChangedError,
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    UnsupportedFormatError,
+)
+from scribestore.progress import Progress, null
+from scribestore.store import loose as codec
+from scribestore.store.chunks import (
+    CHUNK_THRESHOLD,
+    BufferWindows,
+    ChunkedStream,
+    ChunkWrite,
+    FileWindows,
+    RecipeEntry,
+    Windows,
+    first_chunk,
+    write_chunks,
+)
+from scribestore.store.hashing import Hasher, hash_bytes, hash_chunk, hash_file
+from scribestore.store.layout import BLOCK_SIZE, object_path
+from scribestore.store.packs import PackIndex, PackWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from scribestore.storage import Storage
+    from scribestore.store.leases import Lease
+
+__all__ = ["ObjectWriter", "Source"]
+
+#: What :meth:`ObjectWriter.put` stores: bytes, a binary stream or a file path.
+Source = bytes | bytearray | memoryview | IO[bytes] | os.PathLike[str]
+
+# Streams are spooled to a temp file once they exceed this size.
+_SPOOL_MAX = 16 << 20
+
+_T = TypeVar("_T")
+
+
+class _Prepared(msgspec.Struct, frozen=True):
+    """A source whose digest and size are known: a local file or an in-memory buffer."""
+
+    digest: str
+    size: int
+    path: str | None
+    data: bytes | memoryview | None
+
+
+class ObjectWriter(abc.ABC):
+    """The write path of an object store (see :class:`~scribestore.store.objects.ObjectStore`)."""
+
+    _storage: Storage
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """The root of the store as a path or URL."""
+
+    @abc.abstractmethod
+    def writing(self) -> contextlib.AbstractContextManager[Lease]:
+        """Hold a write lease: gc deletes nothing while it is held."""
+
+    @abc.abstractmethod
+    def get(self, digest: str) -> bytes:
+        """The verified content of ``digest``."""
+
+    @abc.abstractmethod
+    def _packs(self) -> PackIndex:
+        """The pack index of the store."""
+
+    @abc.abstractmethod
+    def _intact(self, digest: str, *, chunks: bool = True) -> bool:
+        """Whether ``digest`` is stored and usable."""
+
+    @abc.abstractmethod
+    def _recipe(self, digest: str, payload: bytes, size: int, path: str) -> list[RecipeEntry]:
+        """The parsed recipe of a chunked object."""
+
+    @abc.abstractmethod
+    def _object_io(self, call: Callable[[], _T], digest: str) -> _T:
+        """``call`` on object ``digest``, its OSErrors mapped to the error tree."""
+
+    @abc.abstractmethod
+    def _wrap_os(self, call: Callable[[], _T], subject: str) -> _T:
+        """``call`` on ``subject``, its OSErrors mapped to the error tree."""
+
+    def put(self, data: Source, *, progress: Progress = null) -> str:
+        """Store ``data`` and return its digest (lowercase hex BLAKE3-256).
+
+        ``data`` is bytes-like, a readable binary stream, or a local file path.
+        Streams and files are read in blocks, never whole. Content already in
+        the store is not written again.
+
+        Raises:
+            TypeError: ``data`` is none of the accepted kinds.
+            StorageError: the backend failed; nothing was published.
+            ScribeStoreError: a file or stream changed while it was being stored.
+        """
+        return self.put_sized(data, progress=progress)[0]
+
+    def put_sized(self, data: Source, *, progress: Progress = null) -> tuple[str, int]:
+        """As :meth:`put`, returning ``(digest, size in bytes)``.
+
+        ``progress`` is started with the content's size once it is known and
+        advanced as bytes are stored (at once for content already stored).
+        """
+        try:
+            with self.writing():
+                return self._put_any(data, progress)
+        finally:
+            progress.close()
+
+    def _put_any(self, data: Source, progress: Progress) -> tuple[str, int]:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            buf = memoryview(data).cast("B")
+            if len(buf) >= CHUNK_THRESHOLD:
+                return self._put_large(BufferWindows(buf), None, progress)
+            return self._put_prepared(_Prepared(hash_bytes(buf), len(buf), None, buf), progress)
+        if isinstance(data, (str, os.PathLike)):
+            if isinstance(data, str):
+                raise TypeError(
+                    "put() takes bytes, a binary stream or an os.PathLike path; "
+                    "wrap a path string in pathlib.Path to store the file it names"
+                )
+            path = os.fspath(data)
+            return self._wrap_os(lambda: self._put_file(path, progress), path)
+        if hasattr(data, "read"):
+            return self._put_stream(data, progress)
+        raise TypeError(
+            f"put() takes bytes, a binary stream or an os.PathLike path, not {type(data).__name__}"
+        )
+
+    def _put_file(self, path: str, progress: Progress) -> tuple[str, int]:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size >= CHUNK_THRESHOLD:
+                return self._put_large(FileWindows(f, size), f, progress)
+        digest, size = hash_file(path)
+        return self._put_prepared(_Prepared(digest, size, path, None), progress)
+
+    def _put_large(
+        self, source: BufferWindows | FileWindows, f: IO[bytes] | None, progress: Progress
+    ) -> tuple[str, int]:
+        """Store content that will be chunked; name it in one pass if it must be new.
+
+        Content whose first chunk no pack holds cannot be stored as a chunked
+        object yet, so it is named by the chunking pass itself (FORMAT 4.3).
+        Otherwise it may be a re-log: it is named first, by one hashing pass
+        on all cores, and chunked only if that name is not stored.
+        """
+        before = None if f is None else _file_state(f)
+        size = source.size
+        # A file's hashing pass (all a re-log costs) and the loading of the
+        # pack indexes start at once; whichever ends first decides: a stored
+        # name ends the put, a first chunk in no pack stops the hashing pass.
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(2, thread_name_prefix="scribestore-name")
+        try:
+            path = source.file.name if isinstance(source, FileWindows) else None
+            named = None if path is None else pool.submit(hash_file, path, stop=stop.is_set)
+            index = self._packs()
+            loaded = pool.submit(index.refresh)
+            probe = _probe(source)
+            first = hash_chunk(first_chunk(probe))
+            progress.start(size, "storing")
+            racing: list[Future[Any]] = [loaded] if named is None else [loaded, named]
+            wait(racing, return_when=FIRST_COMPLETED)
+            if named is not None and named.done() and named.exception() is None:
+                digest = named.result()[0]
+                # Chunks are checked only if the indexes have loaded: a re-log
+                # does not wait for them.
+                if self._intact(digest, chunks=loaded.done()):
+                    progress.advance(size)
+                    return digest, size
+            self._wrap_os(loaded.result, "packs")
+            if first in index:  # stored, or starts like stored content: name it first
+                if named is not None and path is not None:
+                    digest = self._wrap_os(named.result, path)[0]
+                else:
+                    digest = hash_bytes(cast("BufferWindows", source).view)
+                if self._intact(digest):
+                    progress.advance(size)
+                else:
+                    self._publish_chunked(digest, source, before, probe, progress)
+                return digest, size
+        finally:
+            stop.set()
+            pool.shutdown(wait=False)  # a stopped pass ends after its window
+        done = self._write_chunks(source, probe, progress)
+        if done.size != size or (f is not None and _file_state(f) != before):
+            raise ContentChangedError(
+                f"the file changed while it was being stored (read {done.size} of {size} "
+                "bytes, or its size, modification time or inode changed during the read); "
+                "nothing was stored. Do not modify a file while logging it, then retry."
+            )
+        # Create-only: content already stored whole by another writer keeps its object.
+        self._publish_recipe(done.digest, size, done.recipe)
+        return done.digest, size
+
+    def _put_stream(self, stream: IO[bytes], progress: Progress) -> tuple[str, int]:
+        # The digest names the object, so it must be known before publishing;
+        # spool to a temp file (memory while small) while hashing.
+        hasher = Hasher()
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
+            while True:
+                block = stream.read(BLOCK_SIZE)
+                if not block:
+                    break
+                if not isinstance(block, (bytes, bytearray, memoryview)):
+                    raise TypeError("put() needs a binary stream; this one returned text")
+                hasher.update(block)
+                spool.write(block)
+            digest = hasher.hexdigest()
+            if self._intact(digest):
+                progress.start(hasher.size, "storing")
+                progress.advance(hasher.size)
+                return digest, hasher.size
+            if hasher.size <= _SPOOL_MAX:
+                spool.seek(0)
+                data = spool.read()
+                return self._put_prepared(_Prepared(digest, len(data), None, data), progress)
+            spool.flush()
+            spool.seek(0)
+            progress.start(hasher.size, "storing")
+            self._publish(digest, hasher.size, spool, progress)
+            return digest, hasher.size
+
+    def _put_prepared(self, src: _Prepared, progress: Progress) -> tuple[str, int]:
+        progress.start(src.size, "storing")
+        if self._intact(src.digest):
+            progress.advance(src.size)
+        else:
+            if src.data is not None:
+                self._publish(src.digest, src.size, _BufferReader(src.data), progress)
+            else:
+                assert src.path is not None
+                with open(src.path, "rb") as f:
+                    self._publish(src.digest, src.size, f, progress)
+        return src.digest, src.size
+
+    def _publish(
+        self, digest: str, size: int, f: IO[bytes] | _BufferReader, progress: Progress
+    ) -> None:
+        if size >= CHUNK_THRESHOLD:
+            source: BufferWindows | FileWindows
+            if isinstance(f, _BufferReader):
+                source, before = BufferWindows(f.view), None
+            else:
+                source, before = FileWindows(f, size), _file_state(f)
+            self._wrap_os(self._packs().refresh, "packs")
+            self._publish_chunked(digest, source, before, _probe(source), progress)
+            return
+        probe = f.read(codec.PROBE_SIZE)
+        chosen = codec.choose_codec(probe, size)
+        chunks = encode_loose(digest, size, chosen, probe, f, progress)
+        self._object_io(lambda: self._storage.write_new(object_path(digest), chunks), digest)
+
+    def _publish_chunked(
+        self,
+        digest: str,
+        source: BufferWindows | FileWindows,
+        before: tuple[int, int, int, int] | None,
+        probe: memoryview,
+        progress: Progress,
+    ) -> None:
+        """Chunks into packs first, then the recipe under ``digest`` (FORMAT 4.5).
+
+        ``digest`` was computed from the source in a first pass; the chunking
+        pass hashes the content again (FORMAT 4.3) and a file is also checked
+        against its size, mtime, ctime and inode from ``before`` the first
+        pass, so the recipe published is that of the content that was named.
+        """
+        done = self._write_chunks(source, probe, progress)
+        after = None if isinstance(source, BufferWindows) else _file_state(source.file)
+        if done.size != source.size or done.digest != digest or after != before:
+            raise _changed_error(digest, source.size, done.digest, done.size)
+        self._publish_recipe(digest, source.size, done.recipe)
+
+    def _write_chunks(self, source: Windows, probe: memoryview, progress: Progress) -> ChunkWrite:
+        return self._wrap_os(
+            lambda: write_chunks(self._storage, self._packs(), source, probe, progress.advance),
+            "packs",
+        )
+
+    def _publish_recipe(self, digest: str, size: int, recipe: bytes) -> None:
+        header = codec.encode_header(codec.Codec.CHUNKED, size)
+        self._object_io(
+            lambda: self._storage.write_new(object_path(digest), (header, recipe)), digest
+        )
+
+    def copy_to(
+        self, target: ObjectWriter, digest: str, *, progress: Progress = null
+    ) -> int | None:
+        """Copy object ``digest`` into ``target`` unless an intact copy is there.
+
+        The digest is known, so nothing is spooled and nothing is hashed
+        twice: a loose object is read and verified, then written under its
+        name; a chunked one is copied blob by blob as stored (each chunk
+        decoded and checked, the whole content hashed once), then its recipe
+        is published. Nothing is published in ``target`` unless the bytes
+        match ``digest``. ``progress`` gets the content bytes.
+
+        Returns:
+            The number of content bytes copied, or None when ``target`` had it.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, IntegrityError: the source
+                object is malformed, missing or damaged.
+            StorageError: either store failed.
+        """
+        with target.writing():
+            if target._intact(digest):
+                return None
+            path = object_path(digest)
+            blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
+            header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
+            progress.start(header.size, "copying")
+            try:
+                if header.codec is not codec.Codec.CHUNKED:
+                    data = self.get(digest)
+                    target._publish(digest, len(data), _BufferReader(data), progress)
+                else:
+                    recipe = bytes(blob[codec.HEADER_SIZE :])
+                    entries = self._recipe(digest, recipe, header.size, path)
+                    self._copy_chunks(target, digest, path, entries, progress)
+                    target._publish_recipe(digest, header.size, recipe)
+            finally:
+                progress.close()
+            return header.size
+
+    def _copy_chunks(
+        self,
+        target: ObjectWriter,
+        digest: str,
+        path: str,
+        entries: list[RecipeEntry],
+        progress: Progress,
+    ) -> None:
+        """The chunks of ``entries`` that ``target`` lacks, into new packs of ``target``."""
+        index = target._packs()
+        target._wrap_os(index.refresh, "packs")
+        stream = ChunkedStream(self._storage, self._packs(), entries)
+        writer = PackWriter(target._storage, index)
+        try:
+            whole = stream.copy_into(writer, index, progress.advance)
+            if whole != digest:
+                raise IntegrityError(digest, whole, path=path, detail="its recipe is damaged")
+            target._wrap_os(writer.close, "packs")
+        except BaseException as exc:
+            writer.abort()
+            if isinstance(exc, FileNotFoundError):
+                raise ObjectNotFoundError(
+                    f"object {digest} is incomplete: {exc}; restore the pack from another "
+                    "copy of the store"
+                ) from exc
+            if isinstance(exc, ValueError) and not isinstance(exc, UnsupportedFormatError):
+                raise CorruptObjectError(
+                    digest, "damaged chunk", path=path, detail=str(exc)
+                ) from exc
+            raise
+
+
+def encode_loose(
+    digest: str,
+    size: int,
+    chosen: codec.Codec,
+    probe: bytes,
+    f: IO[bytes] | _BufferReader,
+    progress: Progress = null,
+) -> Iterator[bytes]:
+    """Header plus payload of an object, re-hashing the source as it is read.
+
+    The source was hashed in an earlier pass; if it changed since, the last step
+    raises and the storage backend publishes nothing.
+    """
+    yield codec.encode_header(chosen, size)
+    hasher = Hasher()
+    compressor = (
+        codec.make_compressor().compressobj(size=size) if chosen is codec.Codec.ZSTD else None
+    )
+    block = probe
+    while block:
+        hasher.update(block)
+        progress.advance(len(block))
+        if compressor is not None:
+            out = compressor.compress(block)
+            if out:
+                yield out
+        else:
+            yield block
+        block = f.read(BLOCK_SIZE)
+    if compressor is not None:
+        yield compressor.flush()
+    if hasher.size != size or hasher.hexdigest() != digest:
+        raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _probe(source: BufferWindows | FileWindows) -> memoryview:
+    """The first bytes of a chunked object's content: what its codec is chosen on."""
+    return source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+
+
+def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:
+    """Size, mtime, ctime and inode of a real file (None for other streams)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _changed_error(digest: str, size: int, actual: str, actual_size: int) -> ContentChangedError:
+    return ContentChangedError(
+        f"the content changed while it was being stored (expected {size} bytes with "
+        f"blake3 {digest}, read {actual_size} bytes with blake3 {actual}); nothing was "
+        "stored. Do not modify a file while logging it, then retry."
+    )
+
+
+class _BufferReader:
+    """``read(n)`` over an in-memory buffer without copying it first."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    @property
+    def view(self) -> memoryview:
+        """The whole buffer."""
+        return self._view
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n < 0 else min(len(self._view), self._pos + n)
+        out = bytes(self._view[self._pos : end])
+        self._pos = end
+        return out
