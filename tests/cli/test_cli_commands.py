@@ -268,18 +268,6 @@ def test_promote_to_another_store_copies(tmp_path: Path) -> None:
 # --- verify, du, gc -----------------------------------------------------------------
 
 
-@pytest.fixture(params=["library", "cli"])
-def verify_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run verify through the library's verify() where it exists, and through the CLI's own."""
-    if request.param == "cli":
-        monkeypatch.delattr(Repository, "verify", raising=False)
-        monkeypatch.delattr(Project, "verify", raising=False)
-    elif not hasattr(Repository, "verify"):
-        pytest.skip("this scribestore has no Repository.verify()")
-    return str(request.param)
-
-
-@pytest.mark.usefixtures("verify_path")
 def test_verify_ok(repo_path: Path) -> None:
     result = invoke("verify", repo_path)
     assert result.exit_code == 0, result.stderr
@@ -289,7 +277,6 @@ def test_verify_ok(repo_path: Path) -> None:
     assert {r["status"] for r in report["results"]} == {"ok"}
 
 
-@pytest.mark.usefixtures("verify_path")
 def test_verify_reports_corrupt_and_missing(repo_path: Path) -> None:
     repo = Repository(repo_path, mode="r")
     damage(object_file(repo_path, repo.get_artifact_metadata("model", version=0)["hash"]))
@@ -309,7 +296,6 @@ def test_verify_reports_corrupt_and_missing(repo_path: Path) -> None:
     assert "MISSING" in quiet.stdout and "CORRUPT" in quiet.stdout and "OK " not in quiet.stdout
 
 
-@pytest.mark.usefixtures("verify_path")
 def test_verify_project(tmp_path: Path) -> None:
     manifest = make_project(tmp_path / "p")
     report = invoke_json("verify", manifest)

@@ -16,14 +16,12 @@ import blake3
 import msgspec
 
 from scribestore.exception import (
-    IntegrityError,
-    ObjectNotFoundError,
     StorageError,
     UnsupportedFormatError,
 )
+from scribestore.ops.verify import check_object
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.layout import (
-    BLOCK_SIZE,
     PACK_DIR,
     condemned_path,
     index_path,
@@ -67,18 +65,12 @@ class FsckReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _check_object(store: ObjectStore, digest: str) -> FsckProblem | None:
-    path = object_path(digest)
-    try:
-        with store.open(digest) as reader:
-            while reader.read(BLOCK_SIZE):
-                pass
-    except UnsupportedFormatError as exc:
-        return FsckProblem(kind="unsupported", path=path, digest=digest, message=str(exc))
-    except ObjectNotFoundError as exc:
-        return FsckProblem(kind="missing", path=path, digest=digest, message=str(exc))
-    except IntegrityError as exc:
-        return FsckProblem(kind="corrupt", path=path, digest=digest, message=str(exc))
-    return None
+    outcome = check_object(store, digest)
+    if outcome.kind is None:
+        return None
+    return FsckProblem(
+        kind=outcome.kind, path=object_path(digest), digest=digest, message=outcome.detail
+    )
 
 
 def _check_pack(store: ObjectStore, pack_id: str) -> tuple[int, list[FsckProblem]]:

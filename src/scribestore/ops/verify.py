@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["Problem", "ProblemKind", "Reference", "VerifyReport", "verify_references"]
+__all__ = [
+    "Outcome",
+    "Problem",
+    "ProblemKind",
+    "Reference",
+    "VerifyReport",
+    "check_object",
+    "verify_references",
+]
 
 #: ``"missing"``: the object is not in the store. ``"corrupt"``: its bytes, header
 #: or size disagree with its digest or with the manifest. ``"unsupported"``: it
@@ -106,9 +114,14 @@ class Reference:
         return where
 
 
-@dataclasses.dataclass(frozen=True)
-class _Outcome:
-    """What reading one object found: its logical size, or a problem."""
+class Outcome(msgspec.Struct, frozen=True):
+    """What reading one object to its verified end found: its size, or a problem.
+
+    Attributes:
+        size: the object's logical size; None when it could not be read.
+        kind: None when the object verified, else what is wrong.
+        detail: what is wrong and what to do, for people.
+    """
 
     size: int | None
     kind: ProblemKind | None = None
@@ -129,14 +142,14 @@ def verify_references(
     """
     stores: list[ObjectStore] = []
     refs = [(ref, (_store_index(stores, ref.objects), ref.hash)) for ref in references]
-    outcomes: dict[tuple[int, str], _Outcome] = {}
+    outcomes: dict[tuple[int, str], Outcome] = {}
     problems: list[Problem] = []
     checked = ok = 0
     progress.start(sum({key: ref.size for ref, key in refs}.values()), "verifying")
     try:
         for ref, key in refs:
             if key not in outcomes:
-                outcomes[key] = _read_object(ref.objects, ref.hash, progress)
+                outcomes[key] = check_object(ref.objects, ref.hash, progress=progress)
     finally:
         progress.close()
     for ref, key in refs:
@@ -176,23 +189,30 @@ def _store_index(stores: list[ObjectStore], store: ObjectStore) -> int:
     return len(stores) - 1
 
 
-def _read_object(store: ObjectStore, digest: str, progress: Progress) -> _Outcome:
-    """Read ``digest`` to its end through the verifying reader."""
+def check_object(store: ObjectStore, digest: str, *, progress: Progress = null) -> Outcome:
+    """Read ``digest`` to its end through the verifying reader: the one verification core.
+
+    verify, fsck and the CLI all check objects here; data problems are
+    returned, never raised.
+
+    Raises:
+        StorageError: the backend itself failed.
+    """
     buffer = bytearray(BLOCK_SIZE)
     try:
         with store.open(digest) as reader:
             size = reader.size
             while n := reader.readinto(buffer):
                 progress.advance(n)
-    except ObjectNotFoundError:
-        return _Outcome(
+    except ObjectNotFoundError as exc:
+        # The object file itself, or a pack holding some of its chunks.
+        return Outcome(
             None,
             "missing",
-            f"object {digest} is not in the store at {store.url}; restore it from a copy "
-            "of the store, or log the artifact again",
+            f"{exc}; restore it from a copy of the store, or log the artifact again",
         )
     except UnsupportedFormatError as exc:
-        return _Outcome(None, "unsupported", str(exc))
+        return Outcome(None, "unsupported", str(exc))
     except (IntegrityError, InvalidDigestError) as exc:
-        return _Outcome(None, "corrupt", str(exc))
-    return _Outcome(size)
+        return Outcome(None, "corrupt", str(exc))
+    return Outcome(size)
