@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import random
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from scribestore.storage.fsspec import FsspecStorage
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["S3Storage"]
+__all__ = ["S3Storage", "as_os_error", "is_conflict"]
 
 # Multipart part size: 32 MiB parts allow objects up to 312 GiB (10,000 parts)
 # while bounding the memory s3fs buffers per upload.
@@ -144,3 +145,69 @@ def _abort(f: Any) -> None:
     f.mpu = None
     f.buffer = None
     f.closed = True
+
+
+#: Storage methods whose client errors are translated into OSErrors.
+_CALLS = (
+    "delete",
+    "exists",
+    "list",
+    "list_files",
+    "modified",
+    "open_read",
+    "read_bytes",
+    "read_range",
+    "read_view",
+    "size",
+    "special_files",
+    "touch",
+    "update",
+    "write_atomic",
+    "write_new",
+)
+
+
+def as_os_error(exc: BaseException) -> OSError | None:
+    """The OSError that stands for a client error botocore or aiohttp raised, if any.
+
+    botocore and aiohttp raise some network failures as exceptions that are
+    not OSErrors; every layer above the storage backends handles OSErrors,
+    so they are translated here, the cause kept. Time-outs become
+    TimeoutError, missing credentials PermissionError, other connection
+    failures ConnectionError. None: not a client error (or already an OSError).
+    """
+    import aiohttp
+    import botocore.exceptions as boto
+
+    if isinstance(exc, boto.ConnectTimeoutError):
+        return TimeoutError(f"could not connect in time: {exc}")
+    if isinstance(exc, OSError):
+        return None
+    if isinstance(exc, boto.NoCredentialsError):
+        return PermissionError(
+            f"no AWS credentials were found ({exc}); pass key= and secret= as storage "
+            "options, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, (boto.HTTPClientError, boto.ConnectionError, aiohttp.ClientError)):
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return TimeoutError(str(exc))
+        return ConnectionError(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            translated = as_os_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    return call
+
+
+for _name in _CALLS:
+    setattr(S3Storage, _name, _translating(getattr(S3Storage, _name)))
