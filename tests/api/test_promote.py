@@ -116,7 +116,8 @@ def test_failed_save_during_promotion_leaves_repository_unchanged(
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(repo._storage, "update", fail)
+    # Manifests are the only files written with update(): the commit fails.
+    monkeypatch.setattr(type(repo.objects.storage), "update", fail)
     with pytest.raises(SaveError, match="disk full"):
         project["exp"].promote_artifact(repo, "weights")
     monkeypatch.undo()

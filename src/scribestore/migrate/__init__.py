@@ -41,6 +41,7 @@ from scribestore.migrate.project import import_project
 from scribestore.migrate.source import (
     FALLBACK_HANDLER,
     HANDLER_MAP,
+    ImportJob,
     Kind,
     MigrationError,
     MigrationReport,
@@ -120,12 +121,13 @@ def import_lazyscribe(
     handlers = {**HANDLER_MAP, **(handler_map or {})}
     _check_dest_kind(dest_url, kind, storage_options)
     report = MigrationReport(source=src_url, dest=dest_url, kind=kind)
+    job = ImportJob(
+        src, entries, dest_url, objects, handlers, progress, report, dict(storage_options)
+    )
     if kind == "repository":
-        _import_repository(
-            src, entries, dest_url, objects, handlers, progress, report, storage_options
-        )
+        _import_repository(job)
     else:
-        import_project(src, entries, dest_url, objects, handlers, progress, report, storage_options)
+        import_project(job)
     return report
 
 
@@ -159,18 +161,10 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.abspath(ra) == os.path.abspath(rb)
 
 
-def _import_repository(
-    src: Source,
-    entries: list[dict[str, Any]],
-    dest: str,
-    objects: str | os.PathLike[str] | None,
-    handlers: Mapping[str, str],
-    progress: Progress,
-    report: MigrationReport,
-    storage_options: dict[str, Any],
-) -> None:
-    by_name = _plan_repository(src, entries, handlers, report)
-    repo = Repository(dest, mode="a", objects=objects, **storage_options)
+def _import_repository(job: ImportJob) -> None:
+    src, dest, progress, report = job.src, job.dest, job.progress, job.report
+    by_name = _plan_repository(src, job.entries, job.handlers, report)
+    repo = Repository(dest, mode="a", objects=job.objects, **job.storage_options)
     existing: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for meta in repo:
         existing[meta["name"]].append(meta)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import os
 from typing import TYPE_CHECKING, Any
 
 from scribestore.exception import InvalidNameError
@@ -18,6 +17,7 @@ from scribestore.manifest.schema import (
     validate_name,
 )
 from scribestore.migrate.source import (
+    ImportJob,
     MigrationError,
     MigrationReport,
     Source,
@@ -39,28 +39,20 @@ if TYPE_CHECKING:
 __all__ = ["import_project"]
 
 
-def import_project(
-    src: Source,
-    entries: list[dict[str, Any]],
-    dest: str,
-    objects: str | os.PathLike[str] | None,
-    handlers: Mapping[str, str],
-    progress: Progress,
-    report: MigrationReport,
-    storage_options: dict[str, Any],
-) -> None:
-    """Add the experiments of the lazyscribe project ``entries`` to the project ``dest``.
+def import_project(job: ImportJob) -> None:
+    """Add the experiments of the lazyscribe project ``job.entries`` to the project ``job.dest``.
 
     Raises:
         MigrationError: a malformed entry or a missing file (before any write).
     """
+    src, progress, report = job.src, job.progress, job.report
     # Plan: parse and check every entry and file before anything is written.
-    planned = [_plan_experiment(raw, src, handlers) for raw in entries]
+    planned = [_plan_experiment(raw, src, job.handlers) for raw in job.entries]
     artifacts = [a for exp in planned for a in exp.all_artifacts()]
     check_missing([a.rel for a in artifacts if not src.exists(a.rel)], src)
     check_handlers(artifacts, report)
 
-    project = Project(dest, mode="a", objects=objects, **storage_options)
+    project = Project(job.dest, mode="a", objects=job.objects, **job.storage_options)
     present = collections.Counter((e.slug, e.created_at) for e in project.experiments)
     seen: collections.Counter[tuple[str, dt.datetime]] = collections.Counter()
     todo = []

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_HANDLER",
     "HANDLER_MAP",
+    "ImportJob",
     "Kind",
     "MigrationError",
     "MigrationReport",
@@ -122,6 +123,20 @@ def detect_kind(entries: object, fname: str = "") -> Kind:
 
 
 # --- reading the source --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportJob:
+    """One import: the source and its parsed entries, the destination, and how to report."""
+
+    src: Source
+    entries: list[dict[str, Any]]
+    dest: str
+    objects: str | os.PathLike[str] | None
+    handlers: Mapping[str, str]
+    progress: Progress
+    report: MigrationReport
+    storage_options: dict[str, Any]
 
 
 class Source:
