@@ -269,6 +269,22 @@ def bench_promotion(work: Path, sizes_mib: list[int], repeat: int) -> dict[str, 
     return out
 
 
+def bench_transfer(work: Path, size: int, repeat: int) -> dict[str, Any]:
+    """Copying a stored model into another store, against a verified read streamed into put."""
+    src = work / "transfer.bin"
+    make_weights(src, size, seed=4)
+    a = {"src": str(src)}
+    out = interleaved(
+        {
+            "transfer": ("scribe_transfer", True, work / "t", a),
+            "copy_by_put": ("scribe_copy_by_put", True, work / "p", a),
+        },
+        repeat,
+    )
+    src.unlink()
+    return out
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -412,7 +428,9 @@ def main() -> int:
         help="versions in the lazyscribe baseline (it takes ~47 s at 100k)",
     )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["large", "stages", "promote", "versions"], default=None)
+    parser.add_argument(
+        "--only", choices=["large", "stages", "promote", "transfer", "versions"], default=None
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
 
@@ -462,6 +480,21 @@ def main() -> int:
                     "< 50 ms",
                 )
             )
+    if args.only in (None, "transfer"):
+        print("copying a stored model into another store ...", flush=True)
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            moved = bench_transfer(Path(tmp), args.size_mib << 20, args.repeat)
+        results["transfer"] = moved
+        t, p = moved["transfer"], moved["copy_by_put"]
+        rows.append(
+            (
+                f"copy {args.size_mib} MiB into another store (transfer)",
+                f"{t['seconds']:.2f} s",
+                f"verified read into put {p['seconds']:.2f} s",
+                ratio(t["seconds"], p["seconds"]),
+                "< 1.0x",
+            )
+        )
     if args.only in (None, "versions"):
         print(f"opening a repository with {args.versions:,} versions ...", flush=True)
         many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)

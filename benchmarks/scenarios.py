@@ -150,6 +150,41 @@ def scribe_promote(src: str, work: str) -> dict[str, Any]:
     return {"seconds": seconds, "object_bytes_added": tree_size(Path(work) / "objects") - before}
 
 
+def _source_store(src: str, work: str) -> tuple[Any, str]:
+    from scribestore import ObjectStore
+
+    source = ObjectStore(Path(work) / "source")
+    return source, source.put(Path(src))
+
+
+@scenario
+def scribe_transfer(src: str, work: str) -> dict[str, Any]:
+    """Copy a stored model into another store with its digest known (ops.transfer)."""
+    from scribestore import ObjectStore
+    from scribestore.ops.transfer import transfer
+
+    source, digest = _source_store(src, work)
+    target = ObjectStore(Path(work) / "target")
+    seconds = timed(lambda: transfer(source, target, [digest]))
+    return {"seconds": seconds, "stored_bytes": tree_size(Path(work) / "target")}
+
+
+@scenario
+def scribe_copy_by_put(src: str, work: str) -> dict[str, Any]:
+    """Baseline: the same copy as a verified read streamed into put (spooled, re-chunked)."""
+    from scribestore import ObjectStore
+
+    source, digest = _source_store(src, work)
+    target = ObjectStore(Path(work) / "target")
+
+    def run() -> None:
+        with source.open(digest) as reader:
+            assert target.put(reader) == digest
+
+    seconds = timed(run)
+    return {"seconds": seconds, "stored_bytes": tree_size(Path(work) / "target")}
+
+
 # --- lazyscribe 2.2.2 ----------------------------------------------------------------
 
 
