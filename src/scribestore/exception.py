@@ -27,6 +27,7 @@ __all__ = [
     "InvalidVersionError",
     "LeaseLostError",
     "LockTimeoutError",
+    "ManifestNotFoundError",
     "MigrationError",
     "MissingManifestError",
     "ObjectNotFoundError",
@@ -155,6 +156,13 @@ class ArtifactNotFoundError(ScribeStoreError, KeyError, ValueError):
     def __str__(self) -> str:
         # KeyError would repr() the message.
         return str(self.args[0]) if self.args else ""
+
+
+class ManifestNotFoundError(ScribeStoreError, FileNotFoundError):
+    """A manifest opened read-only (mode ``"r"``) does not exist.
+
+    The message names the path or URL that was tried.
+    """
 
 
 class ExperimentNotFoundError(ScribeStoreError, KeyError):

@@ -156,13 +156,13 @@ class Repository(ManifestFile):
             ArtifactLogError: the ``file`` handler was not given an existing file.
         """
         self._check_writable("log an artifact")
-        value, suffix = prepare_value(name, value, handler)
+        prepared = prepare_value(name, value, handler)
         created_at = self._next_created_at(name)
-        fname = default_fname(name, created_at, suffix, fname)
+        fname = default_fname(name, created_at, prepared, fname)
         self._queue(
             PendingArtifact(
                 name=name,
-                value=value,
+                value=prepared.value,
                 handler=handler,
                 params=dict(writer_kwargs),
                 created_at=created_at,

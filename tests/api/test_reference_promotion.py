@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scribestore import Project, Repository
+import pytest
+
+from scribestore import ManifestNotFoundError, Project, Repository
 from support.locations import Location
 
 
@@ -37,7 +39,8 @@ def test_reference_unsaved_promotion_is_a_log(location: Location) -> None:
         exp.log_artifact(name="features", value=[0, 1, 2], handler="json", indent=4)
     project["my-experiment"].promote_artifact(repository, "features")
     # Queued like log_artifact: nothing is written until the repository is saved.
-    assert "features" not in Repository(location.join("repository.json"), mode="r", **opts)
+    with pytest.raises(ManifestNotFoundError):
+        Repository(location.join("repository.json"), mode="r", **opts)
     assert "features" in repository
     assert repository.get_artifact_metadata("features")["saved"] is False
     repository.save()

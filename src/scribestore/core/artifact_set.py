@@ -70,7 +70,7 @@ class ArtifactSet:
                 file artifact's path is not a file.
             InvalidNameError, UnknownHandlerError: bad name or handler.
         """
-        value, suffix = prepare_value(name, value, handler)
+        prepared = prepare_value(name, value, handler)
         index = self._index(name)
         if index is not None and not overwrite:
             raise ArtifactLogError(
@@ -82,11 +82,11 @@ class ArtifactSet:
             created_at = self.entries[index].created_at + _ONE_MICRO
         entry = PendingArtifact(
             name=name,
-            value=value,
+            value=prepared.value,
             handler=handler,
             params=dict(params),
             created_at=created_at,
-            fname=default_fname(name, created_at, suffix, fname),
+            fname=default_fname(name, created_at, prepared, fname),
             environment=get_handler(handler).environment(),
         )
         if index is None:

@@ -13,7 +13,13 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from scribestore.core.stored import PickleTrust, commit_manifest, register_with
-from scribestore.exception import CorruptManifestError, ReadOnlyError, SaveError, ScribeStoreError
+from scribestore.exception import (
+    CorruptManifestError,
+    ManifestNotFoundError,
+    ReadOnlyError,
+    SaveError,
+    ScribeStoreError,
+)
 from scribestore.ops.registry import ManifestKind, ManifestRegistry
 from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
 from scribestore.store.objects import ObjectStore
@@ -81,12 +87,19 @@ class ManifestFile:
         """The decoded manifest, or None when there is none (or, ``tolerant``, it is corrupt).
 
         Raises:
+            ManifestNotFoundError: there is none and the mode is ``"r"``: a
+                mistyped path must not read as an empty manifest.
             CorruptManifestError: (not ``tolerant``) it cannot be decoded.
             UnsupportedFormatError: it was written by a newer scribestore.
             StorageError: it could not be read.
         """
         data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
         if data is None:
+            if self.mode == "r":
+                raise ManifestNotFoundError(
+                    f"no {self.kind} manifest at {self.fpath}: check the path (mode 'r' "
+                    "opens only an existing manifest; mode 'a' creates it on the first save)"
+                )
             return None
         try:
             return decode(data)

@@ -6,19 +6,21 @@ and loading a stored version back, verified, with the environment check.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import io
 import os
 import re
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from scribestore.artifacts import get_handler
 from scribestore.exception import (
     ArtifactLoadError,
     ArtifactLogError,
     IntegrityError,
+    InvalidNameError,
     SaveError,
     ScribeStoreError,
     UntrustedPickleError,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TRUST_PICKLE_ENV",
     "PickleTrust",
+    "PreparedValue",
     "StoredArtifact",
     "commit_manifest",
     "default_fname",
@@ -240,12 +243,22 @@ def commit_manifest(
         ) from exc
 
 
-def prepare_value(name: str, value: Any, handler_alias: str) -> tuple[Any, str]:
+class PreparedValue(NamedTuple):
+    """A value checked for logging: what to keep, and how to name its exported file."""
+
+    value: Any
+    #: The exported file's suffix when its name is derived from the artifact's.
+    suffix: str
+    #: The source file's own name, for handlers that store a file (else None).
+    source_name: str | None
+
+
+def prepare_value(name: str, value: Any, handler_alias: str) -> PreparedValue:
     """Check what is being logged before anything is stored.
 
     Returns:
-        The value to keep (for the ``file`` handler: the absolute source path)
-        and the suffix for its exported file name.
+        The value to keep (for the ``file`` handler: the absolute source path),
+        the suffix for its exported file name and, for a file, its own name.
 
     Raises:
         InvalidNameError: ``name`` could escape the store.
@@ -255,24 +268,31 @@ def prepare_value(name: str, value: Any, handler_alias: str) -> tuple[Any, str]:
     validate_name(name)
     handler = get_handler(handler_alias)
     if not handler.streams_path:
-        return value, handler.suffix
+        return PreparedValue(value, handler.suffix, None)
     try:
         source = handler.source_path(value)
     except (OSError, TypeError, ValueError) as exc:
         raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
-    return source, Path(source).suffix.lstrip(".") or handler.suffix
+    path = Path(source)
+    return PreparedValue(source, path.suffix.lstrip(".") or handler.suffix, path.name)
 
 
-def default_fname(name: str, created_at: dt.datetime, suffix: str, fname: str | None = None) -> str:
-    """The export file name: ``fname`` if given (checked), else derived from the name.
+def default_fname(
+    name: str, created_at: dt.datetime, prepared: PreparedValue, fname: str | None = None
+) -> str:
+    """The export file name: ``fname`` if given (checked), else a file's own name, else
+    one derived from the artifact name and creation time (as lazyscribe names them).
 
     Raises:
         InvalidNameError: ``fname`` is not a plain file name.
     """
-    if fname is None:
-        stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
-        return f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{suffix}"
-    return validate_fname(fname)
+    if fname is not None:
+        return validate_fname(fname)
+    if prepared.source_name is not None:
+        with contextlib.suppress(InvalidNameError):
+            return validate_fname(prepared.source_name)
+    stem = _UNSAFE_FNAME.sub("_", name).strip("._") or "artifact"
+    return f"{stem}-{created_at:%Y%m%d%H%M%S%f}.{prepared.suffix}"
 
 
 def store_value(
