@@ -252,7 +252,7 @@ class Experiment:
         try:
             repository.save()
         except BaseException:
-            repository.discard_queued(pending)
+            repository.discard_queued(name, pending.version)
             raise
 
     def use_store(self, objects: ObjectStore) -> None:

@@ -156,7 +156,7 @@ class Repository(ManifestFile):
             ArtifactLogError: the ``file`` handler was not given an existing file.
         """
         self._check_writable("log an artifact")
-        prepared = prepare_value(name, value, handler)
+        prepared = prepare_value(name, value, handler, writer_kwargs)
         created_at = self._next_created_at(name)
         fname = default_fname(name, created_at, prepared, fname)
         self._queue(
@@ -198,38 +198,37 @@ class Repository(ManifestFile):
         ``stored`` is the ``(hash, size)`` of bytes already in this
         repository's object store (``value`` is then not serialized; save
         checks the bytes are still there); otherwise ``value`` is serialized
-        by ``handler`` with ``params`` at save time. ``environment`` is what
-        the handler recorded where the bytes were written.
+        by ``handler`` with ``params`` at save time, and checked now as
+        ``log_artifact`` checks it. ``environment`` is what the handler
+        recorded where the bytes were written. The creation time is kept as
+        given, even if it is older than the newest version (lazyscribe
+        stores from several machines can hold such versions): callers that
+        need order, like promotion, check it themselves.
 
         Returns:
-            The queued version; :meth:`discard_queued` removes it again.
+            The queued version; ``discard_queued(name, version)`` removes it again.
 
         Raises:
             ReadOnlyError: the repository was opened read-only.
             InvalidNameError: ``name`` or ``fname`` is not allowed.
             UnknownHandlerError: no handler is registered as ``handler``.
-            ArtifactLogError: ``created_at`` is earlier than the newest version
-                of ``name`` (versions cannot go into the past).
+            ArtifactLogError: (no ``stored``) the handler refuses ``value``, or
+                a path handler was not given an existing file.
         """
         self._check_writable("add a version")
-        validate_name(name)
         validate_fname(fname)
-        get_handler(handler)
-        created_at = to_utc(created_at)
-        latest = self.latest_created_at(name)
-        if latest is not None and created_at < latest:
-            raise ArtifactLogError(
-                f"cannot queue a version of artifact {name!r} created "
-                f"{created_at.isoformat()} in repository {self.fpath}: its newest version "
-                f"was created {latest.isoformat()}, and versions cannot go into the past"
-            )
+        if stored is None:
+            value = prepare_value(name, value, handler, params or {}).value
+        else:
+            validate_name(name)
+            get_handler(handler)
         return self._queue(
             PendingArtifact(
                 name=name,
                 value=value,
                 handler=handler,
                 params=dict(params or {}),
-                created_at=created_at,
+                created_at=to_utc(created_at),
                 fname=fname,
                 environment=dict(environment or {}),
                 expiry=None if expiry is None else to_utc(expiry),
@@ -237,24 +236,34 @@ class Repository(ManifestFile):
             )
         )
 
-    def discard_queued(self, pending: PendingArtifact) -> None:
-        """Remove a queued version; the versions of its name queued after it move down one.
+    def discard_queued(self, name: str, version: int | None = None) -> int:
+        """Drop queued (not yet saved) versions of ``name``: ``version``, or all of them.
+
+        The versions of ``name`` queued after a dropped one move down, so the
+        numbers stay dense. Saved versions are never touched.
+
+        Returns:
+            How many versions were dropped.
 
         Raises:
-            VersionNotFoundError: ``pending`` is not queued in this repository
-                (never was, or was saved).
+            VersionNotFoundError: ``version`` is given and is not a queued
+                version of ``name`` (saved already, or never queued).
         """
-        queued = self._pending_of(pending.name)
-        if not any(p is pending for p in queued):
+        queued = self._pending_of(name)
+        doomed = [p for p in queued if version is None or p.version == version]
+        if version is not None and not doomed:
             raise VersionNotFoundError(
-                f"version {pending.version} of artifact {pending.name!r} is not queued in "
-                f"repository {self.fpath} (saved already, or never queued here)"
+                f"version {version} of artifact {name!r} is not queued in repository "
+                f"{self.fpath} (saved already, or never queued); queued: "
+                f"{[p.version for p in queued] or 'none'}"
             )
-        self._pending.remove(pending)
-        queued.remove(pending)
-        for later in queued:
-            if later.version > pending.version:
-                later.version -= 1
+        for pending in doomed:
+            self._pending.remove(pending)
+            queued.remove(pending)
+        first = len(self._committed.get(name, ()))
+        for number, pending in enumerate(queued, start=first):
+            pending.version = number
+        return len(doomed)
 
     def _queue(self, pending: PendingArtifact) -> PendingArtifact:
         name = pending.name

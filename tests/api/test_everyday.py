@@ -1,12 +1,13 @@
-"""Everyday surprises removed: a mistyped read-only path, the exported file's name."""
+"""Everyday surprises removed: a mistyped read-only path, exported file names, bad values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from scribestore import ManifestNotFoundError, Project, Repository
+from scribestore import ArtifactLogError, ManifestNotFoundError, Project, Repository
 from support.cli import invoke
 from support.locations import Location
 
@@ -54,3 +55,42 @@ def test_cli_get_into_a_directory_writes_the_logged_name(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert [p.name for p in out.iterdir()] == ["model.safetensors"]
     assert (out / "model.safetensors").read_bytes() == b"tensor bytes"
+
+
+@pytest.mark.parametrize(
+    ("handler", "bad"),
+    [
+        ("json", Path("/tmp/x")),
+        ("json", {"a": {1, 2}}),
+        ("text", b"bytes"),
+        ("bytes", "text"),
+        ("numpy", np.array([object()], dtype=object)),
+    ],
+    ids=["json-path", "json-set", "text-bytes", "bytes-str", "numpy-object"],
+)
+def test_a_value_the_handler_cannot_store_is_refused_when_logged(
+    tmp_path: Path, handler: str, bad: object
+) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    repo.log_artifact("good", [1, 2], "json")
+    with pytest.raises(ArtifactLogError, match="nothing was queued"):
+        repo.log_artifact("bad", bad, handler)
+    repo.save()  # the good version is not held hostage
+    saved = Repository(tmp_path / "repository.json", mode="r")
+    assert saved.load_artifact("good") == [1, 2] and "bad" not in saved
+
+
+def test_a_bad_value_in_an_experiment_is_refused_when_logged(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        with pytest.raises(ArtifactLogError):
+            exp.log_artifact("bad", Path("x"), "json")
+        exp.log_artifact("good", {"a": 1}, "json", indent=2)
+    project.save()
+    assert Project(tmp_path / "project.json", mode="r")["exp"].load_artifact("good") == {"a": 1}
+
+
+def test_json_params_are_checked_too(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    with pytest.raises(ArtifactLogError):
+        repo.log_artifact("cfg", {"a": 1}, "json", no_such_option=True)

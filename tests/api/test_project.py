@@ -141,9 +141,10 @@ def test_failed_save_keeps_manifest_and_retry_works(location: Location) -> None:
         exp.log_metric("m", 1)
     project.save()
     before = manifest(location)
-    bad: list[object] = [object()]
+    bad: list[object] = []
     with project.log("bad") as exp:
         exp.log_artifact("x", bad, "json")
+    bad.append(object())  # changed after it was logged: only the save can find out
     with pytest.raises(SaveError, match="'x'"):
         project.save()
     assert manifest(location) == before

@@ -70,11 +70,11 @@ def test_stored_bytes_gone_before_save_is_a_save_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"created_at": T0 - dt.timedelta(seconds=1)}, ArtifactLogError),
+        ({"value": {1, 2}}, ArtifactLogError),
         ({"fname": "../escape"}, InvalidNameError),
         ({"handler": "no-such-handler"}, UnknownHandlerError),
     ],
-    ids=["into-the-past", "bad-fname", "unknown-handler"],
+    ids=["bad-value", "bad-fname", "unknown-handler"],
 )
 def test_queue_version_refuses_bad_input_and_queues_nothing(
     tmp_path: Path, kwargs: dict[str, object], error: type[Exception]
@@ -86,6 +86,33 @@ def test_queue_version_refuses_bad_input_and_queues_nothing(
         repo.queue_version("a", **{**args, **kwargs})  # type: ignore[arg-type]
     repo.save()
     assert [m["version"] for m in Repository(tmp_path / "repository.json", mode="r")] == [0]
+
+
+def test_an_older_creation_time_is_kept_as_given(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    repo.queue_version("a", handler="json", created_at=T0, fname="a0.json", value=0)
+    earlier = T0 - dt.timedelta(seconds=4)  # clock skew between two writers
+    repo.queue_version("a", handler="json", created_at=earlier, fname="a1.json", value=1)
+    repo.save()
+    saved = Repository(tmp_path / "repository.json", mode="r")
+    assert [m["version"] for m in saved] == [0, 1]
+    assert (
+        dt.datetime.fromisoformat(saved.get_artifact_metadata("a", version=1)["created_at"])
+        == earlier
+    )
+
+
+def test_a_file_is_checked_when_queued(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    with pytest.raises(ArtifactLogError):
+        repo.queue_version("f", handler="file", created_at=T0, fname="f.bin")
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"bytes")
+    repo.queue_version("f", handler="file", created_at=T0, fname="f.bin", value=str(src))
+    repo.save()
+    assert (
+        Repository(tmp_path / "repository.json", mode="r").get_artifact_metadata("f")["size"] == 5
+    )
 
 
 def test_queue_version_in_read_only_mode(tmp_path: Path) -> None:
@@ -104,9 +131,10 @@ def test_discard_queued_renumbers_the_later_versions(tmp_path: Path) -> None:
     )
     repo.log_artifact("a", 2, "json")
     assert first.version == 1
-    repo.discard_queued(first)
+    assert repo.discard_queued("a", first.version) == 1
     with pytest.raises(VersionNotFoundError):
-        repo.discard_queued(first)
+        repo.discard_queued("a", 3)
+    assert repo.discard_queued("nothing-queued") == 0
     repo.save()
     reopened = Repository(tmp_path / "repository.json", mode="r")
     assert [m["version"] for m in reopened] == [0, 1]

@@ -223,3 +223,20 @@ def test_into_memory_store(lazy_repo: Path) -> None:
     assert Repository(dest, mode="r").load_artifact("features", version=1) == theirs.load_artifact(
         "features", version=1
     )
+
+
+def test_versions_whose_times_go_backwards_import(lazy_repo: Path, tmp_path: Path) -> None:
+    """Clock skew between lazyscribe writers: version 1 created before version 0."""
+    entries = lazy_entries(lazy_repo)
+    features = [e for e in entries if e["name"] == "features"]
+    features[0]["created_at"], features[1]["created_at"] = (
+        features[1]["created_at"],
+        features[0]["created_at"],
+    )
+    lazy_repo.write_text(json.dumps(entries))
+    dest = tmp_path / "scribe" / "repository.json"
+    report = import_lazyscribe(lazy_repo, dest)
+    assert report.versions_added == len(entries)
+    repo = Repository(dest, mode="r")
+    assert [m["version"] for m in repo if m["name"] == "features"] == [0, 1, 2]
+    assert repo.load_artifact("features", version=1) == [1, 2, 3, 4]

@@ -63,3 +63,17 @@ def test_pack_of_a_newer_format_is_unsupported_not_corrupt(location: Location) -
     report = check_store(ObjectStore(location.join("objects"), **location.options))
     assert any(p.kind == "unsupported" and p.path == newer for p in report.problems)
     assert not any(p.kind == "corrupt" for p in report.problems)
+
+
+def test_a_file_under_packs_with_a_foreign_name_is_reported(tmp_path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    store.put(bytes(range(256)) * 40000)  # chunked: packs exist
+    index = next((tmp_path / "objects" / "packs").glob("*.idx"))
+    index.rename(index.with_name(index.name.upper().replace(".IDX", ".idx")))
+    report = check_store(store)
+    assert any(
+        p.kind == "corrupt" and "not the name of a pack" in p.message for p in report.problems
+    )
+    (tmp_path / "objects" / "packs" / ".tmp-123").write_bytes(b"in flight")
+    report = check_store(store)
+    assert not any(".tmp-" in p.path for p in report.problems)

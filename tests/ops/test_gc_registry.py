@@ -107,3 +107,21 @@ def test_copied_store_is_collected_on_its_own(tmp_path: Path) -> None:
     assert report.deleted_objects == ()
     assert all(m.startswith(str(tmp_path / "copy")) for m in report.manifests)
     _all_load(str(tmp_path / "copy"), {})
+
+
+def test_a_registration_that_cannot_be_written_is_a_save_error(tmp_path, monkeypatch) -> None:
+    from scribestore import SaveError
+
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    repo.log_artifact("a", 1, "json")
+    real = repo.objects.storage.write_new
+
+    def gone(path: str, chunks: object) -> bool:
+        if path.startswith("manifests/"):
+            raise FileNotFoundError(path)
+        return real(path, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo.objects.storage, "write_new", gone)
+    with pytest.raises(SaveError, match="could not register"):
+        repo.save()
+    assert not (tmp_path / "repository.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import blake3
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 
 import scribestore.store.writer as writer_module
-from scribestore import CorruptObjectError, IntegrityError, ObjectStore
+from scribestore import CorruptObjectError, IntegrityError, ObjectStore, StorageError
 from scribestore.ops.transfer import transfer
 from scribestore.store.layout import PACK_DIR, object_path
-from scribestore.store.loose import HEADER_SIZE, Codec
+from scribestore.store.loose import HEADER_SIZE, Codec, encode_header
 from support.locations import Location
 from support.progress import Recorder
 
@@ -134,3 +135,51 @@ def test_a_damaged_copy_in_the_target_is_replaced(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     report = transfer(source, target, [digest])
     assert report.copied == (digest,) and target.get(digest) == data
+
+
+def test_a_large_loose_object_from_before_chunking_is_streamed(
+    location: Location, tmp_path: Path
+) -> None:
+    source = ObjectStore(tmp_path / "source")
+    data = weights(6 << 20, seed=6)
+    digest = blake3.blake3(data).hexdigest()
+    path = tmp_path / "source" / object_path(digest)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(encode_header(Codec.RAW, len(data)) + data)
+    assert source.stat(digest).codec is Codec.RAW
+    target = target_at(location)
+    assert transfer(source, target, [digest]).bytes_copied == len(data)
+    assert target.get(digest) == data
+
+
+def test_a_failing_source_read_names_the_source(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ObjectStore(tmp_path / "source")
+    digest = source.put(weights(6 << 20, seed=7))
+    target = target_at(location)
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(source.storage, "read_view", broken)
+    with pytest.raises(StorageError, match="Input/output error") as info:
+        transfer(source, target, [digest])
+    assert source.url in str(info.value)
+    assert digest not in target
+
+
+def test_a_failing_target_write_names_the_target(tmp_path: Path, monkeypatch) -> None:
+    source = ObjectStore(tmp_path / "source")
+    digest = source.put(weights(6 << 20, seed=8))
+    target = ObjectStore(tmp_path / "target")
+
+    def full(*args: object, **kwargs: object) -> bool:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(target.storage, "write_new", full)
+    with pytest.raises(StorageError, match="No space left") as info:
+        transfer(source, target, [digest])
+    assert target.url in str(info.value)
+    monkeypatch.undo()
+    assert digest not in target

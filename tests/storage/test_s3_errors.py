@@ -61,3 +61,19 @@ def test_errors_that_are_not_client_errors_pass_through() -> None:
     assert as_os_error(ValueError("a bug")) is None
     assert as_os_error(FileNotFoundError("x")) is None
     assert isinstance(as_os_error(boto.ConnectTimeoutError(endpoint_url="u")), TimeoutError)
+
+
+def test_listing_errors_are_translated_too(s3_store: ObjectStore, monkeypatch) -> None:
+    s3_store.put(b"bytes on s3")
+
+    def fail(*args: object, **kwargs: object) -> list[str]:
+        raise boto.EndpointConnectionError(endpoint_url=DEAD)
+
+    monkeypatch.setattr(s3_store.storage.fs, "find", fail)  # type: ignore[attr-defined]
+    with pytest.raises(StorageError, match="Could not connect"):
+        list(s3_store)
+
+
+def test_a_read_timeout_is_a_timeout() -> None:
+    error = boto.ReadTimeoutError(endpoint_url=DEAD)
+    assert isinstance(as_os_error(error), TimeoutError)

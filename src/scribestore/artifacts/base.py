@@ -62,6 +62,18 @@ class ArtifactHandler(abc.ABC):
                 return f"written with {key}={value}, this environment has {key}={current[key]}"
         return None
 
+    def check_value(self, value: Any, **params: Any) -> None:
+        """Refuse, when it is logged, a value that :meth:`write` could not store.
+
+        Called by ``log_artifact`` with the writer params, so a bad value is
+        refused before it is queued instead of failing every later save.
+        Cheap checks only; default: nothing (the value is checked at save).
+
+        Raises:
+            Any exception saying why ``value`` cannot be stored.
+        """
+        return None
+
     @abc.abstractmethod
     def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
         """Serialize ``value`` into the binary buffer ``buf``.

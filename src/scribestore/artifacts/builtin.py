@@ -57,6 +57,11 @@ class JSONHandler(ArtifactHandler):
     suffix: ClassVar[str] = "json"
     binary: ClassVar[bool] = False
 
+    def check_value(self, value: Any, **params: Any) -> None:
+        # JSON artifacts are small: serializing once more costs little and
+        # catches every value json cannot hold (a Path, an ndarray, a set).
+        json.dumps(value, **params)
+
     def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
         buf.write(json.dumps(value, **params).encode("utf-8"))
 
@@ -77,13 +82,16 @@ class TextHandler(ArtifactHandler):
     suffix: ClassVar[str] = "txt"
     binary: ClassVar[bool] = False
 
-    def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
+    def check_value(self, value: Any, **params: Any) -> None:
         _no_params(self.alias, "write", params)
         if not isinstance(value, str):
             raise TypeError(
                 f"the 'text' handler stores str values, not {type(value).__name__}; "
                 "use the 'bytes' handler for binary data"
             )
+
+    def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
+        self.check_value(value, **params)
         buf.write(value.encode("utf-8"))
 
     def read(self, buf: IO[bytes], **params: Any) -> str:
@@ -101,13 +109,16 @@ class BytesHandler(ArtifactHandler):
     alias: ClassVar[str] = "bytes"
     suffix: ClassVar[str] = "bin"
 
-    def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
+    def check_value(self, value: Any, **params: Any) -> None:
         _no_params(self.alias, "write", params)
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"the 'bytes' handler stores bytes, bytearray or memoryview, "
                 f"not {type(value).__name__}"
             )
+
+    def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
+        self.check_value(value, **params)
         view = memoryview(value)
         if not view.c_contiguous:
             # cast() refuses strided views; their bytes must be gathered once.
@@ -180,6 +191,14 @@ class NumpyHandler(ArtifactHandler):
 
     def environment(self) -> dict[str, str]:
         return {"numpy_version": numpy.__version__.split(".")[0]}
+
+    def check_value(self, value: Any, **params: Any) -> None:
+        self._refuse_pickle(params)
+        if isinstance(value, numpy.ndarray) and value.dtype.hasobject:
+            raise ValueError(
+                "the 'numpy' handler cannot store object arrays (they need pickle); "
+                "use the 'pickle' handler for them"
+            )
 
     def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
         self._refuse_pickle(params)

@@ -70,7 +70,7 @@ class ArtifactSet:
                 file artifact's path is not a file.
             InvalidNameError, UnknownHandlerError: bad name or handler.
         """
-        prepared = prepare_value(name, value, handler)
+        prepared = prepare_value(name, value, handler, params)
         index = self._index(name)
         if index is not None and not overwrite:
             raise ArtifactLogError(

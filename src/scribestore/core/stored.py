@@ -30,7 +30,7 @@ from scribestore.progress import Progress, null
 from scribestore.store.objects import ObjectReader, ObjectStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from scribestore.ops.registry import ManifestKind, ManifestRegistry
     from scribestore.storage import Storage
@@ -253,7 +253,9 @@ class PreparedValue(NamedTuple):
     source_name: str | None
 
 
-def prepare_value(name: str, value: Any, handler_alias: str) -> PreparedValue:
+def prepare_value(
+    name: str, value: Any, handler_alias: str, params: Mapping[str, Any]
+) -> PreparedValue:
     """Check what is being logged before anything is stored.
 
     Returns:
@@ -263,11 +265,19 @@ def prepare_value(name: str, value: Any, handler_alias: str) -> PreparedValue:
     Raises:
         InvalidNameError: ``name`` could escape the store.
         UnknownHandlerError: no handler ``handler_alias``.
-        ArtifactLogError: a path handler was not given an existing file.
+        ArtifactLogError: a path handler was not given an existing file, or
+            the handler refuses the value (:meth:`ArtifactHandler.check_value`).
     """
     validate_name(name)
     handler = get_handler(handler_alias)
     if not handler.streams_path:
+        try:
+            handler.check_value(value, **params)
+        except Exception as exc:
+            raise ArtifactLogError(
+                f"cannot log artifact {name!r} with handler {handler_alias!r}: {exc}; "
+                "nothing was queued"
+            ) from exc
         return PreparedValue(value, handler.suffix, None)
     try:
         source = handler.source_path(value)

@@ -23,6 +23,7 @@ from scribestore.ops.verify import check_object
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.layout import (
     PACK_DIR,
+    TMP_PREFIX,
     condemned_path,
     index_path,
     object_path,
@@ -170,7 +171,17 @@ def check_store(
     packs = chunks = 0
     for name in store.storage.list(PACK_DIR):
         parsed = parse_pack_name(name)
-        if parsed is not None and parsed.kind == "idx":
+        if parsed is None and not name.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+            problems.append(
+                FsckProblem(
+                    kind="corrupt",
+                    path=name,
+                    message="not the name of a pack, index or condemned marker: "
+                    "scribestore ignores it (a renamed or foreign file); restore its name "
+                    "or remove it",
+                )
+            )
+        elif parsed is not None and parsed.kind == "idx":
             count, found = _check_pack(store, parsed.pack_id)
             packs += 1
             chunks += count

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from scribestore.exception import CorruptObjectError
+from scribestore.exception import CorruptObjectError, StorageError
 from scribestore.storage import check_relpath, checked, split_url
 from scribestore.store.hashing import hash_bytes
 from scribestore.store.layout import MANIFESTS_DIR
@@ -75,7 +75,10 @@ class ManifestRegistry:
         ref = ManifestRecord(url=url, kind=kind, path="" if inside is None else "../" + inside)
         name = f"{MANIFESTS_DIR}/{hash_bytes((ref.path or url).encode())[:32]}.json"
         record = msgspec.json.encode(ref)
-        checked(storage, partial(storage.write_new, name, (record,)), url)
+        try:
+            checked(storage, partial(storage.write_new, name, (record,)), url)
+        except FileNotFoundError as exc:  # the store's directory vanished meanwhile
+            raise StorageError(f"could not register {url} in {self._store.url}: {exc}") from exc
         self._registered.add((url, kind))
 
     def manifests(self) -> list[RegisteredManifest]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import inspect
 import random
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ import fsspec.asyn
 from scribestore.storage.fsspec import FsspecStorage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["S3Storage", "as_os_error", "is_conflict"]
 
@@ -181,6 +182,8 @@ def as_os_error(exc: BaseException) -> OSError | None:
 
     if isinstance(exc, boto.ConnectTimeoutError):
         return TimeoutError(f"could not connect in time: {exc}")
+    if isinstance(exc, boto.ReadTimeoutError):  # an OSError, but not the built-in TimeoutError
+        return TimeoutError(f"no answer in time: {exc}")
     if isinstance(exc, OSError):
         return None
     if isinstance(exc, boto.NoCredentialsError):
@@ -196,6 +199,20 @@ def as_os_error(exc: BaseException) -> OSError | None:
 
 
 def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(method):
+        # A generator runs its calls when iterated, not when called.
+        @functools.wraps(method)
+        def iterate(self: S3Storage, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except Exception as exc:
+                translated = as_os_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+        return iterate
+
     @functools.wraps(method)
     def call(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
         try:

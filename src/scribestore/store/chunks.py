@@ -504,14 +504,18 @@ class ChunkedStream:
         return buf, out
 
     def copy_into(
-        self, writer: PackWriter, index: PackIndex, advance: Callable[[int], object]
+        self,
+        add: Callable[[bytes, memoryview, int], object],
+        have: Callable[[bytes], bool],
+        advance: Callable[[int], object],
     ) -> str:
-        """Add the stored blobs of the chunks ``index`` lacks to ``writer``, verified.
+        """Pass the stored blob of every chunk that ``have`` lacks to ``add``, verified.
 
-        Every chunk is decoded and checked against its digest, and the whole
-        content is hashed once; blobs are copied as stored, never re-encoded,
+        Every chunk is decoded and checked against its digest before its
+        blob is passed on as ``add(digest, blob, size)``, and the whole
+        content is hashed once; blobs are passed as stored, never re-encoded,
         and nothing is chunked again. ``advance`` gets the content bytes
-        checked. The caller closes (or aborts) ``writer``.
+        checked.
 
         Returns:
             The BLAKE3 of the whole content: the caller compares it with the
@@ -530,9 +534,9 @@ class ChunkedStream:
             whole.update(out)
             for j, (size, loc) in enumerate(run):
                 digest = self._recipe[start + j][0]
-                if digest not in index and digest not in added:
+                if digest not in added and not have(digest):
                     at = loc.offset - first.offset
-                    writer.add(digest, (data[at : at + loc.length],), size)
+                    add(digest, data[at : at + loc.length], size)
                     added.add(digest)
             self._spare.put(buf)
             advance(len(out))

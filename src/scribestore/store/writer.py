@@ -26,7 +26,8 @@ from scribestore.exception import (
     CorruptObjectError,
     IntegrityError,
     ObjectNotFoundError,
-    UnsupportedFormatError,
+    ScribeStoreError,
+    StorageError,
 )
 from scribestore.progress import Progress, null
 from scribestore.store import loose as codec
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
     from scribestore.storage import Storage
     from scribestore.store.leases import Lease
+    from scribestore.store.reader import ObjectReader
 
 __all__ = ["ObjectWriter", "Source"]
 
@@ -88,6 +90,10 @@ class ObjectWriter(abc.ABC):
     @abc.abstractmethod
     def get(self, digest: str) -> bytes:
         """The verified content of ``digest``."""
+
+    @abc.abstractmethod
+    def open(self, digest: str) -> ObjectReader:
+        """A verifying stream of the content of ``digest``."""
 
     @abc.abstractmethod
     def _packs(self) -> PackIndex:
@@ -337,14 +343,22 @@ class ObjectWriter(abc.ABC):
             if target._intact(digest):
                 return None
             path = object_path(digest)
-            blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
-            header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
+            head = self._object_io(
+                lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest
+            )
+            header = codec.decode_header(head, digest=digest, path=path)
+            if header.codec is not codec.Codec.CHUNKED and header.size >= CHUNK_THRESHOLD:
+                # A loose object from before chunking: streamed into put, which
+                # chunks it, instead of held in memory.
+                with self.open(digest) as reader:
+                    return target.put_sized(cast("IO[bytes]", reader), progress=progress)[1]
             progress.start(header.size, "copying")
             try:
                 if header.codec is not codec.Codec.CHUNKED:
                     data = self.get(digest)
                     target._publish(digest, len(data), _BufferReader(data), progress)
                 else:
+                    blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
                     recipe = bytes(blob[codec.HEADER_SIZE :])
                     entries = self._recipe(digest, recipe, header.size, path)
                     self._copy_chunks(target, digest, path, entries, progress)
@@ -366,23 +380,39 @@ class ObjectWriter(abc.ABC):
         target._wrap_os(index.refresh, "packs")
         stream = ChunkedStream(self._storage, self._packs(), entries)
         writer = PackWriter(target._storage, index)
+
+        def add(chunk: bytes, blob: memoryview, size: int) -> None:
+            # Target failures are the target's: mapped here, so what is left
+            # below is about reading the source.
+            target._wrap_os(lambda: writer.add(chunk, (blob,), size), "packs")
+
         try:
-            whole = stream.copy_into(writer, index, progress.advance)
+            whole = stream.copy_into(add, index.__contains__, progress.advance)
             if whole != digest:
                 raise IntegrityError(digest, whole, path=path, detail="its recipe is damaged")
             target._wrap_os(writer.close, "packs")
         except BaseException as exc:
             writer.abort()
-            if isinstance(exc, FileNotFoundError):
-                raise ObjectNotFoundError(
-                    f"object {digest} is incomplete: {exc}; restore the pack from another "
-                    "copy of the store"
-                ) from exc
-            if isinstance(exc, ValueError) and not isinstance(exc, UnsupportedFormatError):
-                raise CorruptObjectError(
-                    digest, "damaged chunk", path=path, detail=str(exc)
-                ) from exc
-            raise
+            mapped = _source_error(exc, self.url, digest, path)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+
+def _source_error(exc: BaseException, url: str, digest: str, path: str) -> BaseException:
+    """What a failure while reading ``digest`` from the store at ``url`` is, for the caller."""
+    if isinstance(exc, ScribeStoreError) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFoundError(
+            f"object {digest} in {url} is incomplete: {exc}; restore the pack from another "
+            "copy of that store"
+        )
+    if isinstance(exc, ValueError):
+        return CorruptObjectError(digest, "damaged chunk", path=path, detail=str(exc))
+    if isinstance(exc, OSError):
+        return StorageError(f"storage at {url} failed reading object {digest}: {exc}")
+    return exc
 
 
 def encode_loose(
