@@ -37,6 +37,7 @@ __all__ = [
     "StorageError",
     "StorageTimeoutError",
     "UnknownHandlerError",
+    "UnsavedChangesWarning",
     "UnsupportedFormatError",
     "UntrustedPickleError",
     "VersionNotFoundError",
@@ -290,4 +291,12 @@ class MissingManifestError(ScribeStoreError, LookupError):
     """A manifest registered with a store cannot be found, so gc cannot know what it uses.
 
     The message names the manifest and says how to tell gc it is gone.
+    """
+
+
+class UnsavedChangesWarning(UserWarning):
+    """A Repository or Project was discarded (or the program ended) before its changes were saved.
+
+    The message says what was lost. Call ``save()`` before the object goes
+    out of scope.
     """

@@ -78,7 +78,8 @@ class Project(ManifestFile):
     ) -> None:
         self._open_manifest(fpath, mode, objects, trust_pickle, storage_options)
         self.author = author if author is not None else getpass.getuser()
-        self.experiments: list[Experiment] = []
+        self._experiments: list[Experiment] = []
+        self._unsaved.experiments = self._experiments
         # Ids of experiments known to be in the saved manifest.
         self._saved_ids: set[str] = set()
         # Mode "w": ids saved when opened, which the first save drops.
@@ -90,6 +91,16 @@ class Project(ManifestFile):
             read_only = mode in ("r", "a")
             self.experiments = [self._experiment(r, read_only) for r in records]
             self._saved_ids = {r.id for r in records}
+
+    @property
+    def experiments(self) -> list[Experiment]:
+        """The experiments of this project, oldest first."""
+        return self._experiments
+
+    @experiments.setter
+    def experiments(self, experiments: list[Experiment]) -> None:
+        self._experiments = experiments
+        self._unsaved.experiments = experiments
 
     def _experiment(self, record: ExperimentRecord, read_only: bool) -> Experiment:
         exp = Experiment.from_record(
@@ -323,5 +334,6 @@ class Project(ManifestFile):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._unsaved.experiments = self._experiments
         for exp in self.experiments:
             exp.use_store(self._objects)

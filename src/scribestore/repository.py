@@ -112,6 +112,7 @@ class Repository(ManifestFile):
         self._open_manifest(fpath, mode, objects, trust_pickle, storage_options)
         self._committed: dict[str, list[ArtifactVersion]] = {}
         self._pending: list[PendingArtifact] = []
+        self._unsaved.versions = self._pending
         self._pending_by_name: dict[str, list[PendingArtifact]] = {}
         # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
         self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
@@ -319,7 +320,7 @@ class Repository(ManifestFile):
         finally:
             progress.close()
         self._committed = merged
-        self._pending = []
+        self._pending.clear()
         self._pending_by_name = {}
         self._expiry_updates = {}
         self._baseline = set()
@@ -694,6 +695,7 @@ class Repository(ManifestFile):
     def __setstate__(self, state: dict[str, Any]) -> None:
         committed = state.pop("_committed")
         super().__setstate__(state)
+        self._unsaved.versions = self._pending
         self._committed = {
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])
             for name, raw in committed.items()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scribestore import ArtifactLogError, ManifestNotFoundError, Project, Repository
+from scribestore import (
+    ArtifactLogError,
+    ManifestNotFoundError,
+    Project,
+    Repository,
+    UnsavedChangesWarning,
+)
 from support.cli import invoke
+from support.helpers import child_env
 from support.locations import Location
 
 
@@ -94,3 +105,53 @@ def test_json_params_are_checked_too(tmp_path: Path) -> None:
     repo = Repository(tmp_path / "repository.json", mode="a")
     with pytest.raises(ArtifactLogError):
         repo.log_artifact("cfg", {"a": 1}, "json", no_such_option=True)
+
+
+def test_discarding_unsaved_versions_warns(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    repo.log_artifact("a", 1, "json")
+    with pytest.warns(UnsavedChangesWarning, match=r"repository .* 1 unsaved change"):
+        del repo
+        gc.collect()
+
+
+def test_discarding_an_unsaved_project_warns(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.log_metric("m", 1)
+    with pytest.warns(UnsavedChangesWarning, match="project"):
+        del project, exp
+        gc.collect()
+
+
+def test_saved_or_read_only_holders_do_not_warn(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnsavedChangesWarning)
+        repo = Repository(tmp_path / "repository.json", mode="a")
+        repo.log_artifact("a", 1, "json")
+        repo.save()
+        view = Repository(tmp_path / "repository.json", mode="r")
+        project = Project(tmp_path / "project.json", mode="w")
+        with project.log("exp"):
+            pass
+        project.save()
+        del repo, view, project
+        gc.collect()
+
+
+def test_an_unsaved_repository_warns_at_exit(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from scribestore import Repository\n"
+        "repo = Repository(sys.argv[1], mode='a')\n"
+        "repo.log_artifact('model', [1, 2], 'json')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "repository.json")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert "UnsavedChangesWarning" in proc.stderr and "1 unsaved change" in proc.stderr

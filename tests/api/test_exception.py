@@ -26,7 +26,7 @@ def test_every_error_is_in_the_tree_and_exported() -> None:
     names = [n for n in exception.__all__]
     for name in names:
         cls = getattr(exception, name)
-        assert issubclass(cls, ScribeStoreError), name
+        assert issubclass(cls, (ScribeStoreError, Warning)), name
         assert getattr(scribestore, name) is cls, f"scribestore.{name} is not exported"
 
 

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from scribestore.core.stored import PickleTrust, commit_manifest, register_with
+from scribestore.core.unsaved import watch
 from scribestore.exception import (
     CorruptManifestError,
     ManifestNotFoundError,
@@ -77,6 +78,7 @@ class ManifestFile:
             os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
         )
         self._connect()
+        self._unsaved = watch(self, f"{self.kind} {self.fpath}")
 
     def _connect(self) -> None:
         self._storage = open_storage(self._dir, **self.storage_options)
@@ -172,10 +174,11 @@ class ManifestFile:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for live in ("_storage", "_objects", "_registry"):
+        for live in ("_storage", "_objects", "_registry", "_unsaved"):
             state.pop(live, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._connect()
+        self._unsaved = watch(self, f"{self.kind} {self.fpath}")
