@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from scribestore import Project, Repository
+from scribestore import ManifestNotFoundError, Project, Repository
 from scribestore.storage import open_storage
 from support.helpers import python_child
 from support.locations import S3_BUCKET, Location
@@ -168,7 +168,16 @@ class Harness:
     # --- checking -----------------------------------------------------------------
 
     def state(self) -> dict[Any, Any]:
-        """What the saved manifest holds, opened the way a reader would (it must parse)."""
+        """What the saved manifest holds, opened the way a reader would (it must parse).
+
+        Empty when no save has committed yet (a kill before the first one).
+        """
+        try:
+            return self._state()
+        except ManifestNotFoundError:
+            return {}
+
+    def _state(self) -> dict[Any, Any]:
         if self.kind == "repository":
             repo = Repository(self.fpath, mode="r", **self.loc.options)
             return {
@@ -191,6 +200,8 @@ class Harness:
         for key, value in before.items():
             assert after.get(key) == value, f"saved entry {key} changed or vanished"
         added = [k for k in after if k not in before]
+        if not after:
+            return after, 0  # killed before the first save committed: nothing to check
         if self.kind == "repository":
             store: Repository | Project = Repository(self.fpath, mode="r", **self.loc.options)
             # A save is all or nothing: the killed child's versions come in whole saves.
