@@ -183,3 +183,31 @@ def test_a_failing_target_write_names_the_target(tmp_path: Path, monkeypatch) ->
     assert target.url in str(info.value)
     monkeypatch.undo()
     assert digest not in target
+
+
+def test_a_loose_object_is_copied_as_stored(tmp_path: Path) -> None:
+    source = ObjectStore(tmp_path / "source")
+    digest = source.put(b"compressible " * 5000)
+    target = ObjectStore(tmp_path / "target")
+    transfer(source, target, [digest])
+    copied = (tmp_path / "target" / object_path(digest)).read_bytes()
+    assert copied == (tmp_path / "source" / object_path(digest)).read_bytes()
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "tail"])
+def test_a_damaged_loose_object_publishes_nothing(tmp_path: Path, where: str) -> None:
+    source = ObjectStore(tmp_path / "source")
+    digest = source.put(bytes(range(256)) * 10)
+    path = tmp_path / "source" / object_path(digest)
+    raw = bytearray(path.read_bytes())
+    if where == "header":
+        raw[8] ^= 0x01  # the recorded size
+    elif where == "payload":
+        raw[HEADER_SIZE + 5] ^= 0xFF
+    else:
+        raw += b"trailing"
+    path.write_bytes(bytes(raw))
+    target = ObjectStore(tmp_path / "target")
+    with pytest.raises(IntegrityError):
+        transfer(source, target, [digest])
+    assert digest not in target

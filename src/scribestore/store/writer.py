@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
+import zstandard
 
 from scribestore.exception import (
     ContentChangedError,
@@ -354,11 +355,13 @@ class ObjectWriter(abc.ABC):
                     return target.put_sized(cast("IO[bytes]", reader), progress=progress)[1]
             progress.start(header.size, "copying")
             try:
+                blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
                 if header.codec is not codec.Codec.CHUNKED:
-                    data = self.get(digest)
-                    target._publish(digest, len(data), _BufferReader(data), progress)
+                    _check_loose(blob, digest, path)
+                    progress.advance(header.size)
+                    # Verified, so copied as stored: not re-encoded or hashed again.
+                    target._object_io(lambda: target._storage.write_new(path, (blob,)), digest)
                 else:
-                    blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
                     recipe = bytes(blob[codec.HEADER_SIZE :])
                     entries = self._recipe(digest, recipe, header.size, path)
                     self._copy_chunks(target, digest, path, entries, progress)
@@ -397,6 +400,36 @@ class ObjectWriter(abc.ABC):
             if mapped is exc:
                 raise
             raise mapped from exc
+
+
+def _check_loose(blob: bytes, digest: str, path: str) -> None:
+    """Check a whole loose object file (header and payload) against its name.
+
+    Stricter than a reader: a zstd frame must state its content size and be
+    followed by nothing, since the file is copied byte for byte.
+
+    Raises:
+        CorruptObjectError: the header or payload does not decode, or bytes
+            follow the payload.
+        IntegrityError: the content does not hash to ``digest``.
+    """
+    header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
+    payload = memoryview(blob)[codec.HEADER_SIZE :]
+    data: bytes | memoryview = payload
+    if header.codec is codec.Codec.ZSTD:
+        try:
+            if zstandard.frame_content_size(payload) != header.size:
+                raise zstandard.ZstdError("the frame does not state the object's size")
+            # Bounded: the frame states the size, and zstd holds it to that.
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            data = frame.decompress(payload)
+            if frame.unused_data or not frame.eof:
+                raise zstandard.ZstdError("bytes follow the zstd frame, or it is cut short")
+        except zstandard.ZstdError as exc:
+            raise CorruptObjectError(digest, "undecodable", path=path, detail=str(exc)) from exc
+    actual = hash_bytes(data)
+    if len(data) != header.size or actual != digest:
+        raise IntegrityError(digest, actual, path=path, detail="the stored copy is damaged")
 
 
 def _source_error(exc: BaseException, url: str, digest: str, path: str) -> BaseException:
