@@ -146,12 +146,21 @@ class ObjectNotFoundError(ScribeStoreError, LookupError):
     """No object with this digest is in the store."""
 
 
-class ArtifactNotFoundError(ScribeStoreError, KeyError, ValueError):
+class ArtifactLogError(ScribeStoreError):
+    """An artifact could not be logged (for example, a promotion that is not newer)."""
+
+
+class ArtifactLoadError(ScribeStoreError):
+    """An artifact could not be loaded (not saved yet, or environment mismatch)."""
+
+
+class ArtifactNotFoundError(ArtifactLoadError, KeyError, ValueError):
     """No artifact with this name.
 
-    A ``KeyError`` (so a ``LookupError``) for ``repo[name]``, and also a
-    ``ValueError`` because lazyscribe raises ``ValueError`` for an unknown
-    artifact name and code written for it catches that.
+    A ``KeyError`` (so a ``LookupError``) for ``repo[name]``, a
+    ``ValueError`` because lazyscribe's repositories raise ``ValueError`` for
+    an unknown artifact name, and an :class:`ArtifactLoadError` because its
+    experiments raise that: code written for either catches it.
     """
 
     def __str__(self) -> str:
@@ -236,14 +245,6 @@ class CorruptManifestError(ScribeStoreError, ValueError):
 
 
 # --- operations -------------------------------------------------------------------
-
-
-class ArtifactLogError(ScribeStoreError):
-    """An artifact could not be logged (for example, a promotion that is not newer)."""
-
-
-class ArtifactLoadError(ScribeStoreError):
-    """An artifact could not be loaded (not saved yet, or environment mismatch)."""
 
 
 class SaveError(ScribeStoreError):

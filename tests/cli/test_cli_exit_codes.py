@@ -22,6 +22,7 @@ from scribestore import (
     InvalidNameError,
     InvalidVersionError,
     ObjectNotFoundError,
+    Project,
     ReadOnlyError,
     Repository,
     SaveError,
@@ -31,7 +32,7 @@ from scribestore import (
     VersionNotFoundError,
 )
 from scribestore.cli import EXIT_CODES, exit_code_for, main
-from support.cli import damage, invoke, make_repo, object_file
+from support.cli import damage, invoke, make_project, make_repo, object_file
 from support.helpers import child_env
 
 
@@ -156,3 +157,26 @@ def test_real_process_exit_codes_and_messages(tmp_path: Path, via: str) -> None:
     assert proc.returncode == 4
     assert proc.stderr.count("\n") == 1 and "integrity check failed" in proc.stderr
     assert not (tmp_path / "out.bin").exists()
+
+
+def test_a_directory_given_as_manifest_suggests_the_one_inside(tmp_path: Path) -> None:
+    manifest = make_repo(tmp_path / "store")
+    result = invoke("ls", str(tmp_path / "store"))
+    assert result.exit_code == 2
+    assert f"did you mean {manifest}" in result.output
+    (tmp_path / "empty").mkdir()
+    result = invoke("ls", str(tmp_path / "empty"))
+    assert result.exit_code == 2 and "not a manifest file" in result.output
+    assert "Errno" not in result.output
+
+
+def test_promoting_a_missing_artifact_is_not_found(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "s")
+    repo = tmp_path / "s" / "repository.json"
+    exp = Project(project, mode="r").experiments[0]
+    with pytest.raises(ArtifactLoadError):
+        exp.load_artifact("no-such-artifact")
+    with pytest.raises(ArtifactNotFoundError):
+        exp.load_artifact("no-such-artifact")
+    result = invoke("promote", str(project), exp.slug, "no-such-artifact", str(repo))
+    assert result.exit_code == 3, result.output

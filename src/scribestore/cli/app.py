@@ -20,7 +20,7 @@ import click
 from scribestore import __version__
 from scribestore.exception import CorruptManifestError, IntegrityError, ReadOnlyError
 from scribestore.progress import Progress, terminal_progress
-from scribestore.storage import open_storage, split_file_url
+from scribestore.storage import NotRegularFileError, join_url, open_storage, split_file_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -303,7 +303,18 @@ def manifest_kind(url: str, storage_options: dict[str, Any]) -> str:
     directory, name = split_file_url(url)
     try:
         data = open_storage(directory, **dict(storage_options)).read_bytes(name)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotRegularFileError) as exc:
+        inside = _manifests_inside(url, storage_options)
+        if inside:
+            raise CliError(
+                f"{url} is a directory, not a manifest; did you mean {inside[0]}?", EXIT_USAGE
+            ) from None
+        if isinstance(exc, NotRegularFileError):
+            raise CliError(
+                f"{url} is not a manifest file; pass the repository.json or project.json "
+                "of a store",
+                EXIT_USAGE,
+            ) from None
         raise CliError(f"no manifest at {url}; check the path or URL", EXIT_NOT_FOUND) from None
     try:
         doc = json.loads(data)
@@ -320,6 +331,19 @@ def manifest_kind(url: str, storage_options: dict[str, Any]) -> str:
         else ""
     )
     raise CorruptManifestError(f"{url} is not a scribestore manifest{hint}")
+
+
+def _manifests_inside(url: str, storage_options: dict[str, Any]) -> list[str]:
+    """The manifests directly inside ``url``, if it names a directory that holds any."""
+    try:
+        storage = open_storage(url, **dict(storage_options))
+        return [
+            join_url(url, name)
+            for name in ("repository.json", "project.json")
+            if storage.exists(name)
+        ]
+    except (OSError, ValueError):
+        return []
 
 
 def human(n: int | None) -> str:

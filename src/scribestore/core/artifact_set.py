@@ -15,7 +15,12 @@ from scribestore.core.stored import (
     prepare_value,
     store_value,
 )
-from scribestore.exception import ArtifactLoadError, ArtifactLogError, SaveError
+from scribestore.exception import (
+    ArtifactLoadError,
+    ArtifactLogError,
+    ArtifactNotFoundError,
+    SaveError,
+)
 from scribestore.manifest.schema import ArtifactRecord, jsonable_params
 from scribestore.manifest.versions import utcnow
 from scribestore.ops.transfer import transfer
@@ -105,12 +110,12 @@ class ArtifactSet:
         """The artifact ``name``.
 
         Raises:
-            ArtifactLoadError: there is none.
+            ArtifactNotFoundError: there is none (an ArtifactLoadError too).
         """
         index = self._index(name)
         if index is None:
             known = ", ".join(repr(e.name) for e in self.entries) or "none"
-            raise ArtifactLoadError(
+            raise ArtifactNotFoundError(
                 f"{self.owner} has no artifact named {name!r} (artifacts: {known})"
             )
         return self.entries[index]
