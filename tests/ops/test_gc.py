@@ -250,3 +250,44 @@ def test_storage_failure_during_gc_is_a_storage_error(
     monkeypatch.setattr(store.storage, "delete", refuse)
     with pytest.raises(StorageError, match="writable"):
         collect_garbage(store, grace=NOW)
+
+
+def test_dry_run_reports_what_the_runs_will_free_and_when(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    store.put(random.Random(3).randbytes(6 << 20))  # a chunked orphan: its pack dies
+    pack_bytes = sum(
+        store.storage.size(p) for p in store.storage.list(PACK_DIR) if not p.endswith(".condemned")
+    )
+    dry = collect_garbage(store, grace=NOW, dry_run=True)
+    real = collect_garbage(store, grace=NOW)
+    for field in ("deleted_objects", "condemned_packs", "freed_bytes", "later_bytes"):
+        assert getattr(dry, field) == getattr(real, field), field
+    assert 0 < real.later_bytes < pack_bytes and real.next_run_after is not None
+    assert real.next_run_after <= dt.datetime.now(dt.timezone.utc)  # zero grace: at once
+    second = collect_garbage(store, grace=NOW)
+    assert second.freed_bytes >= real.later_bytes
+    assert second.later_bytes == 0 and second.next_run_after is None
+
+
+def test_a_condemned_pack_waits_out_its_grace_period(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    store.put(random.Random(4).randbytes(6 << 20))
+    collect_garbage(store, grace=NOW)  # condemns
+    hour = dt.timedelta(hours=1)
+    waiting = collect_garbage(store, grace=hour, dry_run=True)
+    assert waiting.deleted_packs == () and waiting.later_bytes > 0
+    assert waiting.next_run_after is not None
+    ahead = waiting.next_run_after - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(minutes=55) < ahead <= hour
+
+
+def test_cli_gc_says_when_a_second_run_frees_more(tmp_path) -> None:
+    from support.cli import invoke, make_repo
+
+    manifest = make_repo(tmp_path / "s")
+    ObjectStore(tmp_path / "s" / "objects").put(random.Random(5).randbytes(6 << 20))
+    result = invoke("gc", str(manifest), "--grace", "0")
+    assert result.exit_code == 0, result.output
+    assert "a second run after" in result.output and "more" in result.output

@@ -204,13 +204,19 @@ def du(manifest: str) -> None:
 
 
 def _gc_text(report: dict[str, Any]) -> Iterator[str]:
-    verb = "would free" if report.get("dry_run") else "freed"
-    counts = {k: len(v) if isinstance(v, (list, tuple)) else v for k, v in report.items()}
-    if "freed_bytes" in counts:
-        yield f"{verb} {human(int(counts['freed_bytes']))}"
-    for key, value in counts.items():
-        if key not in ("freed_bytes", "dry_run", "manifests"):
-            yield f"{key.replace('_', ' ')}: {value}"
+    verb = "would free" if report["dry_run"] else "freed"
+    yield f"{verb} {human(int(report['freed_bytes']))}"
+    if report["next_run_after"] is not None:
+        yield (
+            f"a second run after {report['next_run_after']} frees "
+            f"{human(int(report['later_bytes']))} more (packs are condemned first, "
+            "then deleted once the grace period has passed)"
+        )
+    skip = ("freed_bytes", "dry_run", "manifests", "later_bytes", "next_run_after")
+    for key, value in report.items():
+        if key not in skip:
+            count = len(value) if isinstance(value, (list, tuple)) else value
+            yield f"{key.replace('_', ' ')}: {count}"
 
 
 @cli.command()

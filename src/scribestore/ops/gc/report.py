@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 
 __all__ = ["RETRY_HINT", "GcReport"]
@@ -11,7 +13,11 @@ RETRY_HINT = "check that the store is writable and reachable, then run gc again"
 
 
 class GcReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What a gc run found and did (or, with ``dry_run``, would do)."""
+    """What a gc run found and did (or, with ``dry_run``, would do).
+
+    A dry run reports exactly what the real run would do, with the same
+    ``freed_bytes``, ``later_bytes`` and ``next_run_after``.
+    """
 
     dry_run: bool
     manifests: tuple[str, ...]
@@ -29,3 +35,8 @@ class GcReport(msgspec.Struct, frozen=True, kw_only=True):
     deleted_temp_files: int
     kept_young: int
     freed_bytes: int
+    #: Bytes of packs condemned now (or earlier, still in their grace period)
+    #: that only a later run deletes: gc frees a pack in two runs.
+    later_bytes: int = 0
+    #: When a later run may delete them (UTC); None when nothing waits.
+    next_run_after: dt.datetime | None = None

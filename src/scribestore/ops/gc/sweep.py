@@ -9,7 +9,10 @@ of its chunks meanwhile (the pack is then rescued).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from functools import partial
+
+import msgspec
 
 from scribestore.ops.gc.mark import Marks
 from scribestore.ops.gc.report import RETRY_HINT, GcReport
@@ -31,6 +34,7 @@ def sweep(
     dry_run: bool,
 ) -> GcReport:
     """Delete what is dead (only under the gc lease unless ``dry_run``)."""
+    now = dt.datetime.now(dt.timezone.utc)
     storage = store.storage
     doomed = [d for d in survey.candidates if d not in again.live]
     freed = 0
@@ -40,30 +44,8 @@ def sweep(
             freed += checked(storage, partial(storage.size, path), path, hint=RETRY_HINT)
             if not dry_run:
                 checked(storage, partial(storage.delete, path), path, hint=RETRY_HINT)
-    deleted_packs: list[str] = []
-    condemned: list[str] = []
-    rescued: list[str] = []
-    if survey.chunks_known:
-        for pack_id, chunk_digests in sorted(survey.pack_chunks.items()):
-            dead = not any(d in survey.live_chunks for d in chunk_digests)
-            if pack_id in survey.condemned and not dead:
-                rescued.append(pack_id)
-                if not dry_run:
-                    delete_quietly(storage, condemned_path(pack_id))
-            elif pack_id in survey.condemned:
-                if store.age(condemned_path(pack_id)) > grace_s:
-                    freed += pack_size(storage, pack_id)
-                    deleted_packs.append(pack_id)
-                    if not dry_run:
-                        for name_of in (index_path, pack_path, condemned_path):
-                            delete_quietly(storage, name_of(pack_id))
-            elif dead and store.age(index_path(pack_id)) > grace_s:
-                condemned.append(pack_id)
-                if not dry_run:
-                    marker = condemned_path(pack_id)
-                    checked(
-                        storage, partial(storage.write_new, marker, (b"",)), marker, hint=RETRY_HINT
-                    )
+    packs = _sweep_packs(store, survey, grace_s, dry_run=dry_run)
+    freed += packs.freed
     orphaned: list[str] = []
     for pack_id in survey.orphans:
         paths = [p(pack_id) for p in (pack_path, condemned_path)]
@@ -84,16 +66,69 @@ def sweep(
         manifests=tuple(dict.fromkeys([*first.seen, *again.seen])),
         referenced_objects=len(again.live),
         deleted_objects=tuple(doomed),
-        deleted_packs=tuple(deleted_packs),
-        condemned_packs=tuple(condemned),
-        rescued_packs=tuple(rescued),
+        deleted_packs=tuple(packs.deleted),
+        condemned_packs=tuple(packs.condemned),
+        rescued_packs=tuple(packs.rescued),
         skipped_packs=tuple(survey.skipped_packs),
         orphaned_packs=tuple(orphaned),
         forgotten=tuple(r.url for r in again.forgotten),
         deleted_temp_files=len(survey.temp_files),
         kept_young=survey.kept_young,
         freed_bytes=freed,
+        later_bytes=packs.later_bytes,
+        next_run_after=None if packs.wait_s is None else now + dt.timedelta(seconds=packs.wait_s),
     )
+
+
+class _Packs(msgspec.Struct, kw_only=True):
+    """What the sweep did (or would do) to packs."""
+
+    deleted: list[str]
+    condemned: list[str]
+    rescued: list[str]
+    freed: int = 0
+    #: Bytes of condemned packs that a later run deletes.
+    later_bytes: int = 0
+    #: Seconds until a later run may delete them all (None: nothing waits).
+    wait_s: float | None = None
+
+
+def _sweep_packs(store: ObjectStore, survey: Survey, grace_s: float, *, dry_run: bool) -> _Packs:
+    """Condemn dead packs, delete condemned ones past the grace period, rescue used ones."""
+    storage = store.storage
+    out = _Packs(deleted=[], condemned=[], rescued=[])
+    if not survey.chunks_known:
+        return out  # a damaged recipe: which packs it needs is unknown
+    for pack_id, chunk_digests in sorted(survey.pack_chunks.items()):
+        dead = not any(d in survey.live_chunks for d in chunk_digests)
+        if pack_id in survey.condemned and not dead:
+            out.rescued.append(pack_id)
+            if not dry_run:
+                delete_quietly(storage, condemned_path(pack_id))
+        elif pack_id in survey.condemned:
+            age = store.age(condemned_path(pack_id))
+            if age > grace_s:
+                out.freed += pack_size(storage, pack_id)
+                out.deleted.append(pack_id)
+                if not dry_run:
+                    for name_of in (index_path, pack_path, condemned_path):
+                        delete_quietly(storage, name_of(pack_id))
+            else:
+                _later(out, pack_size(storage, pack_id), grace_s - age)
+        elif dead and store.age(index_path(pack_id)) > grace_s:
+            out.condemned.append(pack_id)
+            _later(out, pack_size(storage, pack_id), grace_s)
+            if not dry_run:
+                marker = condemned_path(pack_id)
+                checked(
+                    storage, partial(storage.write_new, marker, (b"",)), marker, hint=RETRY_HINT
+                )
+    return out
+
+
+def _later(out: _Packs, size: int, wait_s: float) -> None:
+    out.later_bytes += size
+    out.wait_s = max(out.wait_s or 0.0, wait_s)
 
 
 def pack_size(storage: Storage, pack_id: str) -> int:
