@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from scribestore.exception import (
     AmbiguousVersionError,
+    ArtifactError,
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
@@ -21,6 +22,7 @@ from scribestore.exception import (
     InvalidDigestError,
     InvalidNameError,
     InvalidVersionError,
+    LazyscribeError,
     LeaseLostError,
     LockTimeoutError,
     ManifestNotFoundError,
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousVersionError",
+    "ArtifactError",
     "ArtifactLoadError",
     "ArtifactLogError",
     "ArtifactNotFoundError",
@@ -64,6 +67,7 @@ __all__ = [
     "InvalidDigestError",
     "InvalidNameError",
     "InvalidVersionError",
+    "LazyscribeError",
     "LeaseLostError",
     "LockTimeoutError",
     "ManifestNotFoundError",

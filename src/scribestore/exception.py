@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousVersionError",
+    "ArtifactError",
     "ArtifactLoadError",
     "ArtifactLogError",
     "ArtifactNotFoundError",
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidDigestError",
     "InvalidNameError",
     "InvalidVersionError",
+    "LazyscribeError",
     "LeaseLostError",
     "LockTimeoutError",
     "ManifestNotFoundError",
@@ -46,6 +48,11 @@ __all__ = [
 
 class ScribeStoreError(Exception):
     """Base class of every error scribestore raises on purpose."""
+
+
+#: lazyscribe's name for the base class, so ``except LazyscribeError`` keeps
+#: catching everything it caught.
+LazyscribeError = ScribeStoreError
 
 
 # --- data integrity -------------------------------------------------------------
@@ -146,11 +153,15 @@ class ObjectNotFoundError(ScribeStoreError, LookupError):
     """No object with this digest is in the store."""
 
 
-class ArtifactLogError(ScribeStoreError):
+class ArtifactError(ScribeStoreError):
+    """Base class of the errors about logging or loading one artifact."""
+
+
+class ArtifactLogError(ArtifactError):
     """An artifact could not be logged (for example, a promotion that is not newer)."""
 
 
-class ArtifactLoadError(ScribeStoreError):
+class ArtifactLoadError(ArtifactError):
     """An artifact could not be loaded (not saved yet, or environment mismatch)."""
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
-import re
 import secrets
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
+from scribestore.artifacts.naming import slugify
 from scribestore.core.artifact_set import ArtifactSet, artifact_dict, copy_object
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
@@ -42,12 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Experiment", "Test", "slugify"]
 
 _ONE_MICRO = dt.timedelta(microseconds=1)
-
-
-def slugify(text: str) -> str:
-    """Lowercase ASCII words joined by ``-`` (as lazyscribe makes slugs)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
 _PUBLIC_FIELDS = frozenset(

@@ -168,7 +168,7 @@ class Repository(ManifestFile):
                 params=dict(writer_kwargs),
                 created_at=created_at,
                 fname=fname,
-                environment=get_handler(handler).environment(),
+                environment=prepared.environment,
             )
         )
 

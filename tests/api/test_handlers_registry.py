@@ -41,10 +41,16 @@ class OtherToyHandler(ToyHandler):
 class FakeEntryPoint:
     """Stands in for importlib.metadata.EntryPoint; counts loads."""
 
-    def __init__(self, name: str, obj: object, value: str = "toypkg.handlers:Toy") -> None:
+    def __init__(
+        self,
+        name: str,
+        obj: object,
+        value: str = "toypkg.handlers:Toy",
+        group: str = registry.ENTRY_POINT_GROUP,
+    ) -> None:
         self.name = name
         self.value = value
-        self.group = registry.ENTRY_POINT_GROUP
+        self.group = group
         self.obj = obj
         self.loads = 0
 
@@ -57,8 +63,11 @@ class FakeEntryPoint:
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # No real plugins installed in the test environment leak in.
+    # No real plugins installed in the test environment, and no handler
+    # classes other test modules define, leak in.
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    monkeypatch.setattr(registry, "find_subclass", lambda alias: None)
+    monkeypatch.setattr(registry, "subclass_aliases", set)
     registry.forget_registrations()
     yield
     registry.forget_registrations()
@@ -69,7 +78,7 @@ def use_entry_points(monkeypatch: pytest.MonkeyPatch, *eps: FakeEntryPoint) -> l
 
     def fake(group: str) -> list[FakeEntryPoint]:
         groups.append(group)
-        return list(eps)
+        return [ep for ep in eps if ep.group == group]
 
     monkeypatch.setattr(registry, "entry_points", fake)
     registry.forget_registrations()
@@ -106,14 +115,14 @@ def test_entry_point_is_listed_lazily_and_loaded_once(monkeypatch: pytest.Monkey
     ep = FakeEntryPoint("toy", ToyHandler)
     groups = use_entry_points(monkeypatch, ep)
     assert available_handlers() == sorted([*BUILTINS, "toy"])
-    assert groups == ["scribestore.handlers"]
+    assert groups == ["lazyscribe.artifact_type", "scribestore.handlers"]
     assert ep.loads == 0
     handler = get_handler("toy")
     assert isinstance(handler, ToyHandler)
     assert get_handler("toy") is handler
     available_handlers()
     assert ep.loads == 1
-    assert groups == ["scribestore.handlers"]  # discovery is cached too
+    assert groups == ["lazyscribe.artifact_type", "scribestore.handlers"]  # cached too
     buf = io.BytesIO()
     handler.write([1], buf)
     assert handler.read(io.BytesIO(buf.getvalue())) == "[1]"

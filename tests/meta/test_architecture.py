@@ -4,7 +4,8 @@ Layers, top to bottom (a module may import its own layer and those below):
 
 - tools: ``cli``, ``migrate``, ``demo``
 - API: the lazyscribe-named modules (``repository``, ``project``,
-  ``experiment``, ``test``) and the package root
+  ``experiment``, ``test``, ``release``, ``registry``, ``_utils``) and the
+  package root
 - ``core``: what Repository and Project share (manifest files, stored values)
 - ``artifacts``: the handler API and the built-in handlers
 - ``ops``: store-wide operations (registry, verify, fsck, gc)
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "scribestore"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli", "migrate", "demo"}),
-    frozenset({"__init__", "repository", "project", "experiment", "test"}),
+    frozenset(
+        {"__init__", "repository", "project", "experiment", "test", "release", "registry", "_utils"}
+    ),
     frozenset({"core"}),
     frozenset({"artifacts"}),
     frozenset({"ops"}),
@@ -134,6 +137,10 @@ def _py_files() -> list[Path]:
     ]
 
 
+#: Underscored only because lazyscribe named them so; public in scribestore.
+LAZYSCRIBE_NAMES = frozenset({"scribestore._utils"})
+
+
 @pytest.mark.parametrize("path", _py_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     private = [
@@ -145,7 +152,8 @@ def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     private += [
         f"{path.name}:{line} imports the private module {target}"
         for target, _, line in _imports(path)
-        if any(part.startswith("_") for part in target.split(".")[1:])
+        if target not in LAZYSCRIBE_NAMES
+        and any(part.startswith("_") for part in target.split(".")[1:])
         and not (target in NATIVE and path == SRC / "store" / "planes.py")
     ]
     assert private == []

@@ -2,9 +2,16 @@
 
 Lookup order: the built-in handlers, then handlers registered with
 :func:`register_handler`, then entry points in the group
-``scribestore.handlers`` (name = alias, value = ``module:Class``). Entry points
-are listed once, on first need, and each is imported only when its alias is
-first asked for. A third-party entry point cannot shadow a built-in alias.
+``scribestore.handlers`` (name = alias, value = ``module:Class``), then
+lazyscribe's entry point group ``lazyscribe.artifact_type``, then the loaded
+subclasses of lazyscribe's ``Artifact`` base (scribestore's or lazyscribe's
+own). Entry points are listed once, on first need, and each is imported only
+when its alias is first asked for. A third-party entry point cannot shadow a
+built-in alias; lazyscribe's own entries (its json and pickle handlers) are
+served by the built-ins of the same name.
+
+A lazyscribe handler class, wherever it is found or registered, is used
+through :func:`scribestore.artifacts.adapter.adapt`.
 """
 
 from __future__ import annotations
@@ -14,13 +21,21 @@ import inspect
 import logging
 import threading
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
+from scribestore.artifacts.adapter import (
+    adapt,
+    find_subclass,
+    is_lazyscribe_style,
+    subclass_aliases,
+)
 from scribestore.artifacts.base import ArtifactHandler
 from scribestore.artifacts.builtin import BUILTIN_HANDLERS
 from scribestore.exception import HandlerRegistrationError, UnknownHandlerError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "LAZYSCRIBE_ENTRY_POINT_GROUP",
     "HandlerRegistrationError",
     "available_handlers",
     "forget_registrations",
@@ -29,6 +44,10 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "scribestore.handlers"
+#: lazyscribe's group: its handler plugins (lazyscribe-yaml, ...) register here.
+LAZYSCRIBE_ENTRY_POINT_GROUP = "lazyscribe.artifact_type"
+#: Where lazyscribe's own handlers live; the built-ins stand in for them.
+_LAZYSCRIBE_OWN = "lazyscribe.artifacts."
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +86,14 @@ def available_handlers() -> list[str]:
     still fail to load.
     """
     with _lock:
-        return sorted({*_BUILTINS, *_registered, *_discover()})
+        return sorted({*_BUILTINS, *_registered, *_discover(), *subclass_aliases()})
 
 
-def register_handler(cls: type[ArtifactHandler]) -> type[ArtifactHandler]:
+def register_handler(cls: type[Any]) -> type[Any]:
     """Register ``cls`` under ``cls.alias``; returns ``cls`` (usable as a decorator).
+
+    ``cls`` is an :class:`ArtifactHandler` subclass or a lazyscribe handler
+    class (used through :func:`scribestore.artifacts.adapter.adapt`).
 
     Registering the class already found under that alias again does nothing.
 
@@ -80,7 +102,8 @@ def register_handler(cls: type[ArtifactHandler]) -> type[ArtifactHandler]:
             subclass with a non-empty str ``alias``, or the alias belongs to
             another class (a built-in, registered or entry-point handler).
     """
-    _validate(cls, f"register_handler({cls!r})")
+    original = cls
+    cls = _validate(cls, f"register_handler({cls!r})")
     alias = cls.alias
     with _lock:
         existing = _BUILTINS.get(alias) or _registered.get(alias)
@@ -90,18 +113,18 @@ def register_handler(cls: type[ArtifactHandler]) -> type[ArtifactHandler]:
                 existing = _load_entry_point(alias)
             if existing is not cls:
                 raise HandlerRegistrationError(
-                    f"cannot register {_qualname(cls)} as {alias!r}: the entry point "
-                    f"{ep.value!r} (group {ENTRY_POINT_GROUP!r}) provides that alias; "
+                    f"cannot register {_qualname(original)} as {alias!r}: the entry point "
+                    f"{ep.value!r} (group {ep.group!r}) provides that alias; "
                     "choose another alias"
                 )
-            return cls
+            return original
         if existing is not None and existing is not cls:
             raise HandlerRegistrationError(
-                f"cannot register {_qualname(cls)} as {alias!r}: that alias belongs to "
+                f"cannot register {_qualname(original)} as {alias!r}: that alias belongs to "
                 f"{_qualname(existing)}; choose another alias"
             )
         _registered[alias] = cls
-        return cls
+        return original
 
 
 def _find_class(alias: object) -> type[ArtifactHandler]:
@@ -112,7 +135,10 @@ def _find_class(alias: object) -> type[ArtifactHandler]:
             return found
         if alias in _discover():
             return _load_entry_point(alias)
-    names = ", ".join(sorted({*_BUILTINS, *_registered, *_discover()}))
+        subclass = find_subclass(alias)
+        if subclass is not None:
+            return adapt(subclass)
+    names = ", ".join(sorted({*_BUILTINS, *_registered, *_discover(), *subclass_aliases()}))
     raise UnknownHandlerError(
         f"no artifact handler named {alias!r}; available: {names}. Install the package "
         f"that provides it (entry point group {ENTRY_POINT_GROUP!r}) or call "
@@ -125,14 +151,21 @@ def _discover() -> dict[str, EntryPoint]:
     global _entry_points
     if _entry_points is None:
         found: dict[str, EntryPoint] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        lazy = [
+            ep
+            for ep in entry_points(group=LAZYSCRIBE_ENTRY_POINT_GROUP)
+            if not ep.value.startswith(_LAZYSCRIBE_OWN)
+        ]
+        for ep in [*entry_points(group=ENTRY_POINT_GROUP), *lazy]:
+            if ep.name in found and ep.group != found[ep.name].group:
+                continue  # scribestore's group comes first
             if ep.name in _BUILTINS:
                 logger.warning(
                     "ignoring entry point %r = %r (group %r): it would shadow the built-in "
                     "%r handler",
                     ep.name,
                     ep.value,
-                    ENTRY_POINT_GROUP,
+                    ep.group,
                     ep.name,
                 )
             elif ep.name in found and found[ep.name].value != ep.value:
@@ -140,7 +173,7 @@ def _discover() -> dict[str, EntryPoint]:
                     "ignoring entry point %r = %r (group %r): %r already provides that alias",
                     ep.name,
                     ep.value,
-                    ENTRY_POINT_GROUP,
+                    ep.group,
                     found[ep.name].value,
                 )
             else:
@@ -158,7 +191,7 @@ def _load_entry_point(alias: str) -> type[ArtifactHandler]:
     if alias in _loaded:
         return _loaded[alias]
     ep = _discover()[alias]
-    where = f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r})"
+    where = f"entry point {ep.name!r} = {ep.value!r} (group {ep.group!r})"
     try:
         obj = ep.load()
     except Exception as exc:
@@ -174,14 +207,22 @@ def _load_entry_point(alias: str) -> type[ArtifactHandler]:
 
 
 def _validate(obj: object, where: str) -> type[ArtifactHandler]:
-    """``obj``, checked to be a concrete handler class with an alias.
+    """``obj``, checked to be a concrete handler class with an alias (a
+    lazyscribe handler class is checked, then adapted).
 
     Raises:
         HandlerRegistrationError: it is not.
     """
+    if is_lazyscribe_style(obj):
+        if inspect.isabstract(obj) or not obj.alias:  # type: ignore[attr-defined]
+            raise HandlerRegistrationError(
+                f"{where}: {_qualname(obj)} is abstract or has an empty alias"  # type: ignore[arg-type]
+            )
+        return adapt(obj)  # type: ignore[arg-type]
     if not (inspect.isclass(obj) and issubclass(obj, ArtifactHandler)):
         raise HandlerRegistrationError(
-            f"{where} must name a subclass of scribestore.artifacts.ArtifactHandler, got {obj!r}"
+            f"{where} must name a subclass of scribestore.artifacts.ArtifactHandler "
+            f"or a lazyscribe Artifact handler class, got {obj!r}"
         )
     alias = getattr(obj, "alias", None)
     if not isinstance(alias, str) or not alias:

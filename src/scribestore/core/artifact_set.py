@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from scribestore.artifacts import get_handler
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
     PickleTrust,
@@ -92,7 +91,7 @@ class ArtifactSet:
             params=dict(params),
             created_at=created_at,
             fname=default_fname(name, created_at, prepared, fname),
-            environment=get_handler(handler).environment(),
+            environment=prepared.environment,
         )
         if index is None:
             self.entries.append(entry)

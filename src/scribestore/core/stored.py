@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
@@ -251,6 +252,8 @@ class PreparedValue(NamedTuple):
     suffix: str
     #: The source file's own name, for handlers that store a file (else None).
     source_name: str | None
+    #: What the handler records about the writing environment.
+    environment: dict[str, str]
 
 
 def prepare_value(
@@ -266,25 +269,28 @@ def prepare_value(
         InvalidNameError: ``name`` could escape the store.
         UnknownHandlerError: no handler ``handler_alias``.
         ArtifactLogError: a path handler was not given an existing file, or
-            the handler refuses the value (:meth:`ArtifactHandler.check_value`).
+            the handler refuses the value (:meth:`ArtifactHandler.check_value`)
+            or cannot describe its environment.
     """
     validate_name(name)
     handler = get_handler(handler_alias)
     if not handler.streams_path:
         try:
             handler.check_value(value, **params)
+            environment = handler.environment_for(value, **params)
         except Exception as exc:
             raise ArtifactLogError(
                 f"cannot log artifact {name!r} with handler {handler_alias!r}: {exc}; "
                 "nothing was queued"
             ) from exc
-        return PreparedValue(value, handler.suffix, None)
+        return PreparedValue(value, handler.suffix, None, environment)
     try:
         source = handler.source_path(value)
     except (OSError, TypeError, ValueError) as exc:
         raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
     path = Path(source)
-    return PreparedValue(source, path.suffix.lstrip(".") or handler.suffix, path.name)
+    suffix = path.suffix.lstrip(".") or handler.suffix
+    return PreparedValue(source, suffix, path.name, handler.environment())
 
 
 def default_fname(
@@ -401,4 +407,13 @@ def load_stored(
             stream.close()
         return result
     data = objects.get(record.hash, size=record.size, artifact=name, version=version)
-    return handler.read(io.BytesIO(data), **reader_kwargs)
+    value = handler.read(io.BytesIO(data), **reader_kwargs)
+    if handler.output_only:
+        # lazyscribe's warning for handlers whose files are a rendering of the value.
+        warnings.warn(
+            f"{label} is stored by the output-only handler {record.handler!r}: "
+            "what was loaded is not the original Python object",
+            UserWarning,
+            stacklevel=3,
+        )
+    return value

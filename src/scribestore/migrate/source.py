@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from scribestore.artifacts import get_handler
-from scribestore.exception import InvalidNameError, MigrationError
+from scribestore.exception import (
+    HandlerRegistrationError,
+    InvalidNameError,
+    MigrationError,
+    UnknownHandlerError,
+)
 from scribestore.experiment import slugify
 from scribestore.manifest.schema import validate_name
 from scribestore.manifest.versions import to_utc
@@ -42,7 +47,8 @@ __all__ = [
 #: lazyscribe handler alias -> scribestore handler alias, for the handlers
 #: whose bytes scribestore's handler reads back to the same value.
 HANDLER_MAP: dict[str, str] = {"json": "json", "pickle": "pickle"}
-#: Handler used for lazyscribe aliases scribestore has no mapping for.
+#: Handler used for lazyscribe aliases that are neither mapped nor installed
+#: (an installed lazyscribe plugin reads its own files and is used as is).
 FALLBACK_HANDLER = "file"
 
 # Keys lazyscribe writes for every artifact; any other key is a handler's
@@ -267,7 +273,7 @@ def parse_artifact(
         created_at=timestamp(raw.get("created_at"), f"created_at of {label}"),
         expiry=None if expiry is None else timestamp(expiry, f"expiry of {label}"),
         lz_handler=lz_handler,
-        handler=handlers.get(lz_handler, FALLBACK_HANDLER),
+        handler=handlers.get(lz_handler) or _installed(lz_handler) or FALLBACK_HANDLER,
         fname=fname,
         environment={
             k: v if isinstance(v, str) else json.dumps(v)
@@ -276,6 +282,15 @@ def parse_artifact(
         },
         rel="",
     )
+
+
+def _installed(alias: str) -> str | None:
+    """``alias`` if a handler by that name is installed (a lazyscribe plugin), else None."""
+    try:
+        get_handler(alias)
+    except (UnknownHandlerError, HandlerRegistrationError):
+        return None
+    return alias
 
 
 def check_handlers(artifacts: Iterable[SourceArtifact], report: MigrationReport) -> None:
