@@ -55,6 +55,6 @@ def test_registry_finds_projects_by_name_and_manifest(tmp_path: Path) -> None:
     assert reg.search(tmp_path / "a" / "project.json") == "first"
     assert reg.search(str(tmp_path / "b" / "project.json")) == "second"
     assert reg.search(tmp_path / "c" / "project.json") is None
-    with pytest.raises(KeyError, match="'third'.*'first', 'second'"):
+    with pytest.raises(KeyError, match=r"'third'.*'first', 'second'"):
         reg["third"]
     assert isinstance(registry, Registry)
