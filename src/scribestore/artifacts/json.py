@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import attrs
 
 from scribestore.artifacts.base import Artifact
-from scribestore.artifacts.naming import artifact_fname, naive_utcnow
+from scribestore.artifacts.naming import artifact_fields
 
 __all__ = ["JSONArtifact"]
 
@@ -43,17 +43,18 @@ class JSONArtifact(Artifact):
         **kwargs: Any,
     ) -> JSONArtifact:
         """A JSON artifact; ``fname`` defaults to the slugged name and time."""
-        created_at = created_at or naive_utcnow()
-        return cls(
-            name=name,
+        fields = artifact_fields(
+            name,
+            cls.suffix,
             value=value,
-            fname=fname or artifact_fname(name, created_at, cls.suffix),
+            fname=fname,
             created_at=created_at,
             expiry=expiry,
-            writer_kwargs=writer_kwargs or {},
+            writer_kwargs=writer_kwargs,
             version=version,
             dirty=dirty,
         )
+        return cls(**fields)
 
     @classmethod
     def read(cls, buf: Any, **kwargs: Any) -> Any:

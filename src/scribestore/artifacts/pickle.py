@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import attrs
 
 from scribestore.artifacts.base import Artifact
-from scribestore.artifacts.naming import artifact_fname, naive_utcnow
+from scribestore.artifacts.naming import artifact_fields
 
 __all__ = ["PickleArtifact"]
 
@@ -51,18 +51,19 @@ class PickleArtifact(Artifact):
         **kwargs: Any,
     ) -> PickleArtifact:
         """A pickle artifact; ``python_version`` defaults to this interpreter's."""
-        created_at = created_at or naive_utcnow()
-        return cls(
-            name=name,
+        fields = artifact_fields(
+            name,
+            cls.suffix,
             value=value,
-            fname=fname or artifact_fname(name, created_at, cls.suffix),
+            fname=fname,
             created_at=created_at,
             expiry=expiry,
-            writer_kwargs=writer_kwargs or {},
+            writer_kwargs=writer_kwargs,
             version=version,
             dirty=dirty,
-            python_version=kwargs.get("python_version") or "{}.{}".format(*sys.version_info),
         )
+        python_version = kwargs.get("python_version") or "{}.{}".format(*sys.version_info)
+        return cls(**fields, python_version=python_version)
 
     @classmethod
     def read(cls, buf: Any, **kwargs: Any) -> Any:
