@@ -31,6 +31,7 @@ from scribestore.artifacts import available_handlers, get_handler, register_hand
 from scribestore.artifacts.adapter import LazyscribeHandler
 from scribestore.artifacts.base import Artifact
 from scribestore.artifacts.json import JSONArtifact
+from scribestore.artifacts.naming import artifact_fields
 from scribestore.artifacts.pickle import PickleArtifact
 
 pa = pytest.importorskip("pyarrow")
@@ -72,12 +73,6 @@ def test_yaml_round_trip_stores_the_plugins_own_text(repo: Repository) -> None:
     assert again.load_artifact("config") == value
     assert _stored_bytes(again, "config").decode("utf-8") == yaml.dump(value)
     assert again.get_artifact_metadata("config")["fname"].endswith(".yaml")
-
-
-def test_text_plugin_keeps_line_endings_as_written(repo: Repository) -> None:
-    repo.log_artifact("notes", "a\r\nb\n", handler="yaml")
-    repo.save()
-    assert _reopen(repo).load_artifact("notes") == "a\r\nb\n"
 
 
 def test_arrow_csv_and_parquet_round_trip(repo: Repository) -> None:
@@ -193,17 +188,16 @@ class TaggedArtifact(Artifact):
 
     @classmethod
     def construct(cls, name: str, value: Any = None, **kwargs: Any) -> TaggedArtifact:
-        return cls(
-            name=name,
+        base = {k: kwargs.get(k) for k in ("fname", "created_at", "expiry", "writer_kwargs")}
+        fields = artifact_fields(
+            name,
+            cls.suffix,
             value=value,
-            fname=kwargs.get("fname") or f"{name}.bin",
-            writer_kwargs=kwargs.get("writer_kwargs") or {},
-            created_at=kwargs.get("created_at") or dt.datetime(2025, 1, 1),
-            expiry=kwargs.get("expiry"),
             version=kwargs.get("version", 0),
             dirty=kwargs.get("dirty", True),
-            tag=cls.TAG,
+            **base,
         )
+        return cls(**fields, tag=cls.TAG)
 
     @classmethod
     def read(cls, buf: Any, **kwargs: Any) -> bytes:
@@ -221,6 +215,19 @@ def test_lazyscribe_subclass_works_by_name_and_output_only_warns(repo: Repositor
     again = _reopen(repo)
     with pytest.warns(UserWarning, match="not the original Python object"):
         assert again.load_artifact("greeting") == "HELLO"
+
+
+def test_text_class_stores_what_it_wrote_and_reads_as_lazyscribe_does(
+    repo: Repository,
+) -> None:
+    # lazyscribe writes text files without newline translation and reads them
+    # with universal newlines: the bytes keep "\r\n", the value read has "\n".
+    repo.log_artifact("notes", "a\r\nb\n", handler="shout")
+    repo.save()
+    again = _reopen(repo)
+    assert _stored_bytes(again, "notes") == b"A\r\nB\n"
+    with pytest.warns(UserWarning):
+        assert again.load_artifact("notes") == "A\nB\n"
 
 
 def test_scribestore_subclass_records_and_compares_its_field(

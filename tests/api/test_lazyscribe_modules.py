@@ -21,6 +21,8 @@ from scribestore.exception import (
 )
 from scribestore.registry import Registry, registry
 
+lazyscribe = pytest.importorskip("lazyscribe", reason="lazyscribe 2.2.2 is in the dev extra")
+
 
 def test_utcnow_is_naive_utc_and_accepted_as_a_time(tmp_path: Path) -> None:
     before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -58,3 +60,15 @@ def test_registry_finds_projects_by_name_and_manifest(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match=r"'third'.*'first', 'second'"):
         reg["third"]
     assert isinstance(registry, Registry)
+
+
+@pytest.mark.parametrize(
+    "name", ["Modèle für Ärzte", "日本 model", "naïve  café--run", "Ω/∑ test", "plain-name"]
+)
+def test_experiment_slugs_match_lazyscribes(tmp_path: Path, name: str) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log(name) as exp:
+        pass
+    created = exp.created_at.replace(tzinfo=None)
+    theirs = lazyscribe.Experiment(name=name, project=tmp_path / "p.json", created_at=created)
+    assert (exp.slug, exp.short_slug) == (theirs.slug, theirs.short_slug)

@@ -63,6 +63,21 @@ def test_every_version_loads_back_equal(lazy_repo: Path, tmp_path: Path) -> None
     }
 
 
+def test_non_text_handler_fields_are_recorded_as_canonical_json(
+    lazy_repo: Path, tmp_path: Path
+) -> None:
+    entries = lazy_entries(lazy_repo)
+    entries[1]["sizes"] = {"b": 1, "a": [2, 3]}
+    lazy_repo.write_text(json.dumps(entries))
+    dest = tmp_path / "scribe" / "repository.json"
+    import_lazyscribe(lazy_repo, dest)
+    meta = Repository(dest, mode="r").get_artifact_metadata(
+        entries[1]["name"], version=entries[1]["version"]
+    )
+    # The text a handler class records for the same value (environment_text).
+    assert meta["environment"]["sizes"] == '{"a": [2, 3], "b": 1}'
+
+
 def test_handler_not_installed_falls_back_to_file(lazy_repo: Path, tmp_path: Path) -> None:
     entries = lazy_entries(lazy_repo)
     for entry in entries:

@@ -36,7 +36,14 @@ from scribestore.artifacts.base import Artifact, ArtifactHandler
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["LazyscribeHandler", "adapt", "find_subclass", "is_lazyscribe_style"]
+__all__ = [
+    "LazyscribeHandler",
+    "adapt",
+    "environment_text",
+    "find_subclass",
+    "is_lazyscribe_style",
+    "subclass_aliases",
+]
 
 #: The fields of lazyscribe's ``Artifact`` base: the version, not its environment.
 BASE_FIELDS = frozenset(
@@ -112,8 +119,10 @@ def _subclasses() -> Iterator[type]:
                 yield sub
 
 
-def _as_text(value: Any) -> str:
-    """A recorded field as text: strings as they are, anything else as JSON."""
+def environment_text(value: Any) -> str:
+    """A handler field as recorded in a version's environment: a string as it
+    is, anything else as canonical JSON (so the same value always records the
+    same text, whether computed here or read from a lazyscribe manifest)."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
@@ -137,7 +146,7 @@ class LazyscribeHandler(ArtifactHandler):
 
     def _recorded(self, instance: Any, *, compared_only: bool) -> dict[str, str]:
         return {
-            f.name: _as_text(getattr(instance, f.name))
+            f.name: environment_text(getattr(instance, f.name))
             for f in self._own_fields()
             if f.eq or not compared_only
         }

@@ -290,7 +290,7 @@ def prepare_value(
         raise ArtifactLogError(f"cannot log artifact {name!r}: {exc}") from exc
     path = Path(source)
     suffix = path.suffix.lstrip(".") or handler.suffix
-    return PreparedValue(source, suffix, path.name, handler.environment())
+    return PreparedValue(source, suffix, path.name, handler.environment_for(source, **params))
 
 
 def default_fname(

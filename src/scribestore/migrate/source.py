@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from scribestore.artifacts import get_handler
+from scribestore.artifacts.adapter import environment_text
 from scribestore.exception import (
     HandlerRegistrationError,
     InvalidNameError,
@@ -275,11 +276,7 @@ def parse_artifact(
         lz_handler=lz_handler,
         handler=handlers.get(lz_handler) or _installed(lz_handler) or FALLBACK_HANDLER,
         fname=fname,
-        environment={
-            k: v if isinstance(v, str) else json.dumps(v)
-            for k, v in raw.items()
-            if k not in _ARTIFACT_KEYS
-        },
+        environment={k: environment_text(v) for k, v in raw.items() if k not in _ARTIFACT_KEYS},
         rel="",
     )
 
