@@ -258,7 +258,7 @@ def _travel_in_time(
     assert hash_file(restored)[0] == digests[0], "version 0 came back different"
     v1 = repo.get_artifact_metadata("model", version=1)
     v2 = repo.get_artifact_metadata("model", version=2)
-    moment = v1["created_at"]  # any time from version 1 until version 2
+    moment = v1["timestamp"]  # any time from version 1 until version 2
     asof = repo.get_artifact_metadata("model", version=moment, match="asof")
     assert asof["version"] == 1 and asof["hash"] == digests[1] != v2["hash"]
     with repo.load_artifact("model", version=moment, match="asof") as stream:
@@ -279,7 +279,7 @@ def _verify_everything(root: Path, say: Callable[[str], None]) -> tuple[int, lis
     project = Project(root / "project.json", mode="r")
     project_sizes = []
     for exp in project.experiments:
-        for art in exp.artifacts:
+        for art in exp.to_dict()["artifacts"]:
             exp.load_artifact(art["name"])
             project_sizes.append((art["hash"], art["size"]))
             verified += 1

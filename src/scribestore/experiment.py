@@ -14,7 +14,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from scribestore.artifacts.naming import slugify
-from scribestore.core.artifact_set import ArtifactSet, artifact_dict, copy_object
+from scribestore.core.artifact_set import ArtifactSet, copy_object
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
     PickleTrust,
@@ -189,9 +189,11 @@ class Experiment:
         self.tests.append(test)
 
     @property
-    def artifacts(self) -> list[dict[str, Any]]:
-        """Metadata of each artifact (hash and size once saved)."""
-        return [artifact_dict(e) for e in self._artifacts.entries]
+    def artifacts(self) -> list[Any]:
+        """The artifacts, as their handlers' lazyscribe artifact objects (``name``,
+        ``fname``, ``value``, ``created_at``, ``dirty``, handler fields); the hash
+        and size are in :meth:`to_dict`."""
+        return self._artifacts.objects()
 
     @property
     def has_unsaved(self) -> bool:
@@ -290,7 +292,7 @@ class Experiment:
             "tags": list(self.tags),
             "dependencies": dict(self.dependencies),
             "tests": [t.to_dict() for t in self.tests],
-            "artifacts": self.artifacts,
+            "artifacts": self._artifacts.metadata(),
         }
 
     def to_record(self, objects: ObjectStore) -> ExperimentRecord:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from scribestore.artifacts import get_handler
+from scribestore.core.artifact_objects import ObjectCache, metadata
 from scribestore.core.manifest_file import ManifestFile
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
@@ -119,6 +120,7 @@ class Repository(ManifestFile):
         # Mode "w": the saved versions, at open, that the first save drops,
         # by (name, created_at, hash): versions others commit later are kept.
         self._baseline: set[tuple[str, dt.datetime, str]] = set()
+        self._cache = ObjectCache()
         if mode == "w":
             self._baseline = {
                 (name, v.created_at, v.hash)
@@ -316,9 +318,11 @@ class Repository(ManifestFile):
         progress.start(self._bytes_to_store(), f"saving {self._manifest_name}")
         try:
             with self._saving() as lease:
-                merged = self._save_under(lease, PartOf(progress))
+                merged, assigned = self._save_under(lease, PartOf(progress))
         finally:
             progress.close()
+        for pending, saved in zip(self._pending, assigned, strict=True):
+            self._cache.moved(pending, saved)
         self._committed = merged
         self._pending.clear()
         self._pending_by_name = {}
@@ -336,7 +340,9 @@ class Repository(ManifestFile):
                     total += os.stat(pending.value).st_size
         return total
 
-    def _save_under(self, lease: Lease, progress: Progress) -> dict[str, list[ArtifactVersion]]:
+    def _save_under(
+        self, lease: Lease, progress: Progress
+    ) -> tuple[dict[str, list[ArtifactVersion]], list[ArtifactVersion]]:
         """Store pending values and commit the manifest while ``lease`` is held."""
         for pending in self._pending:
             label = f"version {pending.version} of artifact {pending.name!r}"
@@ -363,7 +369,7 @@ class Repository(ManifestFile):
             return encode_manifest(RepositoryManifest(artifacts=artifacts))
 
         self._commit(change, lease)
-        return merged
+        return merged, assigned
 
     def _store(self, pending: PendingArtifact, progress: Progress) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
@@ -417,7 +423,7 @@ class Repository(ManifestFile):
                 fname=pending.fname,
                 expiry=pending.expiry,
                 params=jsonable_params(pending.params),
-                environment=pending.environment,
+                environment=self._cache.environment(pending),
             )
             versions.append(entry)
             assigned.append(entry)
@@ -484,6 +490,9 @@ class Repository(ManifestFile):
             IntegrityError: the stored bytes do not match the recorded hash.
         """
         entry = self._saved(self._find(name, version, match), "load")
+        environment = self._cache.environment(entry)
+        if environment != entry.environment:
+            entry = msgspec.structs.replace(entry, environment=environment)
         return load_stored(
             self._objects,
             name,
@@ -515,7 +524,8 @@ class Repository(ManifestFile):
         Raises:
             As :meth:`load_artifact`, without the loading errors.
         """
-        return _metadata(name, self._find(name, version, match))
+        entry = self._find(name, version, match)
+        return metadata(entry, self._cache.get(name, entry))
 
     def set_artifact_expiry(
         self,
@@ -666,8 +676,8 @@ class Repository(ManifestFile):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and bool(self._versions(name))
 
-    def __getitem__(self, name: str) -> dict[str, Any]:
-        """Metadata of the newest version of ``name``.
+    def __getitem__(self, name: str) -> Any:
+        """The artifact object of the newest version of ``name`` (see :attr:`artifacts`).
 
         Raises:
             ArtifactNotFoundError: no artifact ``name`` (a KeyError).
@@ -675,18 +685,33 @@ class Repository(ManifestFile):
         versions = self._versions(name) if isinstance(name, str) else []
         if not versions:
             raise ArtifactNotFoundError(self._no_artifact(name))
-        return _metadata(name, versions[-1])
+        return self._cache.get(name, versions[-1])
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """One metadata dict per version: saved ones, then unsaved, by name."""
+    def _entries(self) -> Iterator[tuple[str, Entry]]:
         names = list(self._committed)
         names.extend(p.name for p in self._pending if p.name not in self._committed)
         for name in dict.fromkeys(names):
             for entry in self._versions(name):
-                yield _metadata(name, entry)
+                yield name, entry
+
+    @property
+    def artifacts(self) -> list[Any]:
+        """Every version, saved then unsaved by name, as its handler's lazyscribe
+        artifact object (``name``, ``fname``, ``value``, ``version``,
+        ``created_at``, ``expiry``, ``dirty``, handler fields). The objects
+        are made once: what is changed on them is what loads check. Hash and
+        size: :meth:`get_artifact_metadata`."""
+        return [self._cache.get(name, e) for name, e in self._entries()]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """One metadata dict per version (as :meth:`get_artifact_metadata`), in
+        the order of :attr:`artifacts`."""
+        for name, entry in self._entries():
+            yield metadata(entry, self._cache.get(name, entry))
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
+        del state["_cache"]
         state["_committed"] = {
             name: msgspec.json.encode(versions) for name, versions in self._committed.items()
         }
@@ -695,26 +720,10 @@ class Repository(ManifestFile):
     def __setstate__(self, state: dict[str, Any]) -> None:
         committed = state.pop("_committed")
         super().__setstate__(state)
+        self._cache = ObjectCache()
         self._unsaved.versions = self._pending
         self._committed = {
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])
             for name, raw in committed.items()
         }
 
-
-def _metadata(name: str, entry: Entry) -> dict[str, Any]:
-    saved = isinstance(entry, ArtifactVersion)
-    stored = (entry.hash, entry.size) if isinstance(entry, ArtifactVersion) else entry.stored
-    return {
-        "name": name,
-        "version": entry.version,
-        "hash": stored[0] if stored else None,
-        "size": stored[1] if stored else None,
-        "created_at": entry.created_at.isoformat(timespec="microseconds"),
-        "expiry": entry.expiry.isoformat(timespec="microseconds") if entry.expiry else None,
-        "handler": entry.handler,
-        "fname": entry.fname,
-        "params": dict(entry.params),
-        "environment": dict(entry.environment),
-        "saved": saved,
-    }

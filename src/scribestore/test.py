@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scribestore.core.artifact_set import ArtifactEntry, ArtifactSet, artifact_dict
+from scribestore.core.artifact_set import ArtifactEntry, ArtifactSet
 from scribestore.exception import ReadOnlyError
 from scribestore.manifest.schema import ArtifactRecord, TestRecord, jsonable_params
 
@@ -109,9 +109,9 @@ class Test:
         )
 
     @property
-    def artifacts(self) -> list[dict[str, Any]]:
-        """Metadata of each artifact."""
-        return [artifact_dict(e) for e in self._artifacts.entries]
+    def artifacts(self) -> list[Any]:
+        """The artifacts, as their handlers' lazyscribe artifact objects."""
+        return self._artifacts.objects()
 
     def to_dict(self) -> dict[str, Any]:
         """The test as a plain dict."""
@@ -120,7 +120,7 @@ class Test:
             "description": self.description,
             "metrics": dict(self.metrics),
             "parameters": dict(self.parameters),
-            "artifacts": self.artifacts,
+            "artifacts": self._artifacts.metadata(),
         }
 
     def to_record(self, objects: ObjectStore) -> TestRecord:

@@ -97,7 +97,7 @@ def test_joblib_records_and_checks_its_environment(tmp_path: Path) -> None:
     exp = Project(tmp_path / "project.json", mode="r")["fit"]
     loaded = exp.load_artifact("model")
     assert loaded.coef_ == pytest.approx([3.0])
-    env = exp.artifacts[0]["environment"]
+    env = exp.to_dict()["artifacts"][0]["environment"]
     assert env["package"] == "sklearn"
     assert set(env) == {"package", "package_version", "joblib_version"}
 

@@ -64,7 +64,7 @@ def test_shared_store_promotion_copies_no_bytes(location: Location, tmp_path: Pa
     reread = Repository(location.join("repository.json"), mode="r", **location.options)
     meta = reread.get_artifact_metadata("model")
     assert meta["size"] == 256 << 20
-    assert meta["hash"] == project["exp"].artifacts[0]["hash"]
+    assert meta["hash"] == project["exp"].to_dict()["artifacts"][0]["hash"]
 
 
 def test_promoted_version_keeps_hash_handler_created_at(location: Location) -> None:
@@ -74,9 +74,9 @@ def test_promoted_version_keeps_hash_handler_created_at(location: Location) -> N
     exp = project["exp"]
     exp.promote_artifact(repo, "weights")
     assert objects_listing(location)[: len(before)] == before
-    meta = Repository(location.join("repository.json"), mode="r", **location.options)["weights"]
-    source = exp.artifacts[0]
-    for key in ("hash", "handler", "created_at", "size", "fname"):
+    meta = Repository(location.join("repository.json"), mode="r", **location.options).get_artifact_metadata("weights")
+    source = exp.to_dict()["artifacts"][0]
+    for key in ("hash", "handler", "timestamp", "size", "fname"):
         assert meta[key] == source[key]
     assert meta["version"] == 0
 
@@ -154,7 +154,7 @@ def test_cross_store_promotion_verifies_and_leaves_target_unchanged(tmp_path: Pa
     source = Location("local", str(tmp_path / "src"))
     target = Location("local", str(tmp_path / "dst"))
     project = saved_project(source, model=os.urandom(100_000))
-    digest = project["exp"].artifacts[0]["hash"]
+    digest = project["exp"].to_dict()["artifacts"][0]["hash"]
     storage = open_storage(source.join("objects"))
     blob = storage.read_bytes(object_path(digest))
     storage.write_atomic(object_path(digest), blob[:-10] + bytes(10))
@@ -178,4 +178,4 @@ def test_unsaved_promotion_then_repository_save(location: Location) -> None:
     project.save()
     reread = Repository(location.join("repository.json"), mode="r", **location.options)
     assert reread.load_artifact("features") == {"f": 1}
-    assert reread["features"]["hash"] == project["exp"].artifacts[0]["hash"]
+    assert reread.get_artifact_metadata("features")["hash"] == project["exp"].to_dict()["artifacts"][0]["hash"]

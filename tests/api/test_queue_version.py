@@ -37,8 +37,8 @@ def test_a_queued_version_keeps_its_creation_time_and_expiry(tmp_path: Path) -> 
     repo.save()
     reopened = Repository(tmp_path / "repository.json", mode="r")
     meta = reopened.get_artifact_metadata("config")
-    assert dt.datetime.fromisoformat(meta["created_at"]) == T0
-    assert dt.datetime.fromisoformat(meta["expiry"]) == expiry
+    assert dt.datetime.fromisoformat(meta["timestamp"]) == T0
+    assert dt.datetime.fromisoformat(meta["expiry_timestamp"]) == expiry
     assert reopened.load_artifact("config") == {"lr": 0.1}
 
 
@@ -97,7 +97,7 @@ def test_an_older_creation_time_is_kept_as_given(tmp_path: Path) -> None:
     saved = Repository(tmp_path / "repository.json", mode="r")
     assert [m["version"] for m in saved] == [0, 1]
     assert (
-        dt.datetime.fromisoformat(saved.get_artifact_metadata("a", version=1)["created_at"])
+        dt.datetime.fromisoformat(saved.get_artifact_metadata("a", version=1)["timestamp"])
         == earlier
     )
 

@@ -25,9 +25,9 @@ def test_reference_promotion_flow(location: Location) -> None:
     reread = Repository(repo_path, mode="r", **opts)
     assert reread.load_artifact("features") == [0, 1, 2]
     meta = reread.get_artifact_metadata("features")
-    exp_meta = project["my-experiment"].artifacts[0]
+    exp_meta = project["my-experiment"].to_dict()["artifacts"][0]
     assert meta["hash"] == exp_meta["hash"]
-    assert meta["created_at"] == exp_meta["created_at"]
+    assert meta["timestamp"] == exp_meta["timestamp"]
     assert meta["handler"] == "json"
 
 

@@ -30,8 +30,8 @@ def test_reference_repository_workflow(location: Location) -> None:
     assert newest == [0, 1, 2, 3]
     assert oldest == [0, 1, 2]
 
-    first = repository.get_artifact_metadata("features", version=0)["created_at"]
-    second = repository.get_artifact_metadata("features", version=1)["created_at"]
+    first = repository.get_artifact_metadata("features", version=0)["timestamp"]
+    second = repository.get_artifact_metadata("features", version=1)["timestamp"]
     on_this_date = repository.load_artifact("features", version=first)
     assert on_this_date == [0, 1, 2]
     as_of_first = repository.load_artifact("features", version=first, match="asof")

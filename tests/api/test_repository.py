@@ -167,11 +167,11 @@ def test_load_by_int_datetime_and_string(location: Location) -> None:
     assert repo.load_artifact("doc") == "v2"
     assert [repo.load_artifact("doc", version=i) for i in range(3)] == ["v0", "v1", "v2"]
     meta = repo.get_artifact_metadata("doc", version=1)
-    created = dt.datetime.fromisoformat(meta["created_at"])
+    created = dt.datetime.fromisoformat(meta["timestamp"])
     assert created.tzinfo is not None and created.utcoffset() == dt.timedelta(0)
     assert repo.load_artifact("doc", version=created) == "v1"
     assert repo.load_artifact("doc", version=created.replace(tzinfo=None)) == "v1"
-    assert repo.load_artifact("doc", version=meta["created_at"]) == "v1"
+    assert repo.load_artifact("doc", version=meta["timestamp"]) == "v1"
     naive_iso = created.replace(tzinfo=None).isoformat(timespec="microseconds")
     assert repo.load_artifact("doc", version=naive_iso) == "v1"
     assert repo.load_artifact("doc", version=naive_iso, match="asof") == "v1"
@@ -180,9 +180,9 @@ def test_load_by_int_datetime_and_string(location: Location) -> None:
 def test_versions_in_one_second_are_distinct(location: Location) -> None:
     repo = _three_versions(location)
     metas = [repo.get_artifact_metadata("doc", version=i) for i in range(3)]
-    assert len({m["created_at"] for m in metas}) == 3
+    assert len({m["timestamp"] for m in metas}) == 3
     assert len({m["hash"] for m in metas}) == 3
-    second = metas[0]["created_at"][:19]
+    second = metas[0]["timestamp"][:19]
     same_second = [m for m in metas if m["created_at"][:19] == second]
     if len(same_second) > 1:
         with pytest.raises(AmbiguousVersionError) as err:
@@ -233,14 +233,15 @@ def test_expiry_survives_save_and_reload(location: Location) -> None:
     repo.save()
     repo = repo_at(location, "a")
     created_new = dt.datetime.fromisoformat(
-        repo.get_artifact_metadata("m", version=1)["created_at"]
+        repo.get_artifact_metadata("m", version=1)["timestamp"]
     )
     expiry = created_new + dt.timedelta(microseconds=1)
     repo.set_artifact_expiry("m", version=1, expiry=expiry)
     repo.save()
     reread = repo_at(location, "r")
     meta = reread.get_artifact_metadata("m", version=1)
-    assert dt.datetime.fromisoformat(meta["expiry"]) == expiry
+    # lazyscribe's text: whole seconds, naive UTC.
+    assert meta["expiry"] == expiry.replace(tzinfo=None).isoformat(timespec="seconds")
     # Expired now: the newest unexpired version is 0; exact still finds 1.
     assert reread.load_artifact("m") == "old"
     assert reread.load_artifact("m", version=1) == "new"
@@ -423,7 +424,7 @@ def test_filter_by_time_and_by_list(location: Location) -> None:
     repo = repo_at(location, "w")
     repo.log_artifact("a", "a0", "text")
     repo.save()
-    cut = repo.get_artifact_metadata("a")["created_at"]
+    cut = repo.get_artifact_metadata("a")["timestamp"]
     repo.log_artifact("a", "a1", "text")
     repo.log_artifact("b", "b0", "text")
     repo.save()
@@ -452,7 +453,7 @@ def test_contains_getitem_iter(location: Location) -> None:
     repo.log_artifact("b", "3", "text")
     repo.save()
     assert "a" in repo and "zzz" not in repo and 5 not in repo
-    assert repo["a"]["version"] == 1
+    assert repo["a"].version == 1
     with pytest.raises(KeyError):
         repo["zzz"]
     listed = [(m["name"], m["version"]) for m in repo]

@@ -103,7 +103,7 @@ def test_ls(repo_path: Path) -> None:
     rows = {r["name"]: r for r in invoke_json("ls", repo_path)}
     repo = Repository(repo_path, mode="r")
     for name in ("features", "model"):
-        latest = repo[name]
+        latest = repo.get_artifact_metadata(name)
         assert rows[name]["versions"] == 2
         assert rows[name]["latest_version"] == 1
         assert rows[name]["size"] == latest["size"]
@@ -133,9 +133,9 @@ def test_show_by_number_timestamp_and_asof(repo_path: Path) -> None:
     first = invoke_json("show", repo_path, "features@0")
     assert first["version"] == 0
     assert first["stored_size"] > 0
-    assert invoke_json("show", repo_path, f"features@{first['created_at']}")["version"] == 0
+    assert invoke_json("show", repo_path, f"features@{first['timestamp']}")["version"] == 0
     model0 = invoke_json("show", repo_path, "model@0")
-    asof = invoke_json("show", repo_path, f"model@{model0['created_at']}", "--asof")
+    asof = invoke_json("show", repo_path, f"model@{model0['timestamp']}", "--asof")
     assert asof["version"] == 0
     text = invoke("show", repo_path, "features@0")
     assert "hash:" in text.stdout and first["hash"] in text.stdout
@@ -303,7 +303,7 @@ def test_verify_project(tmp_path: Path) -> None:
     assert all(r["experiment"].startswith("exp-") for r in report["results"])
     assert {r["test"] for r in report["results"]} == {None, "holdout"}
     exp = Project(manifest, mode="r").experiments[0]
-    object_file(manifest, exp.tests[0].artifacts[0]["hash"]).unlink()
+    object_file(manifest, exp.tests[0].to_dict()["artifacts"][0]["hash"]).unlink()
     result = invoke("verify", manifest, "--json")
     assert result.exit_code == 4
     status = {r["test"]: r["status"] for r in json.loads(result.stdout)["results"]}

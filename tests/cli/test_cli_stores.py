@@ -35,7 +35,7 @@ def test_memory_store_with_separate_objects(tmp_path: Path) -> None:
     args = ("--objects", f"{base}/shared-objects")
     assert invoke("log", f"{base}/m/repository.json", "w", src, *args).exit_code == 0
     repo = Repository(f"{base}/m/repository.json", mode="r", objects=f"{base}/shared-objects")
-    assert repo.objects.has(repo["w"]["hash"])
+    assert repo.objects.has(repo.get_artifact_metadata("w")["hash"])
     shown = invoke_json("show", f"{base}/m/repository.json", "w", *args)
     assert shown["stored_size"] is not None
     without = invoke_json("show", f"{base}/m/repository.json", "w")

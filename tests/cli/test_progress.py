@@ -109,7 +109,7 @@ def test_cli_progress_is_off_for_json_and_quiet(
         return recorders[-1]
 
     monkeypatch.setattr(app, "terminal_progress", fake)
-    size = Repository(manifest, mode="r")["model"]["size"]
+    size = Repository(manifest, mode="r").get_artifact_metadata("model")["size"]
     assert invoke("get", manifest, "model", tmp_path / "a.bin").exit_code == 0
     assert invoke("get", manifest, "model", tmp_path / "b.bin", "--json").exit_code == 0
     assert invoke("get", manifest, "model", tmp_path / "c.bin", "--quiet").exit_code == 0

@@ -54,7 +54,7 @@ def test_experiments_load_back_equal(lazy_project: Path, tmp_path: Path) -> None
         for art in lz.artifacts:
             assert exp.load_artifact(art.name) == lz.load_artifact(art.name)
             source = lz.path / art.fname
-            (meta,) = [a for a in exp.artifacts if a["name"] == art.name]
+            (meta,) = [a for a in exp.to_dict()["artifacts"] if a["name"] == art.name]
             assert meta["hash"] == blake3.blake3(source.read_bytes()).hexdigest()
         assert [t.name for t in exp.tests] == [t.name for t in lz.tests]
         for test, lz_test in zip(exp.tests, lz.tests, strict=True):

@@ -44,9 +44,9 @@ def test_every_version_loads_back_equal(lazy_repo: Path, tmp_path: Path) -> None
         assert meta["size"] == source.stat().st_size
         assert meta["fname"] == entry["fname"]
         created = dt.datetime.fromisoformat(entry["created_at"]).replace(tzinfo=UTC)
-        assert dt.datetime.fromisoformat(meta["created_at"]) == created
+        assert dt.datetime.fromisoformat(meta["timestamp"]) == created
         expiry = entry["expiry"]
-        assert meta["expiry"] == (
+        assert meta["expiry_timestamp"] == (
             None
             if expiry is None
             else dt.datetime.fromisoformat(expiry)

@@ -63,7 +63,7 @@ for k in range(saves):
     repo.log_artifact(name, {"proc": proc, "save": k}, "json")
     repo.save()
     meta = repo.get_artifact_metadata(name)
-    saved.append([name, meta["version"], meta["hash"], meta["created_at"], k])
+    saved.append([name, meta["version"], meta["hash"], meta["timestamp"], k])
 print(json.dumps({"saved": saved, "conflicts": conflicts[0]}), flush=True)
 """
 )
@@ -120,7 +120,7 @@ def _check_repository(loc: Location, results: list[dict[str, Any]], procs: int, 
     for proc, result in enumerate(results):
         for name, version, digest, created_at, k in result["saved"]:
             meta, value = values[(name, version)]
-            assert (meta["hash"], meta["created_at"]) == (digest, created_at)
+            assert (meta["hash"], meta["timestamp"]) == (digest, created_at)
             assert value == {"proc": proc, "save": k}
     report = repo.verify()
     assert report.clean and report.checked == procs * saves

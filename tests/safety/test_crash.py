@@ -188,7 +188,7 @@ class Harness:
             exp.id: (
                 exp.slug,
                 exp.metrics,
-                [a["hash"] for a in exp.artifacts],
+                [a["hash"] for a in exp.to_dict()["artifacts"]],
                 [a["hash"] for t in exp.tests for a in t.artifacts],
             )
             for exp in project.experiments
@@ -216,7 +216,7 @@ class Harness:
         else:
             store = Project(self.fpath, mode="r", **self.loc.options)
             for exp in store.experiments:
-                assert [a["name"] for a in exp.artifacts] == ["meta", "small", "big"]
+                assert [a["name"] for a in exp.to_dict()["artifacts"]] == ["meta", "small", "big"]
                 assert exp.load_artifact("meta")["tag"].endswith(f"-{int(exp.metrics['n'])}")
         report = store.verify()
         assert report.clean, report.problems

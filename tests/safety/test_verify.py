@@ -158,9 +158,9 @@ def test_project_verify_names_experiment_and_test(location: Location) -> None:
         checked=4, ok=4, objects=3, problems=()
     )
 
-    digest = exp.artifacts[0]["hash"]
+    digest = exp.to_dict()["artifacts"][0]["hash"]
     open_storage(location.url, **location.options).delete(object_file(location, digest))
-    other = exp2.artifacts[0]["hash"]
+    other = exp2.to_dict()["artifacts"][0]["hash"]
     path = object_file(location, other)
     write_file(location, path, read_file(location, path)[:-1])
 

@@ -131,7 +131,7 @@ def log(manifest: str, name: str, path: Path) -> None:
     for artifact, file in items:
         repo.log_artifact(artifact, file, handler="file")
     repo.save(progress=s.progress())
-    logged = [repo[artifact] for artifact, _ in items]
+    logged = [repo.get_artifact_metadata(artifact) for artifact, _ in items]
     emit(
         logged,
         lambda: (
@@ -157,13 +157,13 @@ def ls(manifest: str) -> None:
         counts[meta["name"]] = counts.get(meta["name"], 0) + 1
     rows = []
     for name, count in counts.items():
-        latest = repo[name]
+        latest = repo.get_artifact_metadata(name)
         rows.append(
             {
                 "name": name,
                 "versions": count,
                 "latest_version": latest["version"],
-                "created_at": latest["created_at"],
+                "created_at": latest["timestamp"],
                 "handler": latest["handler"],
                 "size": latest["size"],
                 "stored_size": stored_size(repo.objects, latest["hash"]),
@@ -202,7 +202,7 @@ def ls(manifest: str) -> None:
 def history(manifest: str, name: str) -> None:
     """List every version of artifact NAME, oldest first."""
     repo = open_repository(manifest)
-    repo[name]  # raises ArtifactNotFoundError (exit 3) naming the artifacts there are
+    repo.get_artifact_metadata(name)  # raises ArtifactNotFoundError (exit 3) naming the artifacts there are
     versions = [m for m in repo if m["name"] == name]
     emit(
         versions,
@@ -210,7 +210,7 @@ def history(manifest: str, name: str) -> None:
             [
                 [
                     str(m["version"]),
-                    m["created_at"],
+                    m["timestamp"],
                     m["expiry"] or "-",
                     human(m["size"]),
                     m["handler"],
@@ -342,7 +342,7 @@ def diff(manifest: str, name: str, v1: str, v2: str, *, asof: bool) -> None:
     match = _match(asof=asof)
     first = repo.get_artifact_metadata(name, version=parse_version(v1), match=match)
     second = repo.get_artifact_metadata(name, version=parse_version(v2), match=match)
-    old, new = sorted((first, second), key=lambda m: m["created_at"])
+    old, new = sorted((first, second), key=lambda m: m["timestamp"])
     binary = get_handler(old["handler"]).binary or get_handler(new["handler"]).binary
     text_diff = (
         None
@@ -401,7 +401,7 @@ def promote(
     exp = proj[experiment]
     repo = open_repository(repository, mode="a")
     exp.promote_artifact(repo, name)
-    meta = repo[name]
+    meta = repo.get_artifact_metadata(name)
     emit(
         meta,
         lambda: [

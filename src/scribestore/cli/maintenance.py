@@ -73,11 +73,11 @@ def references(url: str) -> tuple[Repository | Project, ObjectStore, list[Refere
         return repo, repo.objects, refs
     project = Project(url, mode="r", objects=s.objects, **s.storage_options)
     for exp in project.experiments:
-        for a in exp.artifacts:
-            refs.append(Reference(a["name"], None, exp.slug, None, a["hash"], a["size"]))
+        for a in exp.saved_artifacts():
+            refs.append(Reference(a.name, None, exp.slug, None, a.hash, a.size))
         for test in exp.tests:
-            for a in test.artifacts:
-                refs.append(Reference(a["name"], None, exp.slug, test.name, a["hash"], a["size"]))
+            for a in test.saved_artifacts():
+                refs.append(Reference(a.name, None, exp.slug, test.name, a.hash, a.size))
     return project, project.objects, refs
 
 

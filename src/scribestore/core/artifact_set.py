@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from scribestore.core.artifact_objects import ObjectCache, metadata
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
     PickleTrust,
@@ -27,27 +30,11 @@ from scribestore.ops.transfer import transfer
 if TYPE_CHECKING:
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["ArtifactEntry", "ArtifactSet", "artifact_dict", "copy_object"]
+__all__ = ["ArtifactEntry", "ArtifactSet", "copy_object"]
 
 _ONE_MICRO = dt.timedelta(microseconds=1)
 
 ArtifactEntry = ArtifactRecord | PendingArtifact
-
-
-def artifact_dict(entry: ArtifactEntry) -> dict[str, Any]:
-    """The metadata of an experiment's or test's artifact, saved or not."""
-    stored = (entry.hash, entry.size) if isinstance(entry, ArtifactRecord) else entry.stored
-    return {
-        "name": entry.name,
-        "hash": stored[0] if stored else None,
-        "size": stored[1] if stored else None,
-        "created_at": entry.created_at.isoformat(timespec="microseconds"),
-        "handler": entry.handler,
-        "fname": entry.fname,
-        "params": dict(entry.params),
-        "environment": dict(entry.environment),
-        "saved": isinstance(entry, ArtifactRecord),
-    }
 
 
 class ArtifactSet:
@@ -56,6 +43,24 @@ class ArtifactSet:
     def __init__(self, owner: str, entries: list[ArtifactEntry] | None = None) -> None:
         self.owner = owner
         self.entries: list[ArtifactEntry] = list(entries or [])
+        self.cache = ObjectCache()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Objects are remade on need; pickling them would write their values again.
+        return {"owner": self.owner, "entries": self.entries}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.owner = state["owner"]
+        self.entries = state["entries"]
+        self.cache = ObjectCache()
+
+    def objects(self) -> list[Any]:
+        """The artifact objects, in order (lazyscribe's ``artifacts`` list)."""
+        return [self.cache.get(e.name, e) for e in self.entries]
+
+    def metadata(self) -> list[dict[str, Any]]:
+        """The metadata of each artifact (see :func:`~scribestore.core.artifact_objects.metadata`)."""
+        return [metadata(e, self.cache.get(e.name, e)) for e in self.entries]
 
     def log(
         self,
@@ -145,6 +150,9 @@ class ArtifactSet:
             )
         if trust is None:
             trust = PickleTrust.resolve(None, self.owner)
+        environment = self.cache.environment(entry)
+        if environment != entry.environment:
+            entry = msgspec.structs.replace(entry, environment=environment)
         return load_stored(
             objects,
             name,
@@ -176,9 +184,12 @@ class ArtifactSet:
         """
         records = []
         for entry in self.entries:
+            environment = self.cache.environment(entry)
             if isinstance(entry, ArtifactRecord):
                 if not source.same_location(objects):
                     copy_object(source, objects, entry.hash, f"artifact {entry.name!r}")
+                if environment != entry.environment:
+                    entry = msgspec.structs.replace(entry, environment=environment)
                 records.append(entry)
                 continue
             label = f"artifact {entry.name!r} of {self.owner}"
@@ -192,15 +203,18 @@ class ArtifactSet:
                         f"could not save artifact {entry.name!r} of {self.owner} with handler "
                         f"{entry.handler!r}: {exc}. Nothing was saved; fix the value and save again"
                     ) from exc
-            records.append(_record(entry))
+            records.append(_record(entry, environment))
         return records
 
     def mark_saved(self, records: list[ArtifactRecord]) -> None:
-        """Replace pending entries with their saved records."""
+        """Replace the entries with their saved records (objects made stay theirs)."""
+        for old, new in zip(self.entries, records, strict=True):
+            self.cache.moved(old, new)
         self.entries = list(records)
+        self.cache.keep_only(list(self.entries))
 
 
-def _record(entry: PendingArtifact) -> ArtifactRecord:
+def _record(entry: PendingArtifact, environment: dict[str, str]) -> ArtifactRecord:
     assert entry.stored is not None
     return ArtifactRecord(
         name=entry.name,
@@ -210,7 +224,7 @@ def _record(entry: PendingArtifact) -> ArtifactRecord:
         handler=entry.handler,
         fname=entry.fname,
         params=jsonable_params(entry.params),
-        environment=entry.environment,
+        environment=environment,
     )
 
 

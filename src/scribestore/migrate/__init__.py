@@ -193,7 +193,7 @@ def _import_repository(job: ImportJob) -> None:
                 if match is not None:
                     matched.add(match["version"])
                     report.versions_skipped += 1
-                    if art.expiry is not None and match["expiry"] != _iso(art.expiry):
+                    if art.expiry is not None and match["expiry_timestamp"] != _iso(art.expiry):
                         repo.set_artifact_expiry(name, version=match["version"], expiry=art.expiry)
                         report.expiries_updated += 1
                     continue
@@ -251,7 +251,7 @@ def _plan_repository(
 
 
 def _meta_time(meta: Mapping[str, Any]) -> dt.datetime:
-    return dt.datetime.fromisoformat(meta["created_at"])
+    return dt.datetime.fromisoformat(meta["timestamp"])
 
 
 def _iso(when: dt.datetime) -> str:
