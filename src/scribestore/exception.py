@@ -9,6 +9,8 @@ and says what to do next.
 
 from __future__ import annotations
 
+from attrs.exceptions import FrozenInstanceError
+
 __all__ = [
     "AmbiguousVersionError",
     "ArtifactError",
@@ -21,6 +23,7 @@ __all__ = [
     "CorruptObjectError",
     "CorruptPackError",
     "ExperimentNotFoundError",
+    "FrozenError",
     "HandlerRegistrationError",
     "IntegrityError",
     "InvalidDigestError",
@@ -32,6 +35,7 @@ __all__ = [
     "ManifestNotFoundError",
     "MigrationError",
     "MissingManifestError",
+    "ParameterError",
     "ObjectNotFoundError",
     "ReadOnlyError",
     "SaveError",
@@ -230,6 +234,19 @@ class BinaryArtifactError(ScribeStoreError, ValueError):
 
 class HandlerRegistrationError(ScribeStoreError, ValueError):
     """A handler class or entry point is invalid, or its alias is already taken."""
+
+
+class ParameterError(ScribeStoreError, TypeError):
+    """A metric or parameter value that JSON cannot hold (refused when logged)."""
+
+
+class FrozenError(ScribeStoreError, FrozenInstanceError):
+    """A read-only experiment or test was changed (an attribute set, or a
+    ``log_*`` call): what lazyscribe raises for its frozen objects, so
+    ``except attrs.exceptions.FrozenInstanceError`` catches it."""
+
+    def __init__(self, message: str) -> None:
+        AttributeError.__init__(self, message)
 
 
 class ReadOnlyError(ScribeStoreError, PermissionError):

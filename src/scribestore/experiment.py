@@ -10,8 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import os
 import secrets
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import fsspec
 
 from scribestore.artifacts.naming import slugify
 from scribestore.core.artifact_set import ArtifactSet, copy_object
@@ -21,16 +26,20 @@ from scribestore.core.stored import (
 )
 from scribestore.exception import (
     ArtifactLogError,
+    FrozenError,
     ReadOnlyError,
+    ScribeStoreError,
 )
 from scribestore.manifest.schema import (
     ArtifactRecord,
     ExperimentRecord,
+    checked_parameter,
+    jsonable_metric,
     jsonable_params,
     validate_name,
 )
-from scribestore.manifest.versions import utcnow
-from scribestore.test import Test
+from scribestore.manifest.versions import to_utc, utcnow
+from scribestore.test import ReadOnlyTest, Test
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,70 +47,108 @@ if TYPE_CHECKING:
     from scribestore.repository import Repository
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["Experiment", "Test", "slugify"]
+__all__ = ["Experiment", "ReadOnlyExperiment", "ReadOnlyTest", "Test", "slugify"]
 
 _ONE_MICRO = dt.timedelta(microseconds=1)
 
 
 _PUBLIC_FIELDS = frozenset(
     {"name", "author", "last_updated_by", "metrics", "parameters", "tags", "dependencies"}
-    | {"created_at", "last_updated", "slug", "short_slug", "tests"}
+    | {"created_at", "last_updated", "slug", "short_slug", "tests", "project", "dir"}
 )
+#: Timestamps: stored as aware UTC; naive values are taken to be UTC (lazyscribe's).
+_TIMES = frozenset({"created_at", "last_updated"})
 
 
 class Experiment:
     """One experiment: made by :meth:`Project.log`, saved by :meth:`Project.save`.
 
+    Can also be made directly, as in lazyscribe (``Experiment(name,
+    project=Path("project.json"))``), and joined to a project with
+    :meth:`Project.append`; its artifacts are stored when that project saves.
+
     Attributes:
         name, slug (name plus creation time), short_slug (slugified name),
-        author, last_updated_by, created_at, last_updated (UTC datetimes),
-        metrics, parameters, tags, dependencies, tests, and ``id``, the random
-        identifier concurrent saves merge by.
+        author, last_updated_by, created_at, last_updated (UTC datetimes;
+        naive ones assigned are taken as UTC), metrics, parameters, tags,
+        dependencies, tests, artifacts, dirty, ``project`` (the project
+        manifest), ``dir``/``path``/``fs`` (lazyscribe's directory, the
+        experiment's folder under it, and its filesystem), and ``id``, the
+        random identifier concurrent saves merge by.
+
+    Experiments compare equal, as in lazyscribe, when their name, authors,
+    metrics, parameters, times, slugs, tests, artifacts and tags are equal;
+    they order by creation time (by last update for one slug).
     """
 
     # Shared with the owning project (set by it); None: the process default.
     _trust: PickleTrust | None = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - lazyscribe's constructor, field for field
         self,
         name: str,
-        *,
-        project: str,
-        objects: ObjectStore,
+        project: str | os.PathLike[str] = "project.json",
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002 - lazyscribe's name
+        fs: Any = None,
         author: str | None = None,
+        last_updated_by: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
         created_at: dt.datetime | None = None,
+        last_updated: dt.datetime | None = None,
+        dependencies: dict[str, Experiment] | None = None,
+        short_slug: str | None = None,
+        slug: str | None = None,
+        tests: list[Test] | None = None,
+        tags: list[str] | None = None,
+        *,
+        objects: ObjectStore | None = None,
     ) -> None:
         validate_name(name, kind="experiment")
-        now = created_at or utcnow()
+        now = to_utc(created_at) if created_at is not None else utcnow()
         self._read_only = False
         self.id = secrets.token_hex(16)
         self.name = name
-        self.project = project
+        self.project = _as_path(project)
+        self.dir = _as_path(dir) if dir is not None else _parent(self.project)
+        self._fs = fs
         self.author = author if author is not None else getpass.getuser()
-        self.last_updated_by = self.author
+        self.last_updated_by = last_updated_by if last_updated_by is not None else self.author
         self.created_at = now
-        self.last_updated = now
-        self.short_slug = slugify(name)
-        self.slug = slugify(f"{name}-{now:%Y%m%d%H%M%S}")
-        self.metrics: dict[str, Any] = {}
-        self.parameters: dict[str, Any] = {}
-        self.tags: list[str] = []
-        self.dependencies: dict[str, str] = {}
-        self.tests: list[Test] = []
+        self.last_updated = last_updated if last_updated is not None else now
+        self.short_slug = short_slug if short_slug is not None else slugify(name)
+        self.slug = slug if slug is not None else slugify(f"{name}-{now:%Y%m%d%H%M%S}")
+        self.metrics: dict[str, Any] = {
+            k: jsonable_metric(k, v) for k, v in (metrics or {}).items()
+        }
+        self.parameters: dict[str, Any] = {
+            k: checked_parameter(k, v) for k, v in (parameters or {}).items()
+        }
+        self.tags: list[str] = list(tags or [])
+        self.dependencies: dict[str, Any] = dict(dependencies or {})
+        self.tests: list[Test] = list(tests or [])
         self._artifacts = ArtifactSet(f"experiment {self.slug!r}")
         self._objects = objects
         self.dirty = True
+        self._lock = threading.RLock()
+        object.__setattr__(self, "_read_only", self._frozen_class())
+
+    @classmethod
+    def _frozen_class(cls) -> bool:
+        return False
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key in _PUBLIC_FIELDS and getattr(self, "_read_only", False):
-            raise ReadOnlyError(
+            raise FrozenError(
                 f"experiment {self.slug!r} is read-only; open its project with mode='w+' to edit it"
             )
+        if key in _TIMES and isinstance(value, dt.datetime):
+            value = to_utc(value)
         super().__setattr__(key, value)
 
     def _touch(self) -> None:
         if self._read_only:
-            raise ReadOnlyError(
+            raise FrozenError(
                 f"experiment {self.slug!r} is read-only; open its project with mode='w+' to edit it"
             )
         now = utcnow()
@@ -109,8 +156,31 @@ class Experiment:
         self.dirty = True
 
     @property
+    def path(self) -> Path:
+        """The experiment's folder under :attr:`dir` (lazyscribe's; scribestore keeps
+        artifact bytes in the object store, not there)."""
+        if isinstance(self.dir, Path):
+            return self.dir / self.slug
+        return Path(f"{self.dir}/{self.slug}")
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of :attr:`dir` (local when made alone)."""
+        if self._fs is None:
+            object.__setattr__(self, "_fs", fsspec.filesystem("file"))
+        return self._fs
+
+    @property
     def objects(self) -> ObjectStore:
-        """The object store this experiment's saved artifacts are in."""
+        """The object store this experiment's saved artifacts are in.
+
+        Raises:
+            ScribeStoreError: the experiment was made alone and joined no project yet.
+        """
+        if self._objects is None:
+            raise ScribeStoreError(
+                f"experiment {self.slug!r} is in no project yet: add it with Project.append"
+            )
         return self._objects
 
     def saved_artifacts(self) -> list[ArtifactRecord]:
@@ -126,21 +196,31 @@ class Experiment:
 
     def log_metric(self, name: str, value: float | int) -> None:
         """Record metric ``name`` (overwrites)."""
-        self._touch()
-        self.metrics[name] = value
+        value = jsonable_metric(name, value)
+        with self._lock:
+            self._touch()
+            self.metrics[name] = value
 
     def log_parameter(self, name: str, value: Any) -> None:
-        """Record parameter ``name`` (overwrites); values JSON cannot hold are saved as repr."""
-        self._touch()
-        self.parameters[name] = value
+        """Record parameter ``name`` (overwrites).
+
+        Raises:
+            ParameterError: JSON cannot hold ``value`` (refused now, so the
+                save cannot fail on it).
+        """
+        value = checked_parameter(name, value)
+        with self._lock:
+            self._touch()
+            self.parameters[name] = value
 
     def tag(self, *tags: str, overwrite: bool = False) -> None:
         """Add tags, or with ``overwrite`` replace them (no tags and overwrite: clear)."""
-        self._touch()
-        if overwrite:
-            self.tags = list(tags)
-        else:
-            self.tags.extend(tags)
+        with self._lock:
+            self._touch()
+            if overwrite:
+                self.tags = list(tags)
+            else:
+                self.tags.extend(tags)
 
     def log_artifact(
         self,
@@ -158,10 +238,11 @@ class Experiment:
             InvalidNameError, UnknownHandlerError: bad name or handler.
             ReadOnlyError: the experiment is read-only.
         """
-        self._touch()
-        self._artifacts.log(
-            name, value, handler, fname=fname, overwrite=overwrite, params=writer_kwargs
-        )
+        with self._lock:
+            self._touch()
+            self._artifacts.log(
+                name, value, handler, fname=fname, overwrite=overwrite, params=writer_kwargs
+            )
 
     def load_artifact(self, name: str, validate: bool = True, **reader_kwargs: Any) -> Any:
         """Load a saved artifact, verified against its hash.
@@ -181,12 +262,13 @@ class Experiment:
     def log_test(self, name: str, description: str | None = None) -> Iterator[Test]:
         """A context manager yielding a :class:`Test`, added when the block exits cleanly."""
         if self._read_only:
-            self._touch()  # raises ReadOnlyError
-        test = Test(name, description, self._objects)
+            self._touch()  # raises FrozenError
+        test = Test(name, description, path=self.path, fs=self._fs, objects=self._objects)
         test.attach(self._objects, self._trust)
         yield test
-        self._touch()
-        self.tests.append(test)
+        with self._lock:
+            self._touch()
+            self.tests.append(test)
 
     @property
     def artifacts(self) -> list[Any]:
@@ -255,10 +337,10 @@ class Experiment:
 
         A project shares its live store with its experiments after unpickling.
         """
-        if self._objects.same_location(objects):
-            self._objects = objects
+        if self._objects is None or self._objects.same_location(objects):
+            object.__setattr__(self, "_objects", objects)
             for test in self.tests:
-                if test.objects.same_location(objects):
+                if test.store is None or test.store.same_location(objects):
                     test.attach(objects, self._trust)
 
     def join_trust(self, trust: PickleTrust) -> None:
@@ -272,27 +354,36 @@ class Experiment:
         else:
             self._trust.add_parent(trust)
         for test in self.tests:
-            test.attach(test.objects, self._trust)
+            test.attach(test.store, self._trust)
 
     # --- serialization -------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The experiment as a plain dict (timestamps as ISO strings)."""
+        """The experiment as lazyscribe's plain dict (times as naive UTC ISO text in
+        whole seconds, dependencies as ``"project|slug"`` references, artifacts
+        as their metadata), plus ``id`` and the exact ``timestamp`` of creation."""
         return {
             "id": self.id,
             "name": self.name,
-            "slug": self.slug,
-            "short_slug": self.short_slug,
             "author": self.author,
             "last_updated_by": self.last_updated_by,
-            "created_at": self.created_at.isoformat(timespec="microseconds"),
-            "last_updated": self.last_updated.isoformat(timespec="microseconds"),
             "metrics": dict(self.metrics),
             "parameters": dict(self.parameters),
-            "tags": list(self.tags),
-            "dependencies": dict(self.dependencies),
+            "created_at": _lazy_time(self.created_at),
+            "last_updated": _lazy_time(self.last_updated),
+            "dependencies": sorted(self._dependency_refs().values()),
+            "short_slug": self.short_slug,
+            "slug": self.slug,
             "tests": [t.to_dict() for t in self.tests],
             "artifacts": self._artifacts.metadata(),
+            "tags": list(self.tags),
+            "timestamp": self.created_at.isoformat(timespec="microseconds"),
+        }
+
+    def _dependency_refs(self) -> dict[str, str]:
+        return {
+            key: dep if isinstance(dep, str) else f"{dep.project}|{dep.slug}"
+            for key, dep in self.dependencies.items()
         }
 
     def to_record(self, objects: ObjectStore) -> ExperimentRecord:
@@ -313,9 +404,9 @@ class Experiment:
             metrics=dict(self.metrics),
             parameters=jsonable_params(self.parameters),
             tags=list(self.tags),
-            dependencies=dict(self.dependencies),
+            dependencies=self._dependency_refs(),
             tests=[t.to_record(objects) for t in self.tests],
-            artifacts=self._artifacts.store(objects, self._objects),
+            artifacts=self._artifacts.store(objects, self._objects or objects),
         )
 
     def mark_saved(self, record: ExperimentRecord, objects: ObjectStore) -> None:
@@ -323,52 +414,132 @@ class Experiment:
         self._artifacts.mark_saved(record.artifacts)
         for test, saved in zip(self.tests, record.tests, strict=True):
             test.mark_saved(saved, objects)
-        self._objects = objects
+        object.__setattr__(self, "_objects", objects)
         self.dirty = False
 
     @classmethod
     def from_record(
         cls, record: ExperimentRecord, *, project: str, objects: ObjectStore, read_only: bool
     ) -> Experiment:
-        exp = cls.__new__(cls)
-        object.__setattr__(exp, "_read_only", False)
-        exp.id = record.id
-        exp.name = record.name
-        exp.project = project
-        exp.author = record.author
-        exp.last_updated_by = record.last_updated_by
-        exp.created_at = record.created_at
-        exp.last_updated = record.last_updated
-        exp.short_slug = record.short_slug
-        exp.slug = record.slug
-        exp.metrics = dict(record.metrics)
-        exp.parameters = dict(record.parameters)
-        exp.tags = list(record.tags)
-        exp.dependencies = dict(record.dependencies)
-        exp.tests = [
-            Test(
+        """The experiment saved as ``record`` (a :class:`ReadOnlyExperiment` when ``read_only``)."""
+        kind: type[Experiment] = ReadOnlyExperiment if read_only else Experiment
+        exp = kind.__new__(kind)
+        fields: dict[str, Any] = {
+            "_read_only": False,
+            "_lock": threading.RLock(),
+            "_fs": None,
+            "id": record.id,
+            "name": record.name,
+            "project": _as_path(project),
+            "dir": _parent(_as_path(project)),
+            "author": record.author,
+            "last_updated_by": record.last_updated_by,
+            "created_at": record.created_at,
+            "last_updated": record.last_updated,
+            "short_slug": record.short_slug,
+            "slug": record.slug,
+            "metrics": dict(record.metrics),
+            "parameters": dict(record.parameters),
+            "tags": list(record.tags),
+            "dependencies": dict(record.dependencies),
+            "_artifacts": ArtifactSet(f"experiment {record.slug!r}", list(record.artifacts)),
+            "_objects": objects,
+            "dirty": False,
+        }
+        exp.__dict__.update(fields)
+        test_kind: type[Test] = ReadOnlyTest if read_only else Test
+        exp.__dict__["tests"] = [
+            test_kind(
                 t.name,
                 t.description,
-                objects,
-                metrics=t.metrics,
-                parameters=t.parameters,
-                artifacts=list(t.artifacts),
-                read_only=read_only,
+                t.metrics,
+                t.parameters,
+                list(t.artifacts),
+                path=exp.path,
+                objects=objects,
             )
             for t in record.tests
         ]
-        exp._artifacts = ArtifactSet(f"experiment {record.slug!r}", list(record.artifacts))
-        exp._objects = objects
-        exp.dirty = False
-        exp._read_only = read_only
+        exp.__dict__["_read_only"] = read_only
         return exp
 
+    # --- comparison ------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        """lazyscribe's equality (see the class docstring)."""
+        if not isinstance(other, Experiment):
+            return NotImplemented
+        return _key(self) == _key(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __lt__(self, other: Experiment) -> bool:
+        if self.slug == other.slug:
+            return self.last_updated < other.last_updated
+        return self.created_at < other.created_at
+
+    def __gt__(self, other: Experiment) -> bool:
+        if self.slug == other.slug:
+            return self.last_updated > other.last_updated
+        return self.created_at > other.created_at
+
+    def __le__(self, other: Experiment) -> bool:
+        return self == other or self < other
+
+    def __ge__(self, other: Experiment) -> bool:
+        return self == other or self > other
+
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "__dict__", state)
+        object.__setattr__(self, "__dict__", {**state, "_lock": threading.RLock()})
 
     def __repr__(self) -> str:
-        flag = ", read-only" if self._read_only else ""
-        return f"<Experiment {self.slug!r}{flag}>"
+        return f"<{type(self).__module__}.{type(self).__name__} {self.slug!r}>"
+
+
+class ReadOnlyExperiment(Experiment):
+    """An experiment that cannot be changed: setting an attribute or logging
+    raises :class:`FrozenError` (an ``attrs.exceptions.FrozenInstanceError``,
+    as lazyscribe's frozen experiments raise). Projects opened in mode ``"r"``
+    or ``"a"`` hold their saved experiments as this type."""
+
+    @classmethod
+    def _frozen_class(cls) -> bool:
+        return True
+
+
+def _key(exp: Experiment) -> tuple[Any, ...]:
+    return (
+        exp.name,
+        exp.author,
+        exp.last_updated_by,
+        exp.metrics,
+        exp.parameters,
+        exp.created_at,
+        exp.last_updated,
+        exp.short_slug,
+        exp.slug,
+        exp.tests,
+        exp.artifacts,
+        exp.tags,
+    )
+
+
+def _as_path(location: str | os.PathLike[str]) -> Any:
+    """A manifest location as lazyscribe holds it: a Path; a URL stays its text."""
+    text = os.fspath(location)
+    return text if "://" in text else Path(text)
+
+
+def _parent(location: Any) -> Any:
+    if isinstance(location, Path):
+        return location.parent
+    return location.rsplit("/", 1)[0]
+
+
+def _lazy_time(when: dt.datetime) -> str:
+    return to_utc(when).replace(tzinfo=None).isoformat(timespec="seconds")

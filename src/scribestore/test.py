@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scribestore.core.artifact_set import ArtifactEntry, ArtifactSet
-from scribestore.exception import ReadOnlyError
-from scribestore.manifest.schema import ArtifactRecord, TestRecord, jsonable_params
+import fsspec
+
+from scribestore.exception import FrozenError, ScribeStoreError
+from scribestore.manifest.schema import (
+    ArtifactRecord,
+    TestRecord,
+    checked_parameter,
+    jsonable_metric,
+    jsonable_params,
+)
 
 if TYPE_CHECKING:
     from scribestore.core.stored import PickleTrust
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["Test"]
+__all__ = ["ReadOnlyTest", "Test"]
 
 
 class Test:
@@ -26,38 +35,71 @@ class Test:
     def __init__(
         self,
         name: str,
-        description: str | None,
-        objects: ObjectStore,
-        *,
+        description: str | None = None,
         metrics: dict[str, Any] | None = None,
         parameters: dict[str, Any] | None = None,
         artifacts: list[ArtifactEntry] | None = None,
-        read_only: bool = False,
+        path: Path | None = None,
+        fs: Any = None,
+        *,
+        objects: ObjectStore | None = None,
     ) -> None:
-        self.name = name
-        self.description = description
-        self.metrics: dict[str, Any] = dict(metrics or {})
-        self.parameters: dict[str, Any] = dict(parameters or {})
-        self._artifacts = ArtifactSet(f"test {name!r}", artifacts)
-        self._objects = objects
-        self._read_only = read_only
+        set_field = object.__setattr__
+        set_field(self, "name", name)
+        set_field(self, "description", description)
+        set_field(self, "metrics", dict(metrics or {}))
+        set_field(self, "parameters", dict(parameters or {}))
+        set_field(self, "path", Path(".") if path is None else Path(path))
+        set_field(self, "_fs", fs)
+        set_field(self, "_artifacts", ArtifactSet(f"test {name!r}", artifacts))
+        set_field(self, "_objects", objects)
         # Shared with the owning experiment; None: the process default.
-        self._trust: PickleTrust | None = None
+        set_field(self, "_trust", None)
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of the test's experiment (local when made alone)."""
+        if self._fs is None:
+            object.__setattr__(self, "_fs", fsspec.filesystem("file"))
+        return self._fs
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self.read_only and not key.startswith("_"):
+            raise FrozenError(f"test {self.name!r} is read-only; cannot set {key!r}")
+        super().__setattr__(key, value)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this test can be changed (a :class:`ReadOnlyTest` cannot)."""
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        """lazyscribe's equality: name, description, metrics, parameters, artifacts."""
+        if not isinstance(other, Test):
+            return NotImplemented
+        return _key(self) == _key(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def has_unsaved(self) -> bool:
         """Whether an artifact of this test is not saved yet."""
         return self._artifacts.dirty
 
-    def attach(self, objects: ObjectStore, trust: PickleTrust | None) -> None:
+    @property
+    def store(self) -> ObjectStore | None:
+        """The object store of this test's saved artifacts; None while it is in no project."""
+        return self._objects
+
+    def attach(self, objects: ObjectStore | None, trust: PickleTrust | None) -> None:
         """Load artifacts from ``objects``; pickles only while ``trust`` allows them."""
-        self._objects = objects
-        self._trust = trust
+        object.__setattr__(self, "_objects", objects)
+        object.__setattr__(self, "_trust", trust)
 
     def mark_saved(self, record: TestRecord, objects: ObjectStore) -> None:
         """After a save: the artifacts are the saved ``record``'s, in ``objects``."""
         self._artifacts.mark_saved(record.artifacts)
-        self._objects = objects
+        object.__setattr__(self, "_objects", objects)
 
     def saved_artifacts(self) -> list[ArtifactRecord]:
         """The artifacts that are saved (each references an object)."""
@@ -65,22 +107,31 @@ class Test:
 
     @property
     def objects(self) -> ObjectStore:
-        """The object store this test's saved artifacts are in."""
+        """The object store this test's saved artifacts are in.
+
+        Raises:
+            ScribeStoreError: the test belongs to no experiment in a project yet.
+        """
+        if self._objects is None:
+            raise ScribeStoreError(
+                f"test {self.name!r} is in no project yet: log it with Experiment.log_test "
+                "on an experiment of a project"
+            )
         return self._objects
 
     def _check_writable(self) -> None:
-        if self._read_only:
-            raise ReadOnlyError(f"test {self.name!r} is read-only (its project was opened so)")
+        if self.read_only:
+            raise FrozenError(f"test {self.name!r} is read-only (its project was opened so)")
 
     def log_metric(self, name: str, value: float | int) -> None:
         """Record metric ``name`` (overwrites)."""
         self._check_writable()
-        self.metrics[name] = value
+        self.metrics[name] = jsonable_metric(name, value)
 
     def log_parameter(self, name: str, value: Any) -> None:
         """Record parameter ``name`` (overwrites)."""
         self._check_writable()
-        self.parameters[name] = value
+        self.parameters[name] = checked_parameter(name, value)
 
     def log_artifact(
         self,
@@ -105,7 +156,7 @@ class Test:
     def load_artifact(self, name: str, validate: bool = True, **reader_kwargs: Any) -> Any:
         """Load a saved artifact, verified (see :meth:`Experiment.load_artifact`)."""
         return self._artifacts.load(
-            self._objects, name, validate=validate, reader_kwargs=reader_kwargs, trust=self._trust
+            self.objects, name, validate=validate, reader_kwargs=reader_kwargs, trust=self._trust
         )
 
     @property
@@ -138,4 +189,21 @@ class Test:
         )
 
     def __repr__(self) -> str:
-        return f"<Test {self.name!r}>"
+        return f"<{type(self).__module__}.{type(self).__name__} {self.name!r}>"
+
+
+class ReadOnlyTest(Test):
+    """A test that cannot be changed: setting an attribute or logging raises
+    :class:`FrozenError` (an ``attrs.exceptions.FrozenInstanceError``). The
+    tests of experiments in projects opened read-only are of this type."""
+
+    __test__ = False
+
+    @property
+    def read_only(self) -> bool:
+        """Always True."""
+        return True
+
+
+def _key(test: Test) -> tuple[Any, ...]:
+    return (test.name, test.description, test.metrics, test.parameters, test.artifacts)

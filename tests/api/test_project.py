@@ -6,6 +6,7 @@ import json
 import pickle
 
 import pytest
+from attrs.exceptions import FrozenInstanceError
 
 from scribestore import (
     ArtifactLoadError,
@@ -15,10 +16,12 @@ from scribestore import (
     ExperimentNotFoundError,
     InvalidNameError,
     Project,
+    FrozenError,
     ReadOnlyError,
     SaveError,
     UnsupportedFormatError,
 )
+from scribestore.experiment import ReadOnlyExperiment
 from scribestore.storage import open_storage
 from support.locations import Location
 
@@ -94,12 +97,14 @@ def test_modes(location: Location) -> None:
         pass
     with pytest.raises(ReadOnlyError):
         ro.save()
-    with pytest.raises(ReadOnlyError):
+    # Saved experiments of read-only projects are frozen, as lazyscribe's are.
+    assert isinstance(ro["first"], ReadOnlyExperiment)
+    with pytest.raises(FrozenInstanceError):
         ro["first"].log_metric("m", 2)
-    with pytest.raises(ReadOnlyError):
+    with pytest.raises(FrozenError):
         ro["first"].metrics = {}
     appendable = project_at(location, "a")
-    with pytest.raises(ReadOnlyError):
+    with pytest.raises(FrozenError):
         appendable["first"].tag("late")
     with appendable.log("second"):
         pass

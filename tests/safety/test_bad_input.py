@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from attrs.exceptions import FrozenInstanceError
 
 from scribestore import (
     ArtifactLoadError,
@@ -22,6 +23,7 @@ from scribestore import (
     InvalidNameError,
     InvalidVersionError,
     Project,
+    FrozenError,
     ReadOnlyError,
     Repository,
     SaveError,
@@ -408,6 +410,11 @@ def test_writes_in_read_only_mode(store: Location) -> None:
         lambda: project.log("new").__enter__(),
         lambda: project.save(),
         lambda: project.append(source),
+    ]
+    expect_all(ReadOnlyError, calls)
+    assert isinstance(ReadOnlyError("x"), PermissionError)
+    # Saved experiments of read-only projects are frozen: lazyscribe's error.
+    frozen: list[Callable[[], Any]] = [
         lambda: exp.log_metric("auc", 1.0),
         lambda: exp.log_parameter("lr", 1.0),
         lambda: exp.tag("x"),
@@ -417,8 +424,8 @@ def test_writes_in_read_only_mode(store: Location) -> None:
         lambda: test.log_metric("m", 1.0),
         lambda: test.log_artifact("new", [1], "json"),
     ]
-    expect_all(ReadOnlyError, calls)
-    assert isinstance(ReadOnlyError("x"), PermissionError)
+    expect_all(FrozenError, frozen)
+    assert isinstance(FrozenError("x"), FrozenInstanceError)
     writable.save()
     appendable.save()
     assert snapshot(store) == before

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import blake3
 import msgspec
 
-from scribestore.exception import CorruptManifestError, InvalidNameError, UnsupportedFormatError
+from scribestore.exception import (
+    CorruptManifestError,
+    InvalidNameError,
+    ParameterError,
+    UnsupportedFormatError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -353,6 +358,44 @@ def decode_project(data: bytes, *, where: str) -> ProjectManifest:
             _check_utc(record.created_at, where, f"created_at of artifact {record.name!r}")
     _verify_checksum(manifest, data, where)
     return manifest
+
+
+def _numpy_scalar(obj: Any) -> Any:
+    # numpy scalars (np.float64 from a metric computation) are numbers; arrays are not.
+    if type(obj).__module__ == "numpy" and callable(getattr(obj, "item", None)):
+        if getattr(obj, "ndim", None) == 0:
+            return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not a JSON value")
+
+
+def _plain(kind: str, name: str, value: Any) -> Any:
+    try:
+        return msgspec.json.decode(msgspec.json.encode(value, enc_hook=_numpy_scalar))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ParameterError(
+            f"{kind} {name!r} cannot be saved: {value!r} is not a JSON value ({exc}); "
+            "log a number, string, bool, None, or a list or dict of them"
+        ) from None
+
+
+def jsonable_metric(name: str, value: Any) -> Any:
+    """``value`` as the plain JSON value saved for metric ``name`` (numpy scalars
+    become Python numbers).
+
+    Raises:
+        ParameterError: JSON cannot hold ``value``.
+    """
+    return _plain("metric", name, value)
+
+
+def checked_parameter(name: str, value: Any) -> Any:
+    """``value`` as the plain JSON value saved for parameter ``name``.
+
+    Raises:
+        ParameterError: JSON cannot hold ``value`` (lazyscribe refuses it at
+            save; it is refused here when logged, so the save cannot fail).
+    """
+    return _plain("parameter", name, value)
 
 
 def jsonable_params(params: Mapping[str, Any]) -> dict[str, Param]:
