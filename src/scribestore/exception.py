@@ -35,8 +35,9 @@ __all__ = [
     "ManifestNotFoundError",
     "MigrationError",
     "MissingManifestError",
-    "ParameterError",
+    "ModeError",
     "ObjectNotFoundError",
+    "ParameterError",
     "ReadOnlyError",
     "SaveError",
     "ScribeStoreError",
@@ -44,6 +45,7 @@ __all__ = [
     "StorageTimeoutError",
     "UnknownHandlerError",
     "UnsavedChangesWarning",
+    "UnsavedError",
     "UnsupportedFormatError",
     "UntrustedPickleError",
     "VersionNotFoundError",
@@ -234,6 +236,14 @@ class BinaryArtifactError(ScribeStoreError, ValueError):
 
 class HandlerRegistrationError(ScribeStoreError, ValueError):
     """A handler class or entry point is invalid, or its alias is already taken."""
+
+
+class ModeError(ScribeStoreError, RuntimeError):
+    """An operation needs the manifest open in another mode (a release needs ``"r"``)."""
+
+
+class UnsavedError(ArtifactLoadError, RuntimeError):
+    """An operation needs every version saved first (``filter``, ``create_release``)."""
 
 
 class ParameterError(ScribeStoreError, TypeError):

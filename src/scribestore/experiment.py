@@ -84,11 +84,11 @@ class Experiment:
     # Shared with the owning project (set by it); None: the process default.
     _trust: PickleTrust | None = None
 
-    def __init__(  # noqa: PLR0913 - lazyscribe's constructor, field for field
+    def __init__(
         self,
         name: str,
         project: str | os.PathLike[str] = "project.json",
-        dir: str | os.PathLike[str] | None = None,  # noqa: A002 - lazyscribe's name
+        dir: str | os.PathLike[str] | None = None,
         fs: Any = None,
         author: str | None = None,
         last_updated_by: str | None = None,
@@ -304,14 +304,14 @@ class Experiment:
         entry = self._artifacts.find(name)
         if repository.mode == "r":
             raise ReadOnlyError(
-                f"cannot promote {name!r}: repository {repository.fpath} is read-only"
+                f"cannot promote {name!r}: repository {repository.url} is read-only"
             )
         latest = repository.latest_created_at(name)
         if latest is not None and latest >= entry.created_at:
             raise ArtifactLogError(
                 f"artifact {name!r} of experiment {self.slug!r} (created "
                 f"{entry.created_at.isoformat()}) is not newer than the latest version in "
-                f"repository {repository.fpath} (created {latest.isoformat()})"
+                f"repository {repository.url} (created {latest.isoformat()})"
             )
         common: dict[str, Any] = {
             "handler": entry.handler,
@@ -323,8 +323,8 @@ class Experiment:
         if isinstance(entry, PendingArtifact):
             repository.queue_version(name, value=entry.value, **common)
             return
-        if not repository.objects.same_location(self._objects):
-            copy_object(self._objects, repository.objects, entry.hash, f"artifact {name!r}")
+        if not repository.objects.same_location(self.objects):
+            copy_object(self.objects, repository.objects, entry.hash, f"artifact {name!r}")
         pending = repository.queue_version(name, stored=(entry.hash, entry.size), **common)
         try:
             repository.save()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scribestore.core.manifest_file import ManifestFile
@@ -104,19 +105,19 @@ class Project(ManifestFile):
 
     def _experiment(self, record: ExperimentRecord, read_only: bool) -> Experiment:
         exp = Experiment.from_record(
-            record, project=self.fpath, objects=self._objects, read_only=read_only
+            record, project=self.url, objects=self._objects, read_only=read_only
         )
         exp.join_trust(self._trust)
         return exp
 
     def _experiments_saved(self, *, tolerant: bool) -> list[ExperimentRecord]:
         manifest = self._read_manifest(
-            lambda data: decode_project(data, where=self.fpath), tolerant=tolerant
+            lambda data: decode_project(data, where=self.url), tolerant=tolerant
         )
         return [] if manifest is None else manifest.experiments
 
     def __repr__(self) -> str:
-        return f"Project({self.fpath!r}, mode={self.mode!r})"
+        return f"Project({self.url!r}, mode={self.mode!r})"
 
     # --- adding experiments ----------------------------------------------------------
 
@@ -132,24 +133,29 @@ class Project(ManifestFile):
             InvalidNameError: ``name`` is empty or could escape the store.
         """
         self._check_writable("log an experiment")
-        experiment = Experiment(name, project=self.fpath, objects=self._objects, author=self.author)
+        experiment = Experiment(name, project=self.url, objects=self._objects, author=self.author)
         experiment.join_trust(self._trust)
         yield experiment
         self.append(experiment)
 
-    def append(self, experiment: Experiment) -> None:
-        """Add ``experiment`` (for example, one from another project).
+    def append(self, other: Experiment) -> None:
+        """Add the experiment ``other`` (made directly, or from another project).
+
+        An experiment made directly joins this project's object store: its
+        artifacts are stored when the project saves.
 
         Raises:
             ReadOnlyError: mode ``"r"``.
         """
         self._check_writable("append an experiment")
-        if any(e is experiment for e in self.experiments):
-            return
-        # Every project holding it must allow: the stricter decides, now and later.
-        experiment.join_trust(self._trust)
-        self.experiments.append(experiment)
-        self.experiments.sort(key=_order)
+        with self._lock:
+            if any(e is other for e in self.experiments):
+                return
+            other.use_store(self._objects)
+            # Every project holding it must allow: the stricter decides, now and later.
+            other.join_trust(self._trust)
+            self.experiments.append(other)
+            self.experiments.sort(key=_order)
 
     # --- saving ----------------------------------------------------------------------
 
@@ -164,9 +170,10 @@ class Project(ManifestFile):
             SaveError: an artifact could not be stored or the manifest written;
                 the saved manifest is unchanged and a retry saves everything.
         """
-        with self._saving() as lease:
-            merged, records = self._save_under(lease)
-        self._after_save(merged, records)
+        with self._lock:
+            with self._saving() as lease:
+                merged, records = self._save_under(lease)
+            self._after_save(merged, records)
 
     def _save_under(
         self, lease: Lease
@@ -200,7 +207,7 @@ class Project(ManifestFile):
         on_disk: list[ExperimentRecord] = []
         if current is not None:
             try:
-                on_disk = decode_project(current, where=self.fpath).experiments
+                on_disk = decode_project(current, where=self.url).experiments
             except CorruptManifestError:
                 if not (self.mode == "w" and self._baseline):
                     raise
@@ -236,14 +243,22 @@ class Project(ManifestFile):
 
     # --- combining and querying --------------------------------------------------------
 
-    def merge(self, *others: Project) -> Project:
+    def merge(self, *others: Project, other: Project | None = None) -> Project:
         """A new project (this one's path, mode and author) with the experiments of all.
 
         Experiments are matched by slug; of two with one slug, the one updated
         last wins (ties broken by id, so the result does not depend on order).
+        ``other=`` is lazyscribe's deprecated keyword form (a DeprecationWarning).
         """
+        if other is not None:
+            warnings.warn(
+                "merge(other=...) is deprecated, as in lazyscribe: pass projects positionally",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            others = (*others, other)
         new = Project(
-            self.fpath,
+            self.url,
             mode=self.mode,
             author=self.author,
             objects=self.objects_url,
@@ -320,7 +335,7 @@ class Project(ManifestFile):
                 return exp
         known = ", ".join(repr(e.slug) for e in self.experiments[:20]) or "none"
         raise ExperimentNotFoundError(
-            f"no experiment with slug or short slug {slug!r} in project {self.fpath} "
+            f"no experiment with slug or short slug {slug!r} in project {self.url} "
             f"(experiments: {known})"
         )
 

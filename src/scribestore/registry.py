@@ -34,7 +34,7 @@ class Registry:
         """The name of the registered project whose manifest is ``fpath``, or None."""
         wanted = os.fspath(fpath)
         for name, project in self.projects.items():
-            if os.fspath(project.fpath) == wanted:
+            if os.fspath(project.url) == wanted:
                 return name
         return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import logging
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +39,7 @@ from scribestore.exception import (
     CorruptManifestError,
     InvalidVersionError,
     SaveError,
+    UnsavedError,
     VersionNotFoundError,
 )
 from scribestore.manifest.schema import (
@@ -69,6 +71,8 @@ if TYPE_CHECKING:
     from scribestore.store.leases import Lease
 
 __all__ = ["Repository"]
+
+logger = logging.getLogger(__name__)
 
 _ONE_MICRO = dt.timedelta(microseconds=1)
 _LAST_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc) - _ONE_MICRO
@@ -132,12 +136,12 @@ class Repository(ManifestFile):
 
     def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
         manifest = self._read_manifest(
-            lambda data: decode_repository(data, where=self.fpath), tolerant=tolerant
+            lambda data: decode_repository(data, where=self.url), tolerant=tolerant
         )
         return {} if manifest is None else dict(manifest.artifacts)
 
     def __repr__(self) -> str:
-        return f"Repository({self.fpath!r}, mode={self.mode!r})"
+        return f"Repository({self.url!r}, mode={self.mode!r})"
 
     # --- logging -----------------------------------------------------------------
 
@@ -160,19 +164,19 @@ class Repository(ManifestFile):
         """
         self._check_writable("log an artifact")
         prepared = prepare_value(name, value, handler, writer_kwargs)
-        created_at = self._next_created_at(name)
-        fname = default_fname(name, created_at, prepared, fname)
-        self._queue(
-            PendingArtifact(
-                name=name,
-                value=prepared.value,
-                handler=handler,
-                params=dict(writer_kwargs),
-                created_at=created_at,
-                fname=fname,
-                environment=prepared.environment,
+        with self._lock:
+            created_at = self._next_created_at(name)
+            self._queue(
+                PendingArtifact(
+                    name=name,
+                    value=prepared.value,
+                    handler=handler,
+                    params=dict(writer_kwargs),
+                    created_at=created_at,
+                    fname=default_fname(name, created_at, prepared, fname),
+                    environment=prepared.environment,
+                )
             )
-        )
 
     # --- queuing versions with a given origin -------------------------------------
 
@@ -257,7 +261,7 @@ class Repository(ManifestFile):
         if version is not None and not doomed:
             raise VersionNotFoundError(
                 f"version {version} of artifact {name!r} is not queued in repository "
-                f"{self.fpath} (saved already, or never queued); queued: "
+                f"{self.url} (saved already, or never queued); queued: "
                 f"{[p.version for p in queued] or 'none'}"
             )
         for pending in doomed:
@@ -286,7 +290,7 @@ class Repository(ManifestFile):
             if last.created_at >= _LAST_TIME:
                 raise ArtifactLogError(
                     f"cannot log a new version of artifact {name!r} in repository "
-                    f"{self.fpath}: its version {last.version} claims to be created at "
+                    f"{self.url}: its version {last.version} claims to be created at "
                     f"{last.created_at.isoformat()}, the last representable time, so no "
                     "later version can exist; the manifest is damaged or crafted — "
                     "restore it, or log under another name"
@@ -315,6 +319,10 @@ class Repository(ManifestFile):
                 unsaved version stays pending, so a retry saves them all.
         """
         self._check_writable("save")
+        with self._lock:
+            self._save_locked(progress)
+
+    def _save_locked(self, progress: Progress) -> None:
         progress.start(self._bytes_to_store(), f"saving {self._manifest_name}")
         try:
             with self._saving() as lease:
@@ -392,11 +400,11 @@ class Repository(ManifestFile):
             on_disk: dict[str, list[ArtifactVersion]] = {}
         elif self._baseline and self.mode == "w":
             try:
-                on_disk = dict(decode_repository(current, where=self.fpath).artifacts)
+                on_disk = dict(decode_repository(current, where=self.url).artifacts)
             except CorruptManifestError:
                 on_disk = {}
         else:
-            on_disk = dict(decode_repository(current, where=self.fpath).artifacts)
+            on_disk = dict(decode_repository(current, where=self.url).artifacts)
         artifacts: dict[str, list[ArtifactVersion]] = {}
         for name, versions in on_disk.items():
             keep = [v for v in versions if (name, v.created_at, v.hash) not in self._baseline]
@@ -447,7 +455,7 @@ class Repository(ManifestFile):
         known = sorted({*self._committed, *(p.name for p in self._pending)})
         listing = ", ".join(repr(n) for n in known[:20]) if known else "none"
         more = f" and {len(known) - 20} more" if len(known) > 20 else ""
-        return f"no artifact named {name!r} in repository {self.fpath} (artifacts: {listing}{more})"
+        return f"no artifact named {name!r} in repository {self.url} (artifacts: {listing}{more})"
 
     def _saved(self, entry: Entry, action: str) -> ArtifactVersion:
         if isinstance(entry, PendingArtifact):
@@ -515,6 +523,13 @@ class Repository(ManifestFile):
         entry = self._saved(self._find(name, version, match), "open")
         return open_stored(self._objects, name, entry, entry.version)
 
+    def _search_artifact_versions(
+        self, name: str, version: VersionSelector = None, match: Match = "exact"
+    ) -> Any:
+        """lazyscribe's lookup (its tests and plugins call it): the artifact
+        object of the version selected as :meth:`load_artifact` selects it."""
+        return self._cache.get(name, self._find(name, version, match))
+
     def get_artifact_metadata(
         self, name: str, version: VersionSelector = None, match: Match = "exact"
     ) -> dict[str, Any]:
@@ -571,6 +586,8 @@ class Repository(ManifestFile):
         """Unified diff between two versions of a text artifact.
 
         ``version`` is a pair of versions, or one version compared with the newest.
+        The diff is the lines of :func:`difflib.unified_diff` joined by newlines
+        (lazyscribe's form); comparing a version with itself logs a warning.
 
         Raises:
             ArtifactLoadError: a version is not saved yet.
@@ -594,14 +611,21 @@ class Repository(ManifestFile):
                     "only text artifacts (json, text) can be diffed"
                 )
             data = self._objects.get(saved.hash, artifact=name, version=saved.version)
-            texts.append(data.decode("utf-8").splitlines(keepends=True))
+            texts.append(data.decode("utf-8").splitlines())
         old, new = found
-        return "".join(
+        if old is new:
+            logger.warning(
+                "get_version_diff: only version %s of artifact %r was given to compare",
+                old.version,
+                name,
+            )
+        return "\n".join(
             difflib.unified_diff(
                 texts[0],
                 texts[1],
                 fromfile=f"{name}@{old.version}",
                 tofile=f"{name}@{new.version}",
+                lineterm="",
             )
         )
 
@@ -615,12 +639,13 @@ class Repository(ManifestFile):
         pairs selected exactly.
 
         Raises:
-            ArtifactLoadError: this repository has unsaved versions.
+            UnsavedError: this repository has unsaved versions (an ArtifactLoadError
+                and a RuntimeError, as lazyscribe raises).
             ArtifactNotFoundError, VersionNotFoundError: a listed pair matches nothing.
         """
         if self._pending:
-            raise ArtifactLoadError(
-                f"repository {self.fpath} has unsaved versions; call save() before filter()"
+            raise UnsavedError(
+                f"repository {self.url} has unsaved versions; call save() before filter()"
             )
         chosen: dict[str, list[ArtifactVersion]] = {}
         if isinstance(version, (dt.datetime, str)):
@@ -630,6 +655,11 @@ class Repository(ManifestFile):
                 except (LookupError, ValueError) as exc:
                     if isinstance(exc, InvalidVersionError):
                         raise
+                    logger.warning(
+                        "filter: artifact %r has no unexpired version as of %s; left out",
+                        name,
+                        version,
+                    )
         else:
             for name, selector in version:
                 entry = self._saved(self._find(name, selector, "exact"), "filter")
@@ -642,7 +672,7 @@ class Repository(ManifestFile):
         view._pending_by_name = {}
         view._expiry_updates = {}
         view._baseline = set()
-        view._trust = self._trust.derive(f"a filtered view of repository {self.fpath}")
+        view._trust = self._trust.derive(f"a filtered view of repository {self.url}")
         return view
 
     # --- checking ------------------------------------------------------------------
@@ -726,4 +756,3 @@ class Repository(ManifestFile):
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])
             for name, raw in committed.items()
         }
-

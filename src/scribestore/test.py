@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scribestore.core.artifact_set import ArtifactEntry, ArtifactSet
 import fsspec
 
+from scribestore.core.artifact_set import ArtifactEntry, ArtifactSet
 from scribestore.exception import FrozenError, ScribeStoreError
 from scribestore.manifest.schema import (
     ArtifactRecord,
@@ -31,6 +31,16 @@ class Test:
     """
 
     __test__ = False  # not a pytest test class
+
+    name: str
+    description: str | None
+    metrics: dict[str, Any]
+    parameters: dict[str, Any]
+    path: Path
+    _fs: Any
+    _artifacts: ArtifactSet
+    _objects: ObjectStore | None
+    _trust: PickleTrust | None
 
     def __init__(
         self,
@@ -185,7 +195,7 @@ class Test:
             description=self.description,
             metrics=dict(self.metrics),
             parameters=jsonable_params(self.parameters),
-            artifacts=self._artifacts.store(objects, self._objects),
+            artifacts=self._artifacts.store(objects, self._objects or objects),
         )
 
     def __repr__(self) -> str:

@@ -74,7 +74,9 @@ def test_promoted_version_keeps_hash_handler_created_at(location: Location) -> N
     exp = project["exp"]
     exp.promote_artifact(repo, "weights")
     assert objects_listing(location)[: len(before)] == before
-    meta = Repository(location.join("repository.json"), mode="r", **location.options).get_artifact_metadata("weights")
+    meta = Repository(
+        location.join("repository.json"), mode="r", **location.options
+    ).get_artifact_metadata("weights")
     source = exp.to_dict()["artifacts"][0]
     for key in ("hash", "handler", "timestamp", "size", "fname"):
         assert meta[key] == source[key]
@@ -178,4 +180,7 @@ def test_unsaved_promotion_then_repository_save(location: Location) -> None:
     project.save()
     reread = Repository(location.join("repository.json"), mode="r", **location.options)
     assert reread.load_artifact("features") == {"f": 1}
-    assert reread.get_artifact_metadata("features")["hash"] == project["exp"].to_dict()["artifacts"][0]["hash"]
+    assert (
+        reread.get_artifact_metadata("features")["hash"]
+        == project["exp"].to_dict()["artifacts"][0]["hash"]
+    )

@@ -232,9 +232,7 @@ def test_expiry_survives_save_and_reload(location: Location) -> None:
     repo.log_artifact("m", "new", "text")
     repo.save()
     repo = repo_at(location, "a")
-    created_new = dt.datetime.fromisoformat(
-        repo.get_artifact_metadata("m", version=1)["timestamp"]
-    )
+    created_new = dt.datetime.fromisoformat(repo.get_artifact_metadata("m", version=1)["timestamp"])
     expiry = created_new + dt.timedelta(microseconds=1)
     repo.set_artifact_expiry("m", version=1, expiry=expiry)
     repo.save()

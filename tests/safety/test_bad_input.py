@@ -20,10 +20,10 @@ from attrs.exceptions import FrozenInstanceError
 from scribestore import (
     ArtifactLoadError,
     CorruptManifestError,
+    FrozenError,
     InvalidNameError,
     InvalidVersionError,
     Project,
-    FrozenError,
     ReadOnlyError,
     Repository,
     SaveError,

@@ -202,7 +202,9 @@ def ls(manifest: str) -> None:
 def history(manifest: str, name: str) -> None:
     """List every version of artifact NAME, oldest first."""
     repo = open_repository(manifest)
-    repo.get_artifact_metadata(name)  # raises ArtifactNotFoundError (exit 3) naming the artifacts there are
+    repo.get_artifact_metadata(
+        name
+    )  # raises ArtifactNotFoundError (exit 3) naming the artifacts there are
     versions = [m for m in repo if m["name"] == name]
     emit(
         versions,

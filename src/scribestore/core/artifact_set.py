@@ -59,7 +59,7 @@ class ArtifactSet:
         return [self.cache.get(e.name, e) for e in self.entries]
 
     def metadata(self) -> list[dict[str, Any]]:
-        """The metadata of each artifact (see :func:`~scribestore.core.artifact_objects.metadata`)."""
+        """The metadata of each artifact (:func:`.artifact_objects.metadata`)."""
         return [metadata(e, self.cache.get(e.name, e)) for e in self.entries]
 
     def log(
@@ -126,7 +126,7 @@ class ArtifactSet:
 
     def load(
         self,
-        objects: ObjectStore,
+        objects: ObjectStore | None,
         name: str,
         *,
         validate: bool,
@@ -148,6 +148,8 @@ class ArtifactSet:
             raise ArtifactLoadError(
                 f"artifact {name!r} of {self.owner} has not been saved yet; save the project first"
             )
+        if objects is None:  # saved entries come with their store; a guard for the types
+            raise ArtifactLoadError(f"artifact {name!r} of {self.owner} has no object store")
         if trust is None:
             trust = PickleTrust.resolve(None, self.owner)
         environment = self.cache.environment(entry)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import fsspec
 
 from scribestore.core.stored import PickleTrust, commit_manifest, register_with
 from scribestore.core.unsaved import watch
@@ -22,7 +26,7 @@ from scribestore.exception import (
     ScribeStoreError,
 )
 from scribestore.ops.registry import ManifestKind, ManifestRegistry
-from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url
+from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url, split_url
 from scribestore.store.objects import ObjectStore
 
 if TYPE_CHECKING:
@@ -46,7 +50,8 @@ class ManifestFile:
     """
 
     kind: ClassVar[ManifestKind]
-    fpath: str
+    #: Where the manifest is, as given (a path or a URL with its protocol).
+    url: str
     mode: str
     storage_options: dict[str, Any]
     objects_url: str
@@ -67,18 +72,20 @@ class ManifestFile:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        self.fpath = os.fspath(fpath)
+        self.url = os.fspath(fpath)
         # Shared with everything loaded through this manifest (filtered views,
         # experiments, tests): setting it here applies to all of them.
-        self._trust = PickleTrust.resolve(trust_pickle, f"{self.kind} {self.fpath}")
+        self._trust = PickleTrust.resolve(trust_pickle, f"{self.kind} {self.url}")
         self.mode = mode
         self.storage_options = dict(storage_options)
-        self._dir, self._manifest_name = split_file_url(self.fpath)
+        self._dir, self._manifest_name = split_file_url(self.url)
         self.objects_url = (
             os.fspath(objects) if objects is not None else join_url(self._dir, "objects")
         )
+        # Serializes changes from threads sharing this object (lazyscribe's mutex).
+        self._lock = threading.RLock()
         self._connect()
-        self._unsaved = watch(self, f"{self.kind} {self.fpath}")
+        self._unsaved = watch(self, f"{self.kind} {self.url}")
 
     def _connect(self) -> None:
         self._storage = open_storage(self._dir, **self.storage_options)
@@ -95,11 +102,11 @@ class ManifestFile:
             UnsupportedFormatError: it was written by a newer scribestore.
             StorageError: it could not be read.
         """
-        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.fpath}")
+        data = read_if_exists(self._storage, self._manifest_name, f"manifest {self.url}")
         if data is None:
             if self.mode == "r":
                 raise ManifestNotFoundError(
-                    f"no {self.kind} manifest at {self.fpath}: check the path (mode 'r' "
+                    f"no {self.kind} manifest at {self.url}: check the path (mode 'r' "
                     "opens only an existing manifest; mode 'a' creates it on the first save)"
                 )
             return None
@@ -114,6 +121,29 @@ class ManifestFile:
     def objects(self) -> ObjectStore:
         """The object store holding the artifact bytes."""
         return self._objects
+
+    @property
+    def fpath(self) -> Path:
+        """The manifest's path without its protocol, as lazyscribe has it
+        (``s3://bucket/repository.json`` gives ``bucket/repository.json``);
+        :attr:`url` keeps the protocol."""
+        protocol, rest = split_url(self.url)
+        return Path(rest) if protocol else Path(self.url)
+
+    @property
+    def protocol(self) -> str:
+        """The fsspec protocol of the manifest's location (``"file"`` for a local path)."""
+        return split_url(self.url)[0] or "file"
+
+    @property
+    def dir(self) -> Path:
+        """The directory of :attr:`fpath`."""
+        return self.fpath.parent
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """An fsspec filesystem for :attr:`protocol` with this manifest's storage options."""
+        return fsspec.filesystem(self.protocol, **self.storage_options)
 
     @property
     def trust_pickle(self) -> bool:
@@ -136,7 +166,7 @@ class ManifestFile:
         """Raise ReadOnlyError when opened in mode ``"r"``."""
         if self.mode == "r":
             raise ReadOnlyError(
-                f"cannot {action}: {self.kind} {self.fpath} is open read-only (mode='r'); "
+                f"cannot {action}: {self.kind} {self.url} is open read-only (mode='r'); "
                 "open it with mode='a' to add to it"
             )
 
@@ -156,7 +186,7 @@ class ManifestFile:
         except SaveError:
             raise
         except ScribeStoreError as exc:  # the write lease could not be taken
-            raise SaveError(f"could not save {self.kind} {self.fpath}: {exc}") from exc
+            raise SaveError(f"could not save {self.kind} {self.url}: {exc}") from exc
 
     def _commit(self, change: Callable[[bytes | None], bytes], lease: Lease) -> None:
         """Replace the manifest with ``change(current)`` while ``lease`` holds.
@@ -169,16 +199,17 @@ class ManifestFile:
             self._manifest_name,
             change,
             lease=lease,
-            label=f"{self.kind} {self.fpath}",
+            label=f"{self.kind} {self.url}",
         )
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for live in ("_storage", "_objects", "_registry", "_unsaved"):
+        for live in ("_storage", "_objects", "_registry", "_unsaved", "_lock"):
             state.pop(live, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._lock = threading.RLock()
         self._connect()
-        self._unsaved = watch(self, f"{self.kind} {self.fpath}")
+        self._unsaved = watch(self, f"{self.kind} {self.url}")

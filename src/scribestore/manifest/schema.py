@@ -362,9 +362,9 @@ def decode_project(data: bytes, *, where: str) -> ProjectManifest:
 
 def _numpy_scalar(obj: Any) -> Any:
     # numpy scalars (np.float64 from a metric computation) are numbers; arrays are not.
-    if type(obj).__module__ == "numpy" and callable(getattr(obj, "item", None)):
-        if getattr(obj, "ndim", None) == 0:
-            return obj.item()
+    numpy_scalar = type(obj).__module__ == "numpy" and getattr(obj, "ndim", None) == 0
+    if numpy_scalar and callable(getattr(obj, "item", None)):
+        return obj.item()
     raise TypeError(f"{type(obj).__name__} is not a JSON value")
 
 

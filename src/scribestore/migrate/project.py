@@ -72,7 +72,7 @@ def import_project(job: ImportJob) -> None:
             record = exp.record(src, project.objects, progress, occurrence, report)
             project.append(
                 Experiment.from_record(
-                    record, project=project.fpath, objects=project.objects, read_only=False
+                    record, project=project.url, objects=project.objects, read_only=False
                 )
             )
             report.experiments_added += 1

@@ -14,7 +14,7 @@ import datetime
 import io
 import secrets
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from scribestore.storage.base import TMP_PREFIX, Storage, check_relpath
 
@@ -33,11 +33,42 @@ def _lock_for(url: str, path: str) -> threading.Lock:
         return _LOCKS.setdefault((url, path), threading.Lock())
 
 
+class _OSErrorsOnly:
+    """An fsspec filesystem whose methods raise only OSErrors.
+
+    Filesystem implementations raise what they like (a ValueError for a mode
+    they do not support, say); the storage contract is OSErrors, which the
+    layers above turn into StorageError naming the store. The cause is kept.
+    """
+
+    def __init__(self, fs: Any) -> None:
+        self._fs = fs
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._fs, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except (OSError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # a misbehaving backend: see the class docstring
+                raise OSError(f"{type(exc).__name__} from {name}(): {exc}") from exc
+
+        return call
+
+
 class FsspecStorage(Storage):
     """Files under ``root`` on an fsspec filesystem ``fs``."""
 
+    #: Whether ``fs`` is wrapped so its methods raise only OSErrors (backends
+    #: that translate their client's errors themselves say False).
+    guard_errors: ClassVar[bool] = True
+
     def __init__(self, fs: Any, root: str, url: str) -> None:
-        self.fs = fs
+        self.fs = _OSErrorsOnly(fs) if self.guard_errors else fs
         self.root = root.rstrip("/")
         self.url = url.rstrip("/")
 

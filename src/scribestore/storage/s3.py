@@ -15,7 +15,7 @@ import functools
 import inspect
 import random
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import fsspec.asyn
 
@@ -35,6 +35,9 @@ _UPDATE_ATTEMPTS = 200
 
 class S3Storage(FsspecStorage):
     """Files under ``s3://bucket/prefix`` through s3fs."""
+
+    # Client errors are translated by this backend (see translate_client_errors).
+    guard_errors: ClassVar[bool] = False
 
     def open_read(self, path: str) -> IO[bytes]:
         f: IO[bytes] = self.fs.open(

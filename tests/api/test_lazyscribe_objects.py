@@ -1,0 +1,285 @@
+"""lazyscribe's object model: artifacts as objects, experiments and tests built
+directly, frozen read-only types, equality and ordering, and the details the
+drop-in issue found broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+from unittest.mock import Mock, patch
+
+import attrs
+import fsspec
+import numpy as np
+import pytest
+from attrs.exceptions import FrozenInstanceError
+from fsspec.implementations.local import LocalFileSystem
+
+from scribestore import (
+    ArtifactLoadError,
+    FrozenError,
+    ParameterError,
+    Project,
+    Repository,
+    SaveError,
+    UnsavedError,
+)
+from scribestore.artifacts import _get_handler
+from scribestore.artifacts.json import JSONArtifact
+from scribestore.artifacts.pickle import PickleArtifact
+from scribestore.experiment import Experiment, ReadOnlyExperiment
+from scribestore.test import ReadOnlyTest, Test
+
+UTC = dt.timezone.utc
+LAZY_KEYS = {"name", "fname", "created_at", "expiry", "version", "handler"}
+
+
+def saved_project(tmp_path: Path) -> Project:
+    project = Project(tmp_path / "project.json", mode="w", author="ada")
+    with project.log("exp") as exp:
+        exp.log_artifact("features", [0, 1, 2], handler="json")
+        exp.log_artifact("model", {"w": 1}, handler="pickle")
+        with exp.log_test("subpop") as test:
+            test.log_artifact("scores", [0.5], handler="json")
+    project.save()
+    return project
+
+
+def test_experiment_artifacts_are_handler_objects(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w", author="ada")
+    with project.log("exp") as exp:
+        exp.log_artifact("features", [0, 1, 2], handler="json")
+    features = exp.artifacts[0]
+    assert isinstance(features, JSONArtifact)
+    assert (features.name, features.value, features.dirty) == ("features", [0, 1, 2], True)
+    project.save()
+    # The same object, now saved; it keeps the value it was logged with.
+    assert exp.artifacts[0] is features and features.dirty is False
+    assert features.value == [0, 1, 2]
+    reread = Project(tmp_path / "project.json", mode="r")["exp"].artifacts[0]
+    assert isinstance(reread, JSONArtifact)
+    assert (reread.value, reread.dirty, reread.fname) == (None, False, features.fname)
+    assert reread.created_at.tzinfo is None  # lazyscribe's naive UTC
+
+
+def test_a_changed_handler_field_is_what_validation_checks(tmp_path: Path) -> None:
+    saved_project(tmp_path)
+    exp = Project(tmp_path / "project.json", mode="w+")["exp"]
+    model = exp.artifacts[1]
+    assert isinstance(model, PickleArtifact)
+    model.python_version = "2.7"
+    with pytest.raises(ArtifactLoadError, match="2.7"):
+        exp.load_artifact("model")
+    assert exp.load_artifact("model", validate=False) == {"w": 1}
+
+
+def test_test_artifacts_and_metadata(tmp_path: Path) -> None:
+    saved_project(tmp_path)
+    exp = Project(tmp_path / "project.json", mode="r")["exp"]
+    (scores,) = exp.tests[0].artifacts
+    assert isinstance(scores, JSONArtifact) and scores.name == "scores"
+    meta = exp.to_dict()["artifacts"][0]
+    assert LAZY_KEYS <= set(meta)
+    # lazyscribe's time text (whole seconds, naive), and ours exactly.
+    assert dt.datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%S")
+    assert dt.datetime.fromisoformat(meta["timestamp"]).tzinfo is not None
+    assert meta["handler"] == "json" and len(meta["hash"]) == 64
+
+
+def test_repository_artifacts_getitem_and_search(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("a", 1, handler="json")
+    repo.log_artifact("a", 2, handler="json")
+    repo.log_artifact("b", b"x", handler="bytes")
+    assert [(o.name, o.version, o.dirty) for o in repo.artifacts] == [
+        ("a", 0, True),
+        ("a", 1, True),
+        ("b", 0, True),
+    ]
+    repo.save()
+    assert all(not o.dirty for o in repo.artifacts)
+    assert repo["a"].version == 1 and repo["a"].value == 2
+    bytes_object = repo["b"]
+    assert bytes_object.alias == "bytes" and bytes_object.binary
+    reopened = Repository(tmp_path / "repository.json", mode="r")
+    assert reopened._search_artifact_versions("a", 0).version == 0
+    meta = reopened.get_artifact_metadata("a", version=0)
+    assert LAZY_KEYS <= set(meta) and meta["saved"] is True
+
+
+def test_experiment_built_directly_joins_a_project(tmp_path: Path) -> None:
+    exp = Experiment("Direct", project=tmp_path / "project.json", author="ada")
+    assert exp.project == tmp_path / "project.json" and exp.dir == tmp_path
+    assert exp.path == tmp_path / exp.slug
+    assert isinstance(exp.fs, LocalFileSystem)
+    exp.log_metric("auc", 0.5)
+    exp.log_artifact("features", [1], handler="json")
+    with pytest.raises(ArtifactLoadError):
+        exp.load_artifact("features")  # not saved yet
+    project = Project(tmp_path / "project.json", mode="w")
+    project.append(other=exp)
+    project.save()
+    again = Project(tmp_path / "project.json", mode="r")[exp.slug]
+    assert again.load_artifact("features") == [1] and again.metrics == {"auc": 0.5}
+    test = Test("standalone", "made alone")
+    assert test.path == Path(".") and test.artifacts == []
+
+
+def test_read_only_types_are_frozen(tmp_path: Path) -> None:
+    exp = ReadOnlyExperiment("Frozen", project=Path("project.json"))
+    with pytest.raises(FrozenInstanceError):
+        exp.name = "changed"
+    with pytest.raises(FrozenError):
+        exp.log_metric("m", 1)
+    test = ReadOnlyTest("t", "d")
+    with pytest.raises(FrozenInstanceError):
+        test.name = "changed"
+    with pytest.raises(FrozenInstanceError):
+        test.log_artifact("a", 1, handler="json")
+    assert "ReadOnlyExperiment" in repr(exp) and "ReadOnlyTest" in repr(test)
+    saved_project(tmp_path)
+    loaded = Project(tmp_path / "project.json", mode="r")["exp"]
+    assert isinstance(loaded, ReadOnlyExperiment)
+    assert isinstance(loaded.tests[0], ReadOnlyTest)
+    assert exp.name == "Frozen" and test.name == "t"
+
+
+def test_equality_and_ordering(tmp_path: Path) -> None:
+    project = saved_project(tmp_path)
+    original = project["exp"]
+    reread = Project(tmp_path / "project.json", mode="w+")["exp"]
+    assert reread == original and reread is not original
+    reread.log_metric("m", 1)
+    assert reread != original
+    assert reread > original and original < reread  # same slug: by last update
+    t0 = dt.datetime(2025, 1, 1, 9, 30)
+    older = Experiment("a", created_at=t0)
+    newer = Experiment("b", created_at=t0 + dt.timedelta(seconds=1))
+    assert sorted([newer, older]) == [older, newer]
+    assert older <= older and newer >= older
+    # Naive times are UTC: equal to the aware value.
+    assert Experiment("a", created_at=t0).created_at == t0.replace(tzinfo=UTC)
+
+
+def test_a_naive_created_at_saves_and_reloads(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.created_at = dt.datetime(2024, 5, 1, 12, 0)
+        exp.last_updated = dt.datetime(2024, 5, 1, 12, 0, 1)
+    project.save()
+    reread = Project(tmp_path / "project.json", mode="r").experiments[0]
+    assert reread.created_at == dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_numpy_scalar_metrics_save_and_non_json_parameters_are_refused(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.log_metric("auc", np.float64(0.75))
+        exp.log_metric("n", np.int64(3))
+        with pytest.raises(ParameterError, match="data-type"):
+            exp.log_parameter("data-type", int)
+        with pytest.raises(TypeError):
+            exp.log_metric("array", np.arange(3))
+        with exp.log_test("t") as test, pytest.raises(ParameterError):
+            test.log_parameter("p", object())
+    assert "data-type" not in exp.parameters
+    project.save()
+    metrics = Project(tmp_path / "project.json", mode="r")["exp"].metrics
+    assert metrics == {"auc": 0.75, "n": 3} and type(metrics["n"]) is int
+
+
+def test_version_diff_keeps_lines_apart_and_warns_on_one_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("cfg", {"a": 1}, handler="json")
+    repo.log_artifact("cfg", {"a": 2}, handler="json")
+    repo.save()
+    lines = repo.get_version_diff("cfg", (0, 1)).splitlines()
+    assert '-{"a": 1}' in lines and '+{"a": 2}' in lines
+    with caplog.at_level(logging.WARNING):
+        assert repo.get_version_diff("cfg", 1) == ""
+    assert "only version 1" in caplog.text
+
+
+def test_filter_with_unsaved_versions_raises_runtime_error(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("a", 1, handler="json")
+    with pytest.raises(UnsavedError) as raised:
+        repo.filter([("a", 0)])
+    assert isinstance(raised.value, RuntimeError)
+    assert isinstance(raised.value, ArtifactLoadError)
+
+
+def test_merge_keyword_form_warns_and_merges(tmp_path: Path) -> None:
+    first = Project(tmp_path / "a.json", mode="w")
+    with first.log("one"):
+        pass
+    second = Project(tmp_path / "b.json", mode="w")
+    with second.log("two"):
+        pass
+    with pytest.warns(DeprecationWarning):
+        merged = first.merge(other=second)
+    assert [e.name for e in merged.experiments] == ["one", "two"]
+
+
+def test_threads_share_a_project(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+
+    def work(worker: int) -> None:
+        for i in range(20):
+            with project.log(f"w{worker}-{i}") as exp:
+                exp.log_metric("i", i)
+                exp.log_artifact("value", [worker, i], handler="json")
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    project.save()
+    reread = Project(tmp_path / "project.json", mode="r")
+    assert len(reread.experiments) == 80
+    assert sorted(tuple(e.load_artifact("value")) for e in reread.experiments) == sorted(
+        (w, i) for w in range(4) for i in range(20)
+    )
+
+
+def test_get_handler_gives_the_artifact_class() -> None:
+    assert _get_handler("json") is JSONArtifact
+    assert _get_handler("pickle") is PickleArtifact
+    assert attrs.has(_get_handler("bytes"))
+    with pytest.raises(ValueError):
+        _get_handler("no-such-handler")
+    plugin = Mock()
+    plugin.name = "dummy"
+    with patch("scribestore.artifacts.entry_points", return_value=[plugin]):
+        with pytest.raises(TypeError):
+            _get_handler("dummy")
+        plugin.load.side_effect = ImportError()
+        with pytest.raises(ImportError):
+            _get_handler("dummy")
+
+
+class _NoWrites(LocalFileSystem):
+    """A filesystem that raises a ValueError (not an OSError) for writes."""
+
+    protocol = "nowrites"
+
+    def open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        if mode.startswith("w"):
+            raise ValueError("write mode not supported")
+        return super().open(path, mode, *args, **kwargs)
+
+
+def test_a_backend_raising_a_non_os_error_fails_the_save_with_save_error(tmp_path: Path) -> None:
+    fsspec.register_implementation("nowrites", _NoWrites, clobber=True)
+    repo = Repository(f"nowrites://{tmp_path}/repository.json", mode="w")
+    repo.log_artifact("a", [1], handler="json")
+    with pytest.raises(SaveError) as raised:
+        repo.save()
+    assert "ValueError" in str(raised.value)
+    assert not (tmp_path / "repository.json").exists()
