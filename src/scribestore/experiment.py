@@ -115,7 +115,8 @@ class Experiment:
         self.author = author if author is not None else getpass.getuser()
         self.last_updated_by = last_updated_by if last_updated_by is not None else self.author
         self.created_at = now
-        self.last_updated = last_updated if last_updated is not None else now
+        # Its own clock reading, as lazyscribe's field default is.
+        self.last_updated = last_updated if last_updated is not None else utcnow()
         self.short_slug = short_slug if short_slug is not None else slugify(name)
         self.slug = slug if slug is not None else slugify(f"{name}-{now:%Y%m%d%H%M%S}")
         self.metrics: dict[str, Any] = {

@@ -93,6 +93,23 @@ class Project(ManifestFile):
             self.experiments = [self._experiment(r, read_only) for r in records]
             self._saved_ids = {r.id for r in records}
 
+    def load(self) -> None:
+        """Read the saved experiments again (lazyscribe's ``load``), as the mode
+        opens them; experiments logged here and not saved yet are kept.
+
+        Raises:
+            ManifestNotFoundError: mode ``"r"`` and the manifest is gone.
+            CorruptManifestError, UnsupportedFormatError: it cannot be read.
+        """
+        with self._lock:
+            records = self._experiments_saved(tolerant=False)
+            saved = {r.id for r in records}
+            unsaved = [e for e in self.experiments if e.id not in saved and e.has_unsaved]
+            read_only = self.mode in ("r", "a")
+            fresh = [self._experiment(r, read_only) for r in records]
+            self.experiments = sorted([*fresh, *unsaved], key=_order)
+            self._saved_ids = saved
+
     @property
     def experiments(self) -> list[Experiment]:
         """The experiments of this project, oldest first."""

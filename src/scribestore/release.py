@@ -91,7 +91,7 @@ class Release:
         """
         return cls(
             tag=info["tag"],
-            artifacts=[(str(name), int(version)) for name, version in info["artifacts"]],
+            artifacts=list(info["artifacts"]),
             created_at=datetime.fromisoformat(info["created_at"]),
             hashes=dict(info.get("hashes") or {}),
         )

@@ -134,6 +134,22 @@ class Repository(ManifestFile):
         else:
             self._committed = self._versions_saved(tolerant=False)
 
+    def load(self) -> None:
+        """Read the saved versions again (lazyscribe's ``load``): versions other
+        writers saved since are then visible. Queued versions stay queued,
+        numbered after the saved ones.
+
+        Raises:
+            ManifestNotFoundError: mode ``"r"`` and the manifest is gone.
+            CorruptManifestError, UnsupportedFormatError: it cannot be read.
+        """
+        with self._lock:
+            self._committed = self._versions_saved(tolerant=False)
+            for name in {p.name for p in self._pending}:
+                first = len(self._committed.get(name, ()))
+                for number, pending in enumerate(self._pending_of(name), start=first):
+                    pending.version = number
+
     def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
         manifest = self._read_manifest(
             lambda data: decode_repository(data, where=self.url), tolerant=tolerant

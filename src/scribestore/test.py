@@ -166,7 +166,7 @@ class Test:
     def load_artifact(self, name: str, validate: bool = True, **reader_kwargs: Any) -> Any:
         """Load a saved artifact, verified (see :meth:`Experiment.load_artifact`)."""
         return self._artifacts.load(
-            self.objects, name, validate=validate, reader_kwargs=reader_kwargs, trust=self._trust
+            self._objects, name, validate=validate, reader_kwargs=reader_kwargs, trust=self._trust
         )
 
     @property

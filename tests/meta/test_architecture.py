@@ -28,7 +28,17 @@ SRC = ROOT / "src" / "scribestore"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli", "migrate", "demo"}),
     frozenset(
-        {"__init__", "repository", "project", "experiment", "test", "release", "registry", "_utils", "linked"}
+        {
+            "__init__",
+            "repository",
+            "project",
+            "experiment",
+            "test",
+            "release",
+            "registry",
+            "_utils",
+            "linked",
+        }
     ),
     frozenset({"core"}),
     frozenset({"artifacts"}),
