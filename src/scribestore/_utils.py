@@ -9,5 +9,6 @@ passed back as ``created_at`` or ``expiry``.
 from __future__ import annotations
 
 from scribestore.artifacts.naming import naive_utcnow as utcnow
+from scribestore.registry import registry
 
-__all__ = ["utcnow"]
+__all__ = ["registry", "utcnow"]

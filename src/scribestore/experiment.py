@@ -39,6 +39,7 @@ from scribestore.manifest.schema import (
     validate_name,
 )
 from scribestore.manifest.versions import to_utc, utcnow
+from scribestore.registry import registry
 from scribestore.test import ReadOnlyTest, Test
 
 if TYPE_CHECKING:
@@ -264,7 +265,9 @@ class Experiment:
         """A context manager yielding a :class:`Test`, added when the block exits cleanly."""
         if self._read_only:
             self._touch()  # raises FrozenError
-        test = Test(name, description, path=self.path, fs=self._fs, objects=self._objects)
+        test = Test(
+            name, description, path=self.path / slugify(name), fs=self._fs, objects=self._objects
+        )
         test.attach(self._objects, self._trust)
         yield test
         with self._lock:
@@ -360,11 +363,10 @@ class Experiment:
     # --- serialization -------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The experiment as lazyscribe's plain dict (times as naive UTC ISO text in
+        """The experiment as lazyscribe's plain dict: times as naive UTC ISO text in
         whole seconds, dependencies as ``"project|slug"`` references, artifacts
-        as their metadata), plus ``id`` and the exact ``timestamp`` of creation."""
+        as their metadata (:meth:`Repository.get_artifact_metadata`'s keys)."""
         return {
-            "id": self.id,
             "name": self.name,
             "author": self.author,
             "last_updated_by": self.last_updated_by,
@@ -378,14 +380,19 @@ class Experiment:
             "tests": [t.to_dict() for t in self.tests],
             "artifacts": self._artifacts.metadata(),
             "tags": list(self.tags),
-            "timestamp": self.created_at.isoformat(timespec="microseconds"),
         }
 
     def _dependency_refs(self) -> dict[str, str]:
-        return {
-            key: dep if isinstance(dep, str) else f"{dep.project}|{dep.slug}"
-            for key, dep in self.dependencies.items()
-        }
+        """Dependencies as lazyscribe writes them: ``"<project>|<slug>"``, the
+        project by its registered name when it has one."""
+        refs = {}
+        for key, dep in self.dependencies.items():
+            if isinstance(dep, str):
+                refs[key] = dep
+            else:
+                where = registry.search(dep.project) or os.fspath(dep.project)
+                refs[key] = f"{where}|{dep.slug}"
+        return refs
 
     def to_record(self, objects: ObjectStore) -> ExperimentRecord:
         """Store pending artifact bytes in ``objects``; the record its project saves.
@@ -456,7 +463,7 @@ class Experiment:
                 t.metrics,
                 t.parameters,
                 list(t.artifacts),
-                path=exp.path,
+                path=exp.path / slugify(t.name),
                 objects=objects,
             )
             for t in record.tests

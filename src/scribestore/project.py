@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from scribestore.core.lazyscribe_open import project_records
 from scribestore.core.manifest_file import ManifestFile
 from scribestore.exception import (
     CorruptManifestError,
     ExperimentNotFoundError,
+    ManifestNotFoundError,
+    ScribeStoreError,
 )
 from scribestore.experiment import Experiment
 from scribestore.manifest.schema import (
@@ -27,6 +31,7 @@ from scribestore.manifest.schema import (
 )
 from scribestore.ops.verify import Reference, VerifyReport, verify_references
 from scribestore.progress import Progress, null
+from scribestore.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from scribestore.store.leases import Lease
 
 __all__ = ["Project"]
+
+logger = logging.getLogger(__name__)
 
 
 def _order(exp: Experiment | ExperimentRecord) -> tuple[Any, ...]:
@@ -125,13 +132,58 @@ class Project(ManifestFile):
             record, project=self.url, objects=self._objects, read_only=read_only
         )
         exp.join_trust(self._trust)
+        if record.dependencies:
+            exp.__dict__["dependencies"] = self._resolved(record.dependencies)
         return exp
 
+    def _resolved(self, refs: dict[str, str]) -> dict[str, Any]:
+        """Dependencies as experiments, found as lazyscribe finds them: the
+        ``"<project>|<slug>"`` project is a registered name, a registered
+        project's path, or a project file (relative to the working directory,
+        else to this project's). One that cannot be found stays its reference
+        text (logged), so a moved upstream does not make this project unreadable."""
+        out: dict[str, Any] = {}
+        for key, ref in refs.items():
+            project_name, _, slug = ref.rpartition("|")
+            try:
+                upstream = self._upstream(project_name)[slug]
+            except (ScribeStoreError, KeyError, OSError) as exc:
+                logger.warning("dependency %r of project %s not resolved: %s", ref, self.url, exc)
+                out[key] = ref
+                continue
+            out[upstream.short_slug] = upstream
+        return out
+
+    def _upstream(self, name: str) -> Project:
+        if name in registry:
+            return registry[name]
+        if (registered := registry.search(name)) is not None:
+            return registry[registered]
+        here = self._dir.rstrip("/")
+        for candidate in (name, f"{here}/{name}"):
+            if os.path.abspath(candidate) == os.path.abspath(self.url):
+                return self
+            try:
+                return Project(candidate, mode="r", **self.storage_options)
+            except ManifestNotFoundError:
+                continue
+        raise ManifestNotFoundError(f"no project {name!r} (not registered, no such file)")
+
     def _experiments_saved(self, *, tolerant: bool) -> list[ExperimentRecord]:
-        manifest = self._read_manifest(
-            lambda data: decode_project(data, where=self.url), tolerant=tolerant
-        )
+        manifest = self._read_manifest(self._decode, tolerant=tolerant)
         return [] if manifest is None else manifest.experiments
+
+    def _decode(self, data: bytes) -> ProjectManifest:
+        """A saved manifest: scribestore's, or lazyscribe's opened in place."""
+        return self._decoded(
+            data,
+            lambda raw: decode_project(raw, where=self.url),
+            lambda raw: ProjectManifest(
+                experiments=project_records(
+                    raw, url=self.url, objects=self._objects, options=self.storage_options
+                )
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"Project({self.url!r}, mode={self.mode!r})"
@@ -211,6 +263,7 @@ class Project(ManifestFile):
         merged: list[ExperimentRecord] = []
 
         def change(current: bytes | None) -> bytes:
+            self._keep_lazyscribe_original(current)
             result = self._merge(current, records)
             merged[:] = result
             return encode_manifest(ProjectManifest(experiments=result))
@@ -224,7 +277,7 @@ class Project(ManifestFile):
         on_disk: list[ExperimentRecord] = []
         if current is not None:
             try:
-                on_disk = decode_project(current, where=self.url).experiments
+                on_disk = self._decode(current).experiments
             except CorruptManifestError:
                 if not (self.mode == "w" and self._baseline):
                     raise

@@ -21,6 +21,7 @@ import msgspec
 
 from scribestore.artifacts import get_handler
 from scribestore.core.artifact_objects import ObjectCache, metadata
+from scribestore.core.lazyscribe_open import repository_versions
 from scribestore.core.manifest_file import ManifestFile
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
@@ -151,10 +152,20 @@ class Repository(ManifestFile):
                     pending.version = number
 
     def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
-        manifest = self._read_manifest(
-            lambda data: decode_repository(data, where=self.url), tolerant=tolerant
-        )
+        manifest = self._read_manifest(self._decode, tolerant=tolerant)
         return {} if manifest is None else dict(manifest.artifacts)
+
+    def _decode(self, data: bytes) -> RepositoryManifest:
+        """A saved manifest: scribestore's, or lazyscribe's opened in place."""
+        return self._decoded(
+            data,
+            lambda raw: decode_repository(raw, where=self.url),
+            lambda raw: RepositoryManifest(
+                artifacts=repository_versions(
+                    raw, url=self.url, objects=self._objects, options=self.storage_options
+                )
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"Repository({self.url!r}, mode={self.mode!r})"
@@ -386,6 +397,7 @@ class Repository(ManifestFile):
         merged: dict[str, list[ArtifactVersion]] = {}
 
         def change(current: bytes | None) -> bytes:
+            self._keep_lazyscribe_original(current)
             assigned.clear()
             artifacts = self._merge(current, assigned)
             merged.clear()
@@ -416,11 +428,11 @@ class Repository(ManifestFile):
             on_disk: dict[str, list[ArtifactVersion]] = {}
         elif self._baseline and self.mode == "w":
             try:
-                on_disk = dict(decode_repository(current, where=self.url).artifacts)
+                on_disk = dict(self._decode(current).artifacts)
             except CorruptManifestError:
                 on_disk = {}
         else:
-            on_disk = dict(decode_repository(current, where=self.url).artifacts)
+            on_disk = dict(self._decode(current).artifacts)
         artifacts: dict[str, list[ArtifactVersion]] = {}
         for name, versions in on_disk.items():
             keep = [v for v in versions if (name, v.created_at, v.hash) not in self._baseline]

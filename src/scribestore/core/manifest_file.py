@@ -12,10 +12,11 @@ import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import fsspec
 
+from scribestore.core.lazyscribe_open import is_lazyscribe, keep_original
 from scribestore.core.stored import PickleTrust, commit_manifest, register_with
 from scribestore.core.unsaved import watch
 from scribestore.exception import (
@@ -84,6 +85,8 @@ class ManifestFile:
         )
         # Serializes changes from threads sharing this object (lazyscribe's mutex).
         self._lock = threading.RLock()
+        # A lazyscribe manifest read, and what it was converted to (see _decoded).
+        self._converted: tuple[bytes, Any] | None = None
         self._connect()
         self._unsaved = watch(self, f"{self.kind} {self.url}")
 
@@ -116,6 +119,33 @@ class ManifestFile:
             if tolerant:
                 return None
             raise
+
+    def _decoded(
+        self, data: bytes, native: Callable[[bytes], _T], lazyscribe: Callable[[bytes], _T]
+    ) -> _T:
+        """``data`` decoded: by ``native``, or, when it is a lazyscribe manifest, by
+        ``lazyscribe`` (which stores its files' bytes), converted once per content.
+
+        Raises:
+            CorruptManifestError, UnsupportedFormatError: it cannot be decoded.
+            MigrationError: (lazyscribe) a file it lists is missing.
+        """
+        if not is_lazyscribe(data):
+            return native(data)
+        if self._converted is not None and self._converted[0] == data:
+            return cast("_T", self._converted[1])
+        result = lazyscribe(data)
+        self._converted = (data, result)
+        return result
+
+    def _keep_lazyscribe_original(self, current: bytes | None) -> None:
+        """Before ``current`` is replaced: keep it beside the manifest if it is lazyscribe's.
+
+        Raises:
+            ScribeStoreError: the copy could not be written (nothing is saved).
+        """
+        if current is not None and is_lazyscribe(current):
+            keep_original(self._storage, self._manifest_name, current, self.url)
 
     @property
     def objects(self) -> ObjectStore:
@@ -204,12 +234,13 @@ class ManifestFile:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for live in ("_storage", "_objects", "_registry", "_unsaved", "_lock"):
+        for live in ("_storage", "_objects", "_registry", "_unsaved", "_lock", "_converted"):
             state.pop(live, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._converted = None
         self._connect()
         self._unsaved = watch(self, f"{self.kind} {self.url}")
