@@ -311,3 +311,14 @@ def test_load_reads_what_other_writers_saved(tmp_path: Path) -> None:
         pass
     project.load()
     assert [e.name for e in project.experiments] == ["first", "second", "third"]
+
+
+def test_fname_may_name_a_subfolder(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("cfg", {"a": 1}, handler="json", fname="configs/cfg.json")
+    repo.save()
+    reread = Repository(tmp_path / "repository.json", mode="r")
+    assert reread["cfg"].fname == "configs/cfg.json"
+    assert reread.load_artifact("cfg") == {"a": 1}
+    with pytest.raises(ValueError):
+        repo.log_artifact("cfg", {"a": 2}, handler="json", fname="../cfg.json")

@@ -205,7 +205,7 @@ def test_escaping_names(store: Location) -> None:
         ]
         if bad is not None:  # project.log(None) is lazyscribe's TypeError territory
             calls.append(lambda n=bad: project.log(n).__enter__())
-    for fname in ["../evil.json", "/etc/passwd", "a/b.json", "a\\b.json", "..", ""]:
+    for fname in ["../evil.json", "/etc/passwd", "a/../../b.json", "a\\b.json", "a//b", "..", ""]:
         calls += [
             lambda f=fname: repo.log_artifact("ok", [1], "json", fname=f),
             _log_in_experiment(project, name="ok", value=[1], handler="json", fname=fname),
@@ -243,7 +243,9 @@ def _bad_repository_manifests(valid: bytes) -> list[tuple[str, bytes, type[Excep
         ("empty", b"", CorruptManifestError),
         ("not json", b"this is not json", CorruptManifestError),
         ("binary", b"\x00\xff\xfe", CorruptManifestError),
-        ("array", b"[]", CorruptManifestError),
+        # A JSON list is lazyscribe's format ("[]" its empty store); these are neither.
+        ("array of numbers", b"[1, 2]", CorruptManifestError),
+        ("array truncated", b'[{"name": ', CorruptManifestError),
         ("null", b"null", CorruptManifestError),
         ("lazyscribe", b'[{"name": "features", "version": 0}]', CorruptManifestError),
         ("format v3", _mutated(doc, ("format_version",), 3), UnsupportedFormatError),

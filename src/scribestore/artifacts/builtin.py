@@ -287,7 +287,8 @@ class FileHandler(ArtifactHandler):
 
         Without ``dest`` the stream is returned unread; it verifies as the
         caller reads it, and the caller closes it. With ``dest`` (a file path,
-        or an existing directory plus ``fname``) the content is copied in
+        or an existing directory plus ``fname``, whose subfolders are made) the
+        content is copied in
         blocks to a temporary file beside the destination, which replaces the
         destination only after the stream reached its verified end and the
         data was fsynced. The stream is read to its end but not closed.
@@ -310,6 +311,8 @@ class FileHandler(ArtifactHandler):
             return stream
         target = _destination(dest, fname)
         parent = os.path.dirname(target) or "."
+        if os.path.isdir(dest) and not os.path.isdir(parent):
+            os.makedirs(parent)  # the subfolders of a logged "weights/model.json"
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"cannot write {target}: directory {parent} does not exist")
         write_atomically(target, stream)
@@ -335,15 +338,21 @@ def _destination(dest: str | os.PathLike[str], fname: str | None) -> str:
         raise IsADirectoryError(
             f"dest {target} is a directory; pass fname= to name the file to write inside it"
         )
-    # fname must stay inside dest: no separators, no "." / "..".
+    # fname must stay inside dest: "/"-separated plain components (a logged
+    # "weights/model.json" is restored under dest/weights), no "." / "..".
+    parts = fname.split("/") if isinstance(fname, str) else []
     if (
-        not isinstance(fname, str)
-        or fname in ("", ".", "..")
-        or os.path.basename(fname) != fname
+        not parts
+        or any(p in ("", ".", "..") or os.path.basename(p) != p for p in parts)
         or (os.altsep is not None and os.altsep in fname)
+        or "\\" in fname
+        or "\x00" in fname
     ):
-        raise ValueError(f"fname must be a plain file name, got {fname!r}")
-    return os.path.join(target, fname)
+        raise ValueError(
+            f"fname must be a relative file name ('model.json', 'weights/model.json'), "
+            f"got {fname!r}"
+        )
+    return os.path.join(target, *parts)
 
 
 #: Every built-in handler class, in the order they are documented.

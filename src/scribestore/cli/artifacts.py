@@ -257,6 +257,8 @@ def _target(dest: Path, fname: str, *, force: bool) -> Path:
         raise CliError(f"refusing to export: {exc}", EXIT_USAGE) from exc
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to replace it", EXIT_USAGE)
+    if dest.is_dir() and target.parent != dest:
+        target.parent.mkdir(parents=True, exist_ok=True)  # a logged "weights/model.json"
     if not target.parent.is_dir():
         raise CliError(f"directory {target.parent} does not exist", EXIT_NOT_FOUND)
     return target

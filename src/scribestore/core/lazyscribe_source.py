@@ -31,6 +31,7 @@ from scribestore.manifest.schema import (
     ExperimentRecord,
     TestRecord,
     jsonable_params,
+    validate_fname,
     validate_name,
 )
 from scribestore.manifest.versions import to_utc
@@ -218,8 +219,10 @@ def parse_artifact(
     except InvalidNameError as exc:
         raise MigrationError(f"{where}: {exc}") from None
     fname = raw["fname"]
-    if "/" in fname or "\\" in fname or fname in (".", ".."):
-        raise MigrationError(f"{label} has a file name with a path in it: {fname!r}")
+    try:
+        validate_fname(fname)
+    except InvalidNameError:
+        raise MigrationError(f"{label} has a file name that could escape: {fname!r}") from None
     version = raw.get("version", 0)
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise MigrationError(f"{label} has version {version!r}, not a non-negative int")

@@ -50,8 +50,10 @@ REPOSITORY_FORMAT = "scribestore.repository"
 REPOSITORY_FORMAT_VERSION = 2
 
 Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
-#: An export file name: one path component, never ``.``, ``..``, empty or with NUL.
-_FNAME_PATTERN = r"^(?!\.\.?\Z)[^/\\\x00]+\Z"
+#: An export file name: a relative path of ``/``-separated components (lazyscribe
+#: 2.2.1 allows subfolders), none empty, ``.`` or ``..``, and no ``\`` or NUL.
+_FNAME_COMPONENT = r"(?!\.\.?(?:/|\Z))[^/\\\x00]+"
+_FNAME_PATTERN = rf"^{_FNAME_COMPONENT}(?:/{_FNAME_COMPONENT})*\Z"
 FileName = Annotated[str, msgspec.Meta(pattern=_FNAME_PATTERN)]
 _FNAME_RE = re.compile(_FNAME_PATTERN)
 UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -180,16 +182,19 @@ def validate_name(name: object, *, kind: str = "artifact") -> str:
 
 
 def validate_fname(fname: object) -> str:
-    """Return ``fname`` if it is a plain file name (what exports write to).
+    """Return ``fname`` if it is a safe relative file name (what exports write to):
+    ``model.json`` or ``weights/model.json``.
 
     Raises:
-        InvalidNameError: it is empty, ``.`` or ``..``, or contains ``/``,
-            ``\\`` or NUL, so it could name a file outside its directory.
+        InvalidNameError: it is empty, absolute, has an empty, ``.`` or ``..``
+            component, or contains ``\\`` or NUL, so it could name a file
+            outside its directory.
     """
     if not isinstance(fname, str) or _FNAME_RE.match(fname) is None:
         raise InvalidNameError(
-            f"file name must be one plain path component (no '/', '\\', NUL, '.' or "
-            f"'..'), not {fname!r}"
+            f"file name must be a relative path of plain components ('model.json', "
+            f"'weights/model.json': no empty, '.' or '..' component, no '\\' or NUL), "
+            f"not {fname!r}"
         )
     return fname
 
