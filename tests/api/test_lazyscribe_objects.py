@@ -5,6 +5,7 @@ drop-in issue found broken."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from pathlib import Path
@@ -31,6 +32,7 @@ from scribestore.artifacts import _get_handler
 from scribestore.artifacts.json import JSONArtifact
 from scribestore.artifacts.pickle import PickleArtifact
 from scribestore.experiment import Experiment, ReadOnlyExperiment
+from scribestore.registry import Registry
 from scribestore.test import ReadOnlyTest, Test
 
 UTC = dt.timezone.utc
@@ -322,3 +324,42 @@ def test_fname_may_name_a_subfolder(tmp_path: Path) -> None:
     assert reread.load_artifact("cfg") == {"a": 1}
     with pytest.raises(ValueError):
         repo.log_artifact("cfg", {"a": 2}, handler="json", fname="../cfg.json")
+
+
+def test_dependencies_resolve_and_survive_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream = Project(tmp_path / "upstream.json", mode="w")
+    with upstream.log("Features") as source:
+        source.log_parameter("cols", ["a"])
+    upstream.save()
+    downstream = Project(tmp_path / "downstream.json", mode="w")
+    with downstream.log("Model") as exp:
+        exp.dependencies[source.short_slug] = upstream[source.slug]
+    downstream.save()
+    saved = json.loads((tmp_path / "downstream.json").read_text())
+    assert saved["experiments"][0]["dependencies"] == {
+        source.short_slug: f"{tmp_path / 'upstream.json'}|{source.slug}"
+    }
+    # By path: the upstream project file is opened.
+    dep = Project(tmp_path / "downstream.json", mode="r")[exp.slug].dependencies
+    assert isinstance(dep[source.short_slug], Experiment)
+    assert dep[source.short_slug].parameters == {"cols": ["a"]}
+    # By registered name, as lazyscribe's registry is used.
+    named = Registry()
+    named.add_project("up", upstream)
+    monkeypatch.setattr("scribestore.experiment.registry", named)
+    monkeypatch.setattr("scribestore.project.registry", named)
+    again = Project(tmp_path / "again.json", mode="w")
+    with again.log("Other") as other:
+        other.dependencies[source.short_slug] = upstream[source.slug]
+    again.save()
+    raw = json.loads((tmp_path / "again.json").read_text())["experiments"][0]["dependencies"]
+    assert raw == {source.short_slug: f"up|{source.slug}"}
+    (tmp_path / "upstream.json").rename(tmp_path / "moved.json")  # only the registry knows it
+    resolved = Project(tmp_path / "again.json", mode="r")[other.slug].dependencies
+    assert resolved[source.short_slug] == upstream[source.slug]
+    # An upstream that cannot be found stays its reference (the project still opens).
+    monkeypatch.setattr("scribestore.project.registry", Registry())
+    kept = Project(tmp_path / "again.json", mode="r")[other.slug].dependencies
+    assert kept == {source.short_slug: f"up|{source.slug}"}
