@@ -71,19 +71,23 @@ class Release:
     hashes: dict[str, str] = attrs.field(factory=dict, eq=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """lazyscribe's form (``created_at`` in whole seconds), plus ``hashes``."""
-        out: dict[str, Any] = {
+        """lazyscribe's form (``created_at`` in whole seconds); :func:`dump` adds ``hashes``."""
+        return {
             "tag": self.tag,
             "artifacts": self.artifacts,
             "created_at": self.created_at.isoformat(timespec="seconds"),
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``releases.json`` holds for this release: :meth:`to_dict` plus ``hashes``."""
+        out = self.to_dict()
         if self.hashes:
             out["hashes"] = dict(self.hashes)
         return out
 
     @classmethod
     def from_dict(cls, info: dict[str, Any]) -> Release:
-        """The release ``info`` describes (as :meth:`to_dict` or lazyscribe writes it).
+        """The release ``info`` describes (as :meth:`to_json` or lazyscribe writes it).
 
         Raises:
             KeyError: ``tag``, ``artifacts`` or ``created_at`` is missing.
@@ -174,12 +178,12 @@ def _first(releases: list[Release], test: Any, message: str) -> Release:
 
 def dump(obj: list[Release], fp: IO[str], **kwargs: Any) -> None:
     """Write ``obj`` to the text file ``fp`` as JSON (kwargs go to :func:`json.dump`)."""
-    json.dump([r.to_dict() for r in obj], fp, **kwargs)
+    json.dump([r.to_json() for r in obj], fp, **kwargs)
 
 
 def dumps(obj: list[Release], **kwargs: Any) -> str:
     """``obj`` as JSON text (kwargs go to :func:`json.dumps`)."""
-    return json.dumps([r.to_dict() for r in obj], **kwargs)
+    return json.dumps([r.to_json() for r in obj], **kwargs)
 
 
 def load(fp: IO[str], **kwargs: Any) -> list[Release]:

@@ -614,8 +614,9 @@ class Repository(ManifestFile):
         """Unified diff between two versions of a text artifact.
 
         ``version`` is a pair of versions, or one version compared with the newest.
-        The diff is the lines of :func:`difflib.unified_diff` joined by newlines
-        (lazyscribe's form); comparing a version with itself logs a warning.
+        The diff is lazyscribe's: the lines of :func:`difflib.unified_diff` of
+        the two texts' lines, joined by newlines; comparing a version with
+        itself logs a warning.
 
         Raises:
             ArtifactLoadError: a version is not saved yet.
@@ -647,15 +648,9 @@ class Repository(ManifestFile):
                 old.version,
                 name,
             )
-        return "\n".join(
-            difflib.unified_diff(
-                texts[0],
-                texts[1],
-                fromfile=f"{name}@{old.version}",
-                tofile=f"{name}@{new.version}",
-                lineterm="",
-            )
-        )
+        # lazyscribe's text exactly: difflib's lines (headers keep their own
+        # newline, so a blank line follows each) joined by newlines.
+        return "\n".join(difflib.unified_diff(texts[0], texts[1]))
 
     def filter(
         self, version: dt.datetime | str | Sequence[tuple[str, VersionSelector]]

@@ -200,7 +200,10 @@ def test_version_diff_keeps_lines_apart_and_warns_on_one_version(
     repo.log_artifact("cfg", {"a": 1}, handler="json")
     repo.log_artifact("cfg", {"a": 2}, handler="json")
     repo.save()
-    lines = repo.get_version_diff("cfg", (0, 1)).splitlines()
+    diff = repo.get_version_diff("cfg", (0, 1))
+    # lazyscribe's text: difflib's lines joined by newlines.
+    assert diff == '--- \n\n+++ \n\n@@ -1 +1 @@\n\n-{"a": 1}\n+{"a": 2}'
+    lines = diff.splitlines()
     assert '-{"a": 1}' in lines and '+{"a": 2}' in lines
     with caplog.at_level(logging.WARNING):
         assert repo.get_version_diff("cfg", 1) == ""

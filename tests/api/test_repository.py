@@ -408,7 +408,8 @@ def test_version_diff(location: Location) -> None:
     repo.save()
     diff = repo.get_version_diff("cfg", 0)
     assert '-"lr": 0.1' in diff.replace(" ", "") or '- "lr": 0.1' in diff
-    assert "+" in diff and "cfg@0" in diff and "cfg@1" in diff
+    # lazyscribe's text: unnamed headers, each followed by a blank line.
+    assert diff.startswith("--- \n\n+++ \n\n@@ ") and '+ "lr": 0.2' in diff.splitlines()
     assert repo.get_version_diff("cfg", (1, 0)) == diff
     with pytest.raises(BinaryArtifactError) as err:
         repo.get_version_diff("blob", (0, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import sys
@@ -348,11 +349,7 @@ def diff(manifest: str, name: str, v1: str, v2: str, *, asof: bool) -> None:
     second = repo.get_artifact_metadata(name, version=parse_version(v2), match=match)
     old, new = sorted((first, second), key=lambda m: m["timestamp"])
     binary = get_handler(old["handler"]).binary or get_handler(new["handler"]).binary
-    text_diff = (
-        None
-        if binary
-        else repo.get_version_diff(name, (old["version"], new["version"]), match="exact")
-    )
+    text_diff = None if binary else _text_diff(repo, name, old["version"], new["version"])
     result = {
         "name": name,
         "from": old["version"],
@@ -414,3 +411,15 @@ def promote(
         ],
         report=True,
     )
+
+
+def _text_diff(repo: Repository, name: str, old: int, new: int) -> str:
+    """A unified diff of two verified text versions, headed ``name@old``/``name@new``."""
+    texts = []
+    for version in (old, new):
+        with repo.open_artifact(name, version=version) as stream:
+            texts.append(stream.read().decode("utf-8").splitlines())
+    lines = difflib.unified_diff(
+        texts[0], texts[1], fromfile=f"{name}@{old}", tofile=f"{name}@{new}", lineterm=""
+    )
+    return "\n".join(lines)
