@@ -142,6 +142,10 @@ def find_release(
         VersionNotFoundError: no release matches (or there is none).
         ValueError: ``asof`` with a tag, or an unknown ``match``.
     """
+    if match not in ("exact", "asof"):
+        raise ValueError(f"match must be 'exact' or 'asof', not {match!r}")
+    if match == "asof" and isinstance(version, str):
+        raise ValueError("an 'asof' match needs a datetime, not a tag; give a datetime.datetime")
     ordered = sorted(releases, key=operator.attrgetter("created_at"))
     if not ordered:
         raise VersionNotFoundError("there are no releases to search")
@@ -153,8 +157,6 @@ def find_release(
         found = _first(
             ordered, lambda r: r.created_at == version, f"no release made at {version!s}"
         )
-    elif match == "asof" and isinstance(version, str):
-        raise ValueError("an 'asof' match needs a datetime, not a tag; give a datetime.datetime")
     elif match == "asof" and isinstance(version, datetime):
         index = bisect.bisect(ordered, version, key=operator.attrgetter("created_at"))
         if index == 0:
@@ -164,7 +166,7 @@ def find_release(
             )
         found = ordered[index - 1]
     else:
-        raise ValueError(f"match must be 'exact' or 'asof', not {match!r}")
+        raise ValueError(f"version must be a tag (str), a datetime or None, not {version!r}")
     LOG.info("Found release %r (%s)", found.tag, found.created_at)
     return found
 

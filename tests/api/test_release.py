@@ -141,3 +141,14 @@ def test_a_rewritten_repository_fails_the_release_check(tmp_path: Path) -> None:
             tmp_path / "minimal", Repository(fpath, mode="r"), release
         )
     assert not (tmp_path / "minimal" / "repository.json").exists()
+
+
+def test_find_release_checks_its_arguments_first() -> None:
+    for bad in ({"version": "v1", "match": "asof"}, {"version": "v1", "match": "nearest"}):
+        with pytest.raises(ValueError) as raised:
+            lzr.find_release([], **bad)  # type: ignore[arg-type]
+        assert not isinstance(raised.value, VersionNotFoundError)
+    with pytest.raises(VersionNotFoundError):
+        lzr.find_release([])
+    with pytest.raises(ValueError):
+        lzr.find_release(releases(), 5)  # type: ignore[arg-type]
