@@ -40,6 +40,7 @@ from scribestore.manifest.schema import (
 )
 from scribestore.manifest.versions import to_utc, utcnow
 from scribestore.registry import registry
+from scribestore.storage import split_url
 from scribestore.test import ReadOnlyTest, Test
 
 if TYPE_CHECKING:
@@ -140,13 +141,22 @@ class Experiment:
         return False
 
     def __setattr__(self, key: str, value: Any) -> None:
-        if key in _PUBLIC_FIELDS and getattr(self, "_read_only", False):
+        public = key in _PUBLIC_FIELDS
+        if (public or key == "dirty") and getattr(self, "_read_only", False):
             raise FrozenError(
                 f"experiment {self.slug!r} is read-only; open its project with mode='w+' to edit it"
             )
         if key in _TIMES and isinstance(value, dt.datetime):
             value = to_utc(value)
         super().__setattr__(key, value)
+        if public:
+            super().__setattr__("dirty", True)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock changes to this experiment are made under (its project's save
+        holds it too); hold it to make several changes from one thread at once."""
+        return self._lock
 
     def _touch(self) -> None:
         if self._read_only:
@@ -163,7 +173,7 @@ class Experiment:
         artifact bytes in the object store, not there)."""
         if isinstance(self.dir, Path):
             return self.dir / self.slug
-        return Path(f"{self.dir}/{self.slug}")
+        return Path(split_url(self.dir)[1]) / self.slug  # lazyscribe's: without the protocol
 
     @property
     def fs(self) -> Any:
@@ -423,7 +433,7 @@ class Experiment:
         for test, saved in zip(self.tests, record.tests, strict=True):
             test.mark_saved(saved, objects)
         object.__setattr__(self, "_objects", objects)
-        self.dirty = False
+        object.__setattr__(self, "dirty", False)
 
     @classmethod
     def from_record(
@@ -465,6 +475,7 @@ class Experiment:
                 list(t.artifacts),
                 path=exp.path / slugify(t.name),
                 objects=objects,
+                saved=True,
             )
             for t in record.tests
         ]

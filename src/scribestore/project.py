@@ -102,7 +102,8 @@ class Project(ManifestFile):
 
     def load(self) -> None:
         """Read the saved experiments again (lazyscribe's ``load``), as the mode
-        opens them; experiments logged here and not saved yet are kept.
+        opens them; experiments logged or changed here and not saved yet are
+        kept as they are.
 
         Raises:
             ManifestNotFoundError: mode ``"r"`` and the manifest is gone.
@@ -111,10 +112,11 @@ class Project(ManifestFile):
         with self._lock:
             records = self._experiments_saved(tolerant=False)
             saved = {r.id for r in records}
-            unsaved = [e for e in self.experiments if e.id not in saved and e.has_unsaved]
+            # Experiments with unsaved changes stay as they are here (saved or not).
+            changed = {e.id: e for e in self.experiments if e.has_unsaved}
             read_only = self.mode in ("r", "a")
-            fresh = [self._experiment(r, read_only) for r in records]
-            self.experiments = sorted([*fresh, *unsaved], key=_order)
+            fresh = [self._experiment(r, read_only) for r in records if r.id not in changed]
+            self.experiments = sorted([*fresh, *changed.values()], key=_order)
             self._saved_ids = saved
 
     @property
@@ -160,7 +162,9 @@ class Project(ManifestFile):
         if (registered := registry.search(name)) is not None:
             return registry[registered]
         here = self._dir.rstrip("/")
-        for candidate in (name, f"{here}/{name}"):
+        # lazyscribe writes remote upstreams without their protocol: this project's.
+        named = name if "://" in name or self.protocol == "file" else f"{self.protocol}://{name}"
+        for candidate in (named, f"{here}/{name}"):
             if os.path.abspath(candidate) == os.path.abspath(self.url):
                 return self
             try:
@@ -173,16 +177,20 @@ class Project(ManifestFile):
         manifest = self._read_manifest(self._decode, tolerant=tolerant)
         return [] if manifest is None else manifest.experiments
 
-    def _decode(self, data: bytes) -> ProjectManifest:
-        """A saved manifest: scribestore's, or lazyscribe's opened in place."""
+    def _decode(self, data: bytes, *, fresh: bool = False) -> ProjectManifest:
+        """A saved manifest: scribestore's, or lazyscribe's opened in place (in
+        mode ``"w"``, which starts empty, lazyscribe's experiments are not read)."""
         return self._decoded(
             data,
             lambda raw: decode_project(raw, where=self.url),
             lambda raw: ProjectManifest(
-                experiments=project_records(
+                experiments=[]
+                if self.mode == "w"
+                else project_records(
                     raw, url=self.url, objects=self._objects, options=self.storage_options
                 )
             ),
+            fresh=fresh,
         )
 
     def __repr__(self) -> str:
@@ -240,21 +248,27 @@ class Project(ManifestFile):
                 the saved manifest is unchanged and a retry saves everything.
         """
         with self._lock:
-            with self._saving() as lease:
-                merged, records = self._save_under(lease)
-            self._after_save(merged, records)
+            to_write = [
+                e
+                for e in self.experiments
+                if e.has_unsaved
+                or e.id not in self._saved_ids
+                or not e.objects.same_location(self._objects)
+                # Editable experiments may have been changed in place (exp.metrics[k] = v).
+                or (self.mode == "w+" and not e.read_only)
+            ]
+            # Changes made from other threads wait until the save has recorded them.
+            with contextlib.ExitStack() as held:
+                for exp in sorted(to_write, key=lambda e: e.id):
+                    held.enter_context(exp.lock)
+                with self._saving() as lease:
+                    merged, records = self._save_under(lease, to_write)
+                self._after_save(merged, records)
 
     def _save_under(
-        self, lease: Lease
+        self, lease: Lease, to_write: list[Experiment]
     ) -> tuple[list[ExperimentRecord], dict[str, ExperimentRecord]]:
         """Store artifact bytes and commit the manifest while ``lease`` is held."""
-        to_write = [
-            e
-            for e in self.experiments
-            if e.has_unsaved
-            or e.id not in self._saved_ids
-            or not e.objects.same_location(self._objects)
-        ]
         if self.mode == "w+":
             for exp in to_write:
                 if exp.dirty and not exp.read_only:
@@ -277,7 +291,7 @@ class Project(ManifestFile):
         on_disk: list[ExperimentRecord] = []
         if current is not None:
             try:
-                on_disk = self._decode(current).experiments
+                on_disk = self._decode(current, fresh=True).experiments
             except CorruptManifestError:
                 if not (self.mode == "w" and self._baseline):
                     raise

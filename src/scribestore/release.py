@@ -91,14 +91,18 @@ class Release:
 
         Raises:
             KeyError: ``tag``, ``artifacts`` or ``created_at`` is missing.
-            ValueError: ``created_at`` is not an ISO time.
+            ValueError: a field has the wrong type, or ``created_at`` is not an
+                ISO time.
         """
-        return cls(
-            tag=info["tag"],
-            artifacts=list(info["artifacts"]),
-            created_at=datetime.fromisoformat(info["created_at"]),
-            hashes=dict(info.get("hashes") or {}),
-        )
+        try:
+            return cls(
+                tag=info["tag"],
+                artifacts=list(info["artifacts"]),
+                created_at=datetime.fromisoformat(info["created_at"]),
+                hashes=dict(info.get("hashes") or {}),
+            )
+        except (TypeError, AttributeError) as exc:  # a field of the wrong type
+            raise ValueError(f"not a release: {info!r} ({exc})") from None
 
 
 def create_release(repository: Repository, tag: str) -> Release:

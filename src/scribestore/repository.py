@@ -146,25 +146,33 @@ class Repository(ManifestFile):
         """
         with self._lock:
             self._committed = self._versions_saved(tolerant=False)
+            self._prune_objects()
             for name in {p.name for p in self._pending}:
                 first = len(self._committed.get(name, ()))
                 for number, pending in enumerate(self._pending_of(name), start=first):
                     pending.version = number
 
+    def _prune_objects(self) -> None:
+        self._cache.prune({(name, e.created_at) for name, e in self._entries()})
+
     def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
         manifest = self._read_manifest(self._decode, tolerant=tolerant)
         return {} if manifest is None else dict(manifest.artifacts)
 
-    def _decode(self, data: bytes) -> RepositoryManifest:
-        """A saved manifest: scribestore's, or lazyscribe's opened in place."""
+    def _decode(self, data: bytes, *, fresh: bool = False) -> RepositoryManifest:
+        """A saved manifest: scribestore's, or lazyscribe's opened in place (in
+        mode ``"w"``, which starts empty, lazyscribe's versions are not read)."""
         return self._decoded(
             data,
             lambda raw: decode_repository(raw, where=self.url),
             lambda raw: RepositoryManifest(
-                artifacts=repository_versions(
+                artifacts={}
+                if self.mode == "w"
+                else repository_versions(
                     raw, url=self.url, objects=self._objects, options=self.storage_options
                 )
             ),
+            fresh=fresh,
         )
 
     def __repr__(self) -> str:
@@ -250,6 +258,32 @@ class Repository(ManifestFile):
                 a path handler was not given an existing file.
         """
         self._check_writable("add a version")
+        with self._lock:
+            return self._queue_version(
+                name,
+                handler=handler,
+                created_at=created_at,
+                fname=fname,
+                value=value,
+                stored=stored,
+                params=params,
+                environment=environment,
+                expiry=expiry,
+            )
+
+    def _queue_version(
+        self,
+        name: str,
+        *,
+        handler: str,
+        created_at: dt.datetime,
+        fname: str,
+        value: Any,
+        stored: tuple[str, int] | None,
+        params: Mapping[str, Any] | None,
+        environment: Mapping[str, str] | None,
+        expiry: dt.datetime | None,
+    ) -> PendingArtifact:
         validate_fname(fname)
         if stored is None:
             value = prepare_value(name, value, handler, params or {}).value
@@ -283,6 +317,10 @@ class Repository(ManifestFile):
             VersionNotFoundError: ``version`` is given and is not a queued
                 version of ``name`` (saved already, or never queued).
         """
+        with self._lock:
+            return self._discard(name, version)
+
+    def _discard(self, name: str, version: int | None) -> int:
         queued = self._pending_of(name)
         doomed = [p for p in queued if version is None or p.version == version]
         if version is not None and not doomed:
@@ -353,12 +391,16 @@ class Repository(ManifestFile):
         progress.start(self._bytes_to_store(), f"saving {self._manifest_name}")
         try:
             with self._saving() as lease:
-                merged, assigned = self._save_under(lease, PartOf(progress))
+                merged = self._save_under(lease, PartOf(progress))
         finally:
             progress.close()
-        for pending, saved in zip(self._pending, assigned, strict=True):
-            self._cache.moved(pending, saved)
+        for pending in self._pending:  # their objects keep the logged values
+            # After the commit: a handler that cannot describe the value must
+            # not fail a save that is done; its object is made later.
+            with contextlib.suppress(Exception):
+                self._cache.get(pending.name, pending)
         self._committed = merged
+        self._prune_objects()
         self._pending.clear()
         self._pending_by_name = {}
         self._expiry_updates = {}
@@ -375,9 +417,7 @@ class Repository(ManifestFile):
                     total += os.stat(pending.value).st_size
         return total
 
-    def _save_under(
-        self, lease: Lease, progress: Progress
-    ) -> tuple[dict[str, list[ArtifactVersion]], list[ArtifactVersion]]:
+    def _save_under(self, lease: Lease, progress: Progress) -> dict[str, list[ArtifactVersion]]:
         """Store pending values and commit the manifest while ``lease`` is held."""
         for pending in self._pending:
             label = f"version {pending.version} of artifact {pending.name!r}"
@@ -405,7 +445,7 @@ class Repository(ManifestFile):
             return encode_manifest(RepositoryManifest(artifacts=artifacts))
 
         self._commit(change, lease)
-        return merged, assigned
+        return merged
 
     def _store(self, pending: PendingArtifact, progress: Progress) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
@@ -428,11 +468,11 @@ class Repository(ManifestFile):
             on_disk: dict[str, list[ArtifactVersion]] = {}
         elif self._baseline and self.mode == "w":
             try:
-                on_disk = dict(self._decode(current).artifacts)
+                on_disk = dict(self._decode(current, fresh=True).artifacts)
             except CorruptManifestError:
                 on_disk = {}
         else:
-            on_disk = dict(self._decode(current).artifacts)
+            on_disk = dict(self._decode(current, fresh=True).artifacts)
         artifacts: dict[str, list[ArtifactVersion]] = {}
         for name, versions in on_disk.items():
             keep = [v for v in versions if (name, v.created_at, v.hash) not in self._baseline]
@@ -459,7 +499,7 @@ class Repository(ManifestFile):
                 fname=pending.fname,
                 expiry=pending.expiry,
                 params=jsonable_params(pending.params),
-                environment=self._cache.environment(pending),
+                environment=self._cache.environment(pending.name, pending),
             )
             versions.append(entry)
             assigned.append(entry)
@@ -526,7 +566,7 @@ class Repository(ManifestFile):
             IntegrityError: the stored bytes do not match the recorded hash.
         """
         entry = self._saved(self._find(name, version, match), "load")
-        environment = self._cache.environment(entry)
+        environment = self._cache.environment(name, entry)
         if environment != entry.environment:
             entry = msgspec.structs.replace(entry, environment=environment)
         return load_stored(
@@ -587,6 +627,12 @@ class Repository(ManifestFile):
             InvalidVersionError: ``expiry`` is not a datetime or timestamp string.
         """
         self._check_writable("set an expiry")
+        with self._lock:
+            self._set_expiry(name, version, match, expiry)
+
+    def _set_expiry(
+        self, name: str, version: VersionSelector, match: Match, expiry: dt.datetime | str | None
+    ) -> None:
         entry = self._find(name, version, match)
         if expiry is None:
             when = utcnow()
@@ -730,7 +776,8 @@ class Repository(ManifestFile):
         return isinstance(name, str) and bool(self._versions(name))
 
     def __getitem__(self, name: str) -> Any:
-        """The artifact object of the newest version of ``name`` (see :attr:`artifacts`).
+        """The artifact object of the first version of ``name``, as lazyscribe
+        gives it (see :attr:`artifacts`; the newest: :meth:`get_artifact_metadata`).
 
         Raises:
             ArtifactNotFoundError: no artifact ``name`` (a KeyError).
@@ -738,7 +785,7 @@ class Repository(ManifestFile):
         versions = self._versions(name) if isinstance(name, str) else []
         if not versions:
             raise ArtifactNotFoundError(self._no_artifact(name))
-        return self._cache.get(name, versions[-1])
+        return self._cache.get(name, versions[0])
 
     def _entries(self) -> Iterator[tuple[str, Entry]]:
         names = list(self._committed)

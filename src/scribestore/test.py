@@ -27,7 +27,9 @@ __all__ = ["ReadOnlyTest", "Test"]
 class Test:
     """Metrics, parameters and artifacts for a sub-population of an experiment.
 
-    Made by :meth:`Experiment.log_test`.
+    Made by :meth:`Experiment.log_test`, or directly as lazyscribe allows.
+    ``objects`` and ``saved`` (keyword-only) are scribestore's: the object
+    store its saved artifacts are in, and whether it is as saved (unchanged).
     """
 
     __test__ = False  # not a pytest test class
@@ -41,6 +43,7 @@ class Test:
     _artifacts: ArtifactSet
     _objects: ObjectStore | None
     _trust: PickleTrust | None
+    _dirty: bool
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class Test:
         fs: Any = None,
         *,
         objects: ObjectStore | None = None,
+        saved: bool = False,
     ) -> None:
         set_field = object.__setattr__
         set_field(self, "name", name)
@@ -65,6 +69,8 @@ class Test:
         set_field(self, "_objects", objects)
         # Shared with the owning experiment; None: the process default.
         set_field(self, "_trust", None)
+        # Metrics or parameters changed since the last save.
+        set_field(self, "_dirty", not saved)
 
     @property
     def fs(self) -> Any:
@@ -77,6 +83,7 @@ class Test:
         if self.read_only and not key.startswith("_"):
             raise FrozenError(f"test {self.name!r} is read-only; cannot set {key!r}")
         super().__setattr__(key, value)
+        super().__setattr__("_dirty", True)
 
     @property
     def read_only(self) -> bool:
@@ -93,8 +100,8 @@ class Test:
 
     @property
     def has_unsaved(self) -> bool:
-        """Whether an artifact of this test is not saved yet."""
-        return self._artifacts.dirty
+        """Whether the test changed (a metric, parameter or artifact) since it was saved."""
+        return self._dirty or self._artifacts.dirty
 
     @property
     def store(self) -> ObjectStore | None:
@@ -110,6 +117,7 @@ class Test:
         """After a save: the artifacts are the saved ``record``'s, in ``objects``."""
         self._artifacts.mark_saved(record.artifacts)
         object.__setattr__(self, "_objects", objects)
+        object.__setattr__(self, "_dirty", False)
 
     def saved_artifacts(self) -> list[ArtifactRecord]:
         """The artifacts that are saved (each references an object)."""
@@ -137,11 +145,13 @@ class Test:
         """Record metric ``name`` (overwrites)."""
         self._check_writable()
         self.metrics[name] = jsonable_metric(name, value)
+        object.__setattr__(self, "_dirty", True)
 
     def log_parameter(self, name: str, value: Any) -> None:
         """Record parameter ``name`` (overwrites)."""
         self._check_writable()
         self.parameters[name] = checked_parameter(name, value)
+        object.__setattr__(self, "_dirty", True)
 
     def log_artifact(
         self,

@@ -103,7 +103,7 @@ def test_repository_artifacts_getitem_and_search(tmp_path: Path) -> None:
     ]
     repo.save()
     assert all(not o.dirty for o in repo.artifacts)
-    assert repo["a"].version == 1 and repo["a"].value == 2
+    assert repo["a"].version == 0 and repo["a"].value == 1  # the first, as lazyscribe gives
     bytes_object = repo["b"]
     assert bytes_object.alias == "bytes" and bytes_object.binary
     reopened = Repository(tmp_path / "repository.json", mode="r")
@@ -366,3 +366,121 @@ def test_dependencies_resolve_and_survive_save(
     monkeypatch.setattr("scribestore.project.registry", Registry())
     kept = Project(tmp_path / "again.json", mode="r")[other.slug].dependencies
     assert kept == {source.short_slug: f"up|{source.slug}"}
+
+
+def test_objects_follow_their_versions_and_keep_user_edits(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("m", {"w": 1}, handler="pickle")
+    repo.save()
+    obj = repo["m"]
+    obj.python_version = "2.7"
+    repo.set_artifact_expiry("m", version=0, expiry=dt.datetime(2030, 1, 1))
+    assert repo["m"] is obj and obj.expiry == dt.datetime(2030, 1, 1)
+    repo.log_artifact("other", 1, handler="json")
+    repo.save()  # an unrelated save keeps the object and the edit
+    assert repo["m"] is obj
+    with pytest.raises(ArtifactLoadError):
+        repo.load_artifact("m", version=0)
+    repo.load()
+    assert repo["m"] is obj
+
+
+def test_a_filtered_view_loads_by_its_version_numbers(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    for i in range(3):
+        repo.log_artifact("a", i, handler="json")
+    repo.save()
+    view = Repository(tmp_path / "repository.json", mode="r").filter([("a", 2)])
+    assert view.load_artifact("a", version=2) == 2
+    with pytest.raises(ValueError):
+        view.load_artifact("a", version=0)
+
+
+def test_load_keeps_unsaved_edits_and_w_plus_saves_in_place_edits(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.log_metric("m", 1)
+        with exp.log_test("t") as test:
+            test.log_metric("tm", 1)
+    project.save()
+    editing = Project(tmp_path / "project.json", mode="w+")
+    editing[exp.slug].log_metric("m", 2)
+    editing.load()
+    assert editing[exp.slug].metrics == {"m": 2}
+    editing.save()
+    again = Project(tmp_path / "project.json", mode="w+")
+    again[exp.slug].tests[0].log_metric("tm", 2)
+    again[exp.slug].tags = ["x"]
+    again[exp.slug].parameters["p"] = 1  # changed in place, as lazyscribe users do
+    again.save()
+    final = Project(tmp_path / "project.json", mode="r")[exp.slug]
+    assert final.metrics == {"m": 2} and final.tags == ["x"] and final.parameters == {"p": 1}
+    assert final.tests[0].metrics == {"tm": 2}
+    with pytest.raises(FrozenInstanceError):
+        final.dirty = True
+
+
+def test_a_save_waits_for_changes_made_from_other_threads(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project.json", mode="w")
+    with project.log("exp") as exp:
+        exp.log_metric("m", 0)
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            exp.log_metric("m", i)
+            exp.log_artifact("a", {"v": i}, handler="json", overwrite=True)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(10):
+            project.save()
+    finally:
+        stop.set()
+        thread.join()
+    project.save()
+    saved = Project(tmp_path / "project.json", mode="r")[exp.slug]
+    assert saved.metrics == exp.metrics
+    assert saved.load_artifact("a") == exp.artifacts[0].value
+    assert not exp.has_unsaved
+
+
+def test_repository_changes_from_other_threads_are_not_lost(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("x", 0, handler="json")
+    repo.save()
+    stop = threading.Event()
+    queued: list[int] = []
+
+    def queue() -> None:
+        i = 0
+        while not stop.is_set() and i < 50:
+            i += 1
+            repo.log_artifact("y", i, handler="json")
+            queued.append(i)
+
+    thread = threading.Thread(target=queue)
+    thread.start()
+    try:
+        for _ in range(10):
+            repo.save()
+    finally:
+        stop.set()
+        thread.join()
+    repo.save()
+    reread = Repository(tmp_path / "repository.json", mode="r")
+    values = [reread.load_artifact("y", version=v) for v in range(len(queued))]
+    assert values == queued
+
+
+def test_paths_drop_the_protocol_as_lazyscribe_does(tmp_path: Path) -> None:
+    repo = Repository(f"file://{tmp_path}/repository.json", mode="w")
+    assert repo.fpath == tmp_path / "repository.json" and repo.protocol == "file"
+    memory = Project("memory://bucket-paths/project.json", mode="w")
+    assert memory.fpath == Path("bucket-paths/project.json") and memory.protocol == "memory"
+    with memory.log("exp") as exp:
+        pass
+    assert exp.path == Path("bucket-paths") / exp.slug

@@ -152,3 +152,15 @@ def test_find_release_checks_its_arguments_first() -> None:
         lzr.find_release([])
     with pytest.raises(ValueError):
         lzr.find_release(releases(), 5)  # type: ignore[arg-type]
+
+
+def test_malformed_releases_raise_value_or_key_errors() -> None:
+    for bad in (
+        {"tag": "v1", "artifacts": 5, "created_at": "2025-01-01T00:00:00"},
+        {"tag": "v1", "artifacts": [], "created_at": None},
+        ["not", "a", "dict"],
+    ):
+        with pytest.raises(ValueError):
+            lzr.Release.from_dict(bad)  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        lzr.Release.from_dict({"tag": "v1"})

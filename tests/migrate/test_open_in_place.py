@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -106,3 +107,66 @@ def test_missing_files_and_the_wrong_kind_are_refused(lazy_repo: Path, lazy_proj
     (lazy_repo.parent / entry["name"] / entry["fname"]).unlink()
     with pytest.raises(MigrationError, match="missing"):
         Repository(lazy_repo, mode="r")
+
+
+def test_gc_between_open_and_save_loses_nothing(lazy_repo: Path) -> None:
+    from scribestore.ops.gc import collect_garbage
+
+    objects = lazy_repo.parent / "objects"
+    other = Repository(lazy_repo.parent / "other.json", mode="a", objects=objects)
+    other.log_artifact("x", 1, handler="json")
+    other.save()  # the object store is known to gc
+    theirs = lazyscribe.Repository(lazy_repo, mode="r")
+    repo = Repository(lazy_repo, mode="a")  # the lazyscribe files are stored now
+    collect_garbage(objects, grace=dt.timedelta(0))  # and collected: nothing references them
+    repo.log_artifact("features", [9], handler="json")
+    repo.save()  # converts again under its lease
+    reread = Repository(lazy_repo, mode="r")
+    assert reread.verify().problems == ()
+    for art in theirs.artifacts:
+        assert reread.load_artifact(art.name, version=art.version) == theirs.load_artifact(
+            art.name, version=art.version
+        )
+
+
+def test_a_later_lazyscribe_original_is_kept_too(lazy_repo: Path) -> None:
+    first = lazy_repo.read_bytes()
+    Repository(lazy_repo, mode="a").save()  # converted; the original kept
+    # lazyscribe writes the path again (someone still runs it), then we save once more.
+    lazy = lazyscribe.Repository(lazy_repo.with_name("elsewhere.json"), mode="w")
+    lazy.log_artifact("precious", [1], handler="json")
+    lazy.save()
+    second = lazy_repo.with_name("elsewhere.json").read_bytes()
+    (lazy_repo.parent / "precious").mkdir(exist_ok=True)
+    for f in (lazy_repo.parent / "precious").iterdir():
+        f.unlink()
+    lazy_repo.write_bytes(second)
+    Repository(lazy_repo, mode="w").save()
+    assert lazy_repo.with_name("repository.json.lazyscribe").read_bytes() == first
+    assert lazy_repo.with_name("repository.json.lazyscribe.1").read_bytes() == second
+
+
+def test_mode_w_does_not_need_the_lazyscribe_files(lazy_repo: Path) -> None:
+    for entry in json.loads(lazy_repo.read_text()):
+        (lazy_repo.parent / entry["name"] / entry["fname"]).unlink(missing_ok=True)
+    repo = Repository(lazy_repo, mode="w")
+    repo.log_artifact("fresh", 1, handler="json")
+    repo.save()
+    assert [a.name for a in Repository(lazy_repo, mode="r").artifacts] == ["fresh"]
+
+
+def test_a_crafted_lazyscribe_project_is_refused_at_open(lazy_project: Path) -> None:
+    entries = json.loads(lazy_project.read_text())
+    before = lazy_project.read_bytes()
+    for field, bad in (("description", 42), ("metrics", [1]), ("tags", 5)):
+        crafted = json.loads(json.dumps(entries))
+        if field == "description":
+            crafted[0]["tests"][0]["description"] = bad
+        else:
+            crafted[0][field] = bad
+        lazy_project.write_text(json.dumps(crafted))
+        for mode in ("r", "a", "w+"):
+            with pytest.raises(CorruptManifestError):
+                Project(lazy_project, mode=mode)
+    lazy_project.write_bytes(before)
+    assert Project(lazy_project, mode="r").experiments

@@ -27,11 +27,12 @@ _LAZYSCRIBE_TIME = "seconds"
 
 
 class ObjectCache:
-    """Artifact objects by entry, made once per entry."""
+    """Artifact objects by version: one per (name, creation time), kept while the
+    version is, so changes users make to an object survive saves, expiry
+    changes and reloads; its base fields follow the entry."""
 
     def __init__(self) -> None:
-        # id(entry) -> (entry, object); the entry is held so its id stays its own.
-        self._made: dict[int, tuple[Entry, Any]] = {}
+        self._made: dict[tuple[str, dt.datetime], Any] = {}
 
     def get(self, name: str, entry: Entry) -> Any:
         """The artifact object of ``entry``, a version of artifact ``name``.
@@ -39,41 +40,41 @@ class ObjectCache:
         Raises:
             UnknownHandlerError, HandlerRegistrationError: its handler is not installed.
         """
-        found = self._made.get(id(entry))
-        if found is not None and found[0] is entry:
-            return found[1]
-        obj = _make(name, entry)
-        self._made[id(entry)] = (entry, obj)
+        key = (name, entry.created_at)
+        obj = self._made.get(key)
+        if obj is None or type(obj).alias != entry.handler:
+            obj = self._made[key] = _make(name, entry)
+        else:
+            _follow(obj, entry)
         return obj
 
-    def peek(self, entry: Entry) -> Any | None:
-        """The object of ``entry`` if one was made, else None."""
-        found = self._made.get(id(entry))
-        return found[1] if found is not None and found[0] is entry else None
-
-    def environment(self, entry: Entry) -> dict[str, str]:
+    def environment(self, name: str, entry: Entry) -> dict[str, str]:
         """What ``entry``'s version records of its writing environment, as its
         object now says (users may have changed it), or as the entry says."""
-        obj = self.peek(entry)
+        obj = self._made.get((name, entry.created_at))
         if obj is None:
             return dict(entry.environment)
         return {**entry.environment, **recorded_environment(obj)}
 
-    def moved(self, old: Entry, new: Entry) -> None:
-        """``old`` is now saved as ``new``: its object (if made) is ``new``'s, not dirty."""
-        obj = self.peek(old)
-        if obj is None or old is new:
-            return
-        del self._made[id(old)]
-        object.__setattr__(obj, "dirty", False)
-        if isinstance(new, ArtifactVersion):
-            object.__setattr__(obj, "version", new.version)
-        self._made[id(new)] = (new, obj)
-
-    def keep_only(self, entries: list[Entry]) -> None:
-        """Forget the objects of entries not in ``entries``."""
-        live = {id(e) for e in entries}
+    def prune(self, live: set[tuple[str, dt.datetime]]) -> None:
+        """Forget the objects of versions not in ``live`` ((name, created_at) pairs)."""
         self._made = {k: v for k, v in self._made.items() if k in live}
+
+
+def _follow(obj: Any, entry: Entry) -> None:
+    """Bring an object's base fields up to date with its entry (set directly:
+    handler classes may be frozen)."""
+    object.__setattr__(obj, "dirty", isinstance(entry, PendingArtifact))
+    if isinstance(entry, PendingArtifact):
+        object.__setattr__(obj, "value", entry.value)
+    if not isinstance(entry, ArtifactRecord):
+        object.__setattr__(obj, "version", entry.version)
+        expiry = entry.expiry
+        object.__setattr__(obj, "expiry", None if expiry is None else _naive(expiry))
+
+
+def _naive(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _make(name: str, entry: Entry) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,7 @@ class ArtifactSet:
             raise ArtifactLoadError(f"artifact {name!r} of {self.owner} has no object store")
         if trust is None:
             trust = PickleTrust.resolve(None, self.owner)
-        environment = self.cache.environment(entry)
+        environment = self.cache.environment(entry.name, entry)
         if environment != entry.environment:
             entry = msgspec.structs.replace(entry, environment=environment)
         return load_stored(
@@ -186,7 +187,7 @@ class ArtifactSet:
         """
         records = []
         for entry in self.entries:
-            environment = self.cache.environment(entry)
+            environment = self.cache.environment(entry.name, entry)
             if isinstance(entry, ArtifactRecord):
                 if not source.same_location(objects):
                     copy_object(source, objects, entry.hash, f"artifact {entry.name!r}")
@@ -209,11 +210,17 @@ class ArtifactSet:
         return records
 
     def mark_saved(self, records: list[ArtifactRecord]) -> None:
-        """Replace the entries with their saved records (objects made stay theirs)."""
-        for old, new in zip(self.entries, records, strict=True):
-            self.cache.moved(old, new)
+        """Replace the entries with their saved records; the artifact objects
+        (made now for entries that had none) keep the values they were logged
+        with, as lazyscribe's do."""
+        for entry in self.entries:
+            if isinstance(entry, PendingArtifact):
+                # After the commit: a handler that cannot describe the value
+                # must not fail a save that is done; its object is made later.
+                with contextlib.suppress(Exception):
+                    self.cache.get(entry.name, entry)
         self.entries = list(records)
-        self.cache.keep_only(list(self.entries))
+        self.cache.prune({(e.name, e.created_at) for e in self.entries})
 
 
 def _record(entry: PendingArtifact, environment: dict[str, str]) -> ArtifactRecord:

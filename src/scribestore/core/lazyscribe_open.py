@@ -27,7 +27,15 @@ from scribestore.core.lazyscribe_source import (
     plan_experiment,
 )
 from scribestore.exception import CorruptManifestError, MigrationError, ScribeStoreError
-from scribestore.manifest.schema import ArtifactVersion, ExperimentRecord
+from scribestore.manifest.schema import (
+    ArtifactVersion,
+    ExperimentRecord,
+    ProjectManifest,
+    RepositoryManifest,
+    decode_project,
+    decode_repository,
+    encode_manifest,
+)
 from scribestore.progress import null
 
 if TYPE_CHECKING:
@@ -44,8 +52,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The suffix of the lazyscribe original kept at the first save.
+#: The suffix of the lazyscribe original kept at the first save; later,
+#: different originals (lazyscribe wrote the path again) get ``.1``, ``.2``, ...
 BACKUP_SUFFIX = ".lazyscribe"
+_MAX_BACKUPS = 100
 
 
 def is_lazyscribe(data: bytes) -> bool:
@@ -121,7 +131,8 @@ def repository_versions(
                 )
             )
         out[name] = versions
-    return out
+    encoded = encode_manifest(RepositoryManifest(artifacts=out))
+    return dict(decode_repository(encoded, where=f"{url} (lazyscribe)").artifacts)
 
 
 def project_records(
@@ -139,13 +150,24 @@ def project_records(
         planned = [plan_experiment(raw, src, HANDLER_MAP) for raw in _entries(data, url, "project")]
     except MigrationError as exc:
         raise CorruptManifestError(str(exc)) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong type
+        raise CorruptManifestError(
+            f"manifest {url} is a malformed lazyscribe project: {exc}"
+        ) from None
     check_missing([a.rel for e in planned for a in e.all_artifacts() if not src.exists(a.rel)], src)
     seen: collections.Counter[tuple[str, Any]] = collections.Counter()
     records = []
     for exp in planned:
         seen[(exp.slug, exp.created_at)] += 1
-        records.append(exp.record(src, objects, null, seen[(exp.slug, exp.created_at)]))
-    return records
+        try:
+            records.append(exp.record(src, objects, null, seen[(exp.slug, exp.created_at)]))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise CorruptManifestError(
+                f"manifest {url}: experiment {exp.slug!r} is malformed: {exc}"
+            ) from None
+    # What is saved later must decode: check the records as the schema reads them.
+    encoded = encode_manifest(ProjectManifest(experiments=records))
+    return decode_project(encoded, where=f"{url} (lazyscribe)").experiments
 
 
 def _parsed(raw: dict[str, Any], url: str) -> SourceArtifact:
@@ -157,23 +179,34 @@ def _parsed(raw: dict[str, Any], url: str) -> SourceArtifact:
 
 def keep_original(storage: Storage, manifest_name: str, data: bytes, url: str) -> None:
     """Keep the lazyscribe manifest ``data`` beside ``manifest_name`` before it is
-    replaced (an earlier copy is kept as it is), and log that it was converted.
+    replaced, and log that it was converted. A different original kept earlier
+    (lazyscribe wrote the path again since) is never overwritten: this one
+    gets the next free name (``.lazyscribe.1``, ...).
 
     Raises:
         StorageError, ScribeStoreError: the copy could not be written; the
             manifest is then not replaced.
     """
-    backup = backup_name(manifest_name)
-    try:
-        kept = storage.write_new(backup, [data])
-    except OSError as exc:
+    for attempt in range(_MAX_BACKUPS):
+        backup = backup_name(manifest_name) + (f".{attempt}" if attempt else "")
+        try:
+            if storage.write_new(backup, [data]):
+                break
+            if storage.read_bytes(backup) == data:
+                break  # this very original was kept earlier (a retried save)
+        except OSError as exc:
+            raise ScribeStoreError(
+                f"could not keep the lazyscribe original of {url} as {backup}: {exc}; "
+                "nothing was saved"
+            ) from exc
+    else:
         raise ScribeStoreError(
-            f"could not keep the lazyscribe original of {url} as {backup}: {exc}; nothing was saved"
-        ) from exc
+            f"could not keep the lazyscribe original of {url}: {_MAX_BACKUPS} other originals "
+            f"are kept beside it already ({backup_name(manifest_name)}*); move them away"
+        )
     logger.warning(
-        "converted lazyscribe manifest %s to scribestore's format; the lazyscribe original %s "
-        "beside it as %s (artifact files are left as they are)",
+        "converted lazyscribe manifest %s to scribestore's format; the lazyscribe original "
+        "is kept beside it as %s (artifact files are left as they are)",
         url,
-        "is kept" if kept else "was kept earlier",
         backup,
     )

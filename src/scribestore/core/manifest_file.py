@@ -121,10 +121,19 @@ class ManifestFile:
             raise
 
     def _decoded(
-        self, data: bytes, native: Callable[[bytes], _T], lazyscribe: Callable[[bytes], _T]
+        self,
+        data: bytes,
+        native: Callable[[bytes], _T],
+        lazyscribe: Callable[[bytes], _T],
+        *,
+        fresh: bool,
     ) -> _T:
         """``data`` decoded: by ``native``, or, when it is a lazyscribe manifest, by
-        ``lazyscribe`` (which stores its files' bytes), converted once per content.
+        ``lazyscribe`` (which stores its files' bytes in the object store).
+
+        A conversion is reused for the same content unless ``fresh``: saves
+        convert afresh under their write lease, so the bytes they commit are
+        stored (again) where garbage collection respects them.
 
         Raises:
             CorruptManifestError, UnsupportedFormatError: it cannot be decoded.
@@ -132,7 +141,7 @@ class ManifestFile:
         """
         if not is_lazyscribe(data):
             return native(data)
-        if self._converted is not None and self._converted[0] == data:
+        if not fresh and self._converted is not None and self._converted[0] == data:
             return cast("_T", self._converted[1])
         result = lazyscribe(data)
         self._converted = (data, result)
@@ -157,8 +166,7 @@ class ManifestFile:
         """The manifest's path without its protocol, as lazyscribe has it
         (``s3://bucket/repository.json`` gives ``bucket/repository.json``);
         :attr:`url` keeps the protocol."""
-        protocol, rest = split_url(self.url)
-        return Path(rest) if protocol else Path(self.url)
+        return Path(split_url(self.url)[1])
 
     @property
     def protocol(self) -> str:

