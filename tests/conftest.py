@@ -8,6 +8,7 @@ live in :mod:`support`, never here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,17 @@ import pytest
 
 from support.locations import BACKENDS, S3_BUCKET, Location, make_location
 from support.s3server import S3Server
+from support.seaweed import SeaweedCluster
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    with S3Server() as server:
+def s3_server() -> Iterator[S3Server | SeaweedCluster]:
+    """The S3 API the ``s3`` backend uses: a SeaweedFS cluster (gateway 0), or
+    with ``SCRIBESTORE_TEST_S3=moto`` moto's mock server."""
+    server: S3Server | SeaweedCluster = (
+        S3Server() if os.environ.get("SCRIBESTORE_TEST_S3") == "moto" else SeaweedCluster()
+    )
+    with server:
         server.create_bucket(S3_BUCKET)
         yield server
 

@@ -12,7 +12,7 @@ import getpass
 import logging
 import os
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from scribestore.core.lazyscribe_open import project_records
 from scribestore.core.manifest_file import ManifestFile
@@ -158,9 +158,9 @@ class Project(ManifestFile):
 
     def _upstream(self, name: str) -> Project:
         if name in registry:
-            return registry[name]
+            return cast("Project", registry[name])
         if (registered := registry.search(name)) is not None:
-            return registry[registered]
+            return cast("Project", registry[registered])
         here = self._dir.rstrip("/")
         # lazyscribe writes remote upstreams without their protocol: this project's.
         named = name if "://" in name or self.protocol == "file" else f"{self.protocol}://{name}"

@@ -8,10 +8,20 @@ another (``"<project name>|<slug>"``).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from scribestore.project import Project
+# Typed by what the registry uses of a project (this module is imported by the
+# experiment module, which the project module imports: no import back).
+
+
+class Project(Protocol):
+    """A project, as the registry sees it: where its manifest is."""
+
+    @property
+    def url(self) -> str: ...
+
+    def __getitem__(self, slug: str) -> object: ...
+
 
 __all__ = ["Registry", "registry"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import logging
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,11 +31,12 @@ from scribestore.core.stored import (
     prepare_value,
     store_value,
 )
+from scribestore.core.version_diff import version_diff
+from scribestore.core.version_merge import merge_versions
 from scribestore.exception import (
     ArtifactLoadError,
     ArtifactLogError,
     ArtifactNotFoundError,
-    BinaryArtifactError,
     CorruptManifestError,
     InvalidVersionError,
     SaveError,
@@ -48,7 +48,6 @@ from scribestore.manifest.schema import (
     RepositoryManifest,
     decode_repository,
     encode_manifest,
-    jsonable_params,
     validate_fname,
     validate_name,
 )
@@ -473,36 +472,14 @@ class Repository(ManifestFile):
                 on_disk = {}
         else:
             on_disk = dict(self._decode(current, fresh=True).artifacts)
-        artifacts: dict[str, list[ArtifactVersion]] = {}
-        for name, versions in on_disk.items():
-            keep = [v for v in versions if (name, v.created_at, v.hash) not in self._baseline]
-            if len(keep) != len(versions):
-                keep = [msgspec.structs.replace(v, version=i) for i, v in enumerate(keep)]
-            else:
-                keep = list(keep)
-            if keep:
-                artifacts[name] = keep
-        for (name, created_at, digest), expiry in self._expiry_updates.items():
-            versions = artifacts.get(name, [])
-            for i, entry in enumerate(versions):
-                if entry.created_at == created_at and entry.hash == digest:
-                    versions[i] = msgspec.structs.replace(entry, expiry=expiry)
-        for pending in self._pending:
-            assert pending.stored is not None
-            versions = artifacts.setdefault(pending.name, [])
-            entry = ArtifactVersion(
-                version=len(versions),
-                hash=pending.stored[0],
-                size=pending.stored[1],
-                created_at=pending.created_at,
-                handler=pending.handler,
-                fname=pending.fname,
-                expiry=pending.expiry,
-                params=jsonable_params(pending.params),
-                environment=self._cache.environment(pending.name, pending),
-            )
-            versions.append(entry)
-            assigned.append(entry)
+        artifacts, new = merge_versions(
+            on_disk,
+            dropped=self._baseline,
+            expiries=self._expiry_updates,
+            pending=self._pending,
+            environment_of=lambda p: self._cache.environment(p.name, p),
+        )
+        assigned.extend(new)
         return artifacts
 
     # --- finding versions --------------------------------------------------------
@@ -677,26 +654,8 @@ class Repository(ManifestFile):
             )
         else:
             found = [self._find(name, version, match), self._find(name, None, "exact")]
-        texts = []
-        for entry in found:
-            saved = self._saved(entry, "diff")
-            if get_handler(saved.handler).binary:
-                raise BinaryArtifactError(
-                    f"artifact {name!r} is stored by the binary handler {saved.handler!r}; "
-                    "only text artifacts (json, text) can be diffed"
-                )
-            data = self._objects.get(saved.hash, artifact=name, version=saved.version)
-            texts.append(data.decode("utf-8").splitlines())
-        old, new = found
-        if old is new:
-            logger.warning(
-                "get_version_diff: only version %s of artifact %r was given to compare",
-                old.version,
-                name,
-            )
-        # lazyscribe's text exactly: difflib's lines (headers keep their own
-        # newline, so a blank line follows each) joined by newlines.
-        return "\n".join(difflib.unified_diff(texts[0], texts[1]))
+        old, new = (self._saved(entry, "diff") for entry in found)
+        return version_diff(self._objects, name, old, new)
 
     def filter(
         self, version: dt.datetime | str | Sequence[tuple[str, VersionSelector]]

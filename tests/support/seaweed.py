@@ -183,7 +183,11 @@ class SeaweedCluster:
 
     def _wait_writable(self) -> None:
         """Until the master knows every volume server (writes can be placed)."""
-        wanted = sum(1 for n in self._processes if n.startswith("volume"))
+        wanted = sum(
+            1
+            for n, p in self._processes.items()
+            if n.startswith("volume") and p.proc is not None and p.proc.poll() is None
+        )
         deadline = time.monotonic() + self.startup_timeout
         while True:
             body = _get(self.master_port, "/dir/status")
@@ -214,12 +218,9 @@ class SeaweedCluster:
         for process in reversed(list(self._processes.values())):
             proc = process.proc
             if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+                # The data is thrown away: no need to wait for a graceful shutdown.
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
             process.proc = None
             if process.log is not None:
                 process.log.close()
@@ -245,13 +246,18 @@ class SeaweedCluster:
             return (self.root / f"{name}.log").read_text(errors="replace")[-4000:]
         return ""
 
-    def endpoint_url(self, gateway: int = 0) -> str:
+    @property
+    def endpoint_url(self) -> str:
+        """Gateway 0's URL (what the shared test suite uses)."""
+        return self.gateway_url(0)
+
+    def gateway_url(self, gateway: int = 0) -> str:
         return f"http://{HOST}:{self.gateway_ports[gateway]}"
 
     def storage_options(self, gateway: int = 0) -> dict[str, Any]:
         """s3fs keyword arguments reaching S3 gateway ``gateway`` (0 or 1); picklable."""
         return {
-            "endpoint_url": self.endpoint_url(gateway),
+            "endpoint_url": self.gateway_url(gateway),
             "key": ACCESS_KEY,
             "secret": SECRET_KEY,
             "token": None,

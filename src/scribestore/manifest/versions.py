@@ -166,19 +166,7 @@ def select(
                 f"match='asof' needs a datetime or timestamp version, not the int {version} "
                 f"(artifact {name!r})"
             )
-        if 0 <= version < len(versions) and versions[version].version == version:
-            return versions[version]
-        # A filtered view holds some versions only, keeping their numbers.
-        for candidate in versions:
-            if candidate.version == version:
-                return candidate
-        numbers = [v.version for v in versions]
-        held = (
-            f"versions 0 to {len(versions) - 1}"
-            if numbers == list(range(len(numbers)))
-            else f"versions {numbers}"
-        )
-        raise VersionNotFoundError(f"artifact {name!r} has no version {version}; it has {held}")
+        return _by_number(name, versions, version)
     if isinstance(version, str):
         when, whole_second = parse_timestamp(version)
     else:
@@ -211,3 +199,24 @@ def select(
             "use match='asof' for the newest version at that time"
         )
     return exact[-1]
+
+
+def _by_number(name: str, versions: Sequence[V], version: int) -> V:
+    """The version numbered ``version`` (a filtered view keeps the numbers of the
+    versions it holds, so the list index is only the first guess).
+
+    Raises:
+        VersionNotFoundError: none has that number.
+    """
+    if 0 <= version < len(versions) and versions[version].version == version:
+        return versions[version]
+    for candidate in versions:
+        if candidate.version == version:
+            return candidate
+    numbers = [v.version for v in versions]
+    held = (
+        f"versions 0 to {len(versions) - 1}"
+        if numbers == list(range(len(numbers)))
+        else f"versions {numbers}"
+    )
+    raise VersionNotFoundError(f"artifact {name!r} has no version {version}; it has {held}")

@@ -127,15 +127,16 @@ def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage
     import fsspec
 
     text = os.fspath(url).rstrip("/")
+    if protocol in ("s3", "s3a"):
+        from scribestore.storage.s3 import S3Storage, s3_filesystem
+
+        fs, root = s3_filesystem(text, storage_options)
+        return S3Storage(fs, root, text)
     fs, root = fsspec.core.url_to_fs(text, **storage_options)
     if protocol == "memory":
         from scribestore.storage.fsspec import MemoryStorage
 
         return MemoryStorage(fs, root, text)
-    if protocol in ("s3", "s3a"):
-        from scribestore.storage.s3 import S3Storage
-
-        return S3Storage(fs, root, text)
     from scribestore.storage.fsspec import FsspecStorage
 
     return FsspecStorage(fs, root, text)

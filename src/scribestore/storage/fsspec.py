@@ -163,11 +163,15 @@ class FsspecStorage(Storage):
     def list(self, prefix: str = "") -> Iterator[str]:
         top = self._abs(prefix) if prefix else self.root
         try:
-            found = self.fs.find(top)
+            found = self.fs.find(top, detail=True)
         except FileNotFoundError:
             return
         base = self.root + "/"
         for full in sorted(found):
+            # Some object stores (SeaweedFS) list a folder emptied of its files
+            # as an entry of its own: files only.
+            if found[full].get("type") == "directory":
+                continue
             if full.startswith(base):
                 yield full[len(base) :]
 

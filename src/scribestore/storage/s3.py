@@ -3,8 +3,8 @@
 S3 has no rename, but a single PUT or a completed multipart upload becomes
 visible atomically, so objects are uploaded straight to their final key with
 ``If-None-Match: *`` (the first writer wins; the service answers 412 to the
-rest, which s3fs raises as FileExistsError). A failed upload is aborted, so
-nothing partial is ever visible.
+rest: :func:`is_conflict` recognises the answer whatever exception s3fs made
+of it). A failed upload is aborted, so nothing partial is ever visible.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import functools
 import inspect
 import random
 import time
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 import fsspec.asyn
 
@@ -26,11 +26,67 @@ if TYPE_CHECKING:
 
 __all__ = ["S3Storage", "as_os_error", "is_conflict"]
 
+#: How often a failing request is tried (storage option ``retries``), and the
+#: client time-outs used unless ``config_kwargs`` sets them: a dead server
+#: fails a request in seconds, not after minutes of nested retries.
+DEFAULT_RETRIES = 3
+DEFAULT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 10,
+    "read_timeout": 60,
+    # s3fs retries the whole request; botocore must not retry inside each try.
+    "retries": {"max_attempts": 1, "mode": "standard"},
+}
+
 # Multipart part size: 32 MiB parts allow objects up to 312 GiB (10,000 parts)
 # while bounding the memory s3fs buffers per upload.
 PART_SIZE = 32 << 20
 READ_BLOCK = 8 << 20
 _UPDATE_ATTEMPTS = 200
+
+
+class _TranslatedReads:
+    """An s3fs file whose read errors are OSErrors saying how often they were tried."""
+
+    def __init__(self, f: Any, retries: int) -> None:
+        self._f = f
+        self._retries = retries
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data: bytes = self._f.read(size)
+        except Exception as exc:
+            translated = as_os_error(exc) or _with_attempts(exc, self._retries)
+            if translated is exc:
+                raise
+            raise translated from exc
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def __enter__(self) -> _TranslatedReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
+def s3_filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
+    """The s3fs filesystem and root for ``url``: ``storage_options`` as given, plus
+    bounded retries (``retries``, default :data:`DEFAULT_RETRIES`) and time-outs
+    (:data:`DEFAULT_CONFIG`, for what ``config_kwargs`` leaves unset).
+
+    Raises:
+        ValueError: ``retries`` is not a positive int.
+    """
+    options = dict(storage_options)
+    retries = options.pop("retries", DEFAULT_RETRIES)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 1:
+        raise ValueError(f"storage option retries must be a positive int, not {retries!r}")
+    options["config_kwargs"] = {**DEFAULT_CONFIG, **dict(options.get("config_kwargs") or {})}
+    fs, root = fsspec.core.url_to_fs(url, **options)
+    fs.retries = retries  # s3fs reads it as an attribute, per request
+    return fs, root
 
 
 class S3Storage(FsspecStorage):
@@ -40,10 +96,8 @@ class S3Storage(FsspecStorage):
     guard_errors: ClassVar[bool] = False
 
     def open_read(self, path: str) -> IO[bytes]:
-        f: IO[bytes] = self.fs.open(
-            self._abs(path), "rb", block_size=READ_BLOCK, cache_type="readahead"
-        )
-        return f
+        f = self.fs.open(self._abs(path), "rb", block_size=READ_BLOCK, cache_type="readahead")
+        return cast("IO[bytes]", _TranslatedReads(f, self.fs.retries))
 
     def write_new(self, path: str, chunks: Iterable[bytes | memoryview]) -> bool:
         final = self._abs(path)
@@ -58,9 +112,17 @@ class S3Storage(FsspecStorage):
             raise
         try:
             f.close()
-        except FileExistsError:
+        except OSError as exc:
+            # A lost create-only race is a 412: s3fs makes it a FileExistsError
+            # only when the answer has a <Condition> element, which some
+            # servers (SeaweedFS) leave out. Either way nothing may stay open.
             _abort(f)
-            return False
+            if is_conflict(exc):
+                return False
+            raise
+        except BaseException:
+            _abort(f)
+            raise
         return True
 
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
@@ -221,12 +283,30 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            translated = as_os_error(exc)
+            translated: Exception | None = as_os_error(exc)
             if translated is None:
-                raise
+                translated = _with_attempts(exc, getattr(self.fs, "retries", None))
+                if translated is exc:
+                    raise
             raise translated from exc
 
     return call
+
+
+def _with_attempts(exc: Exception, retries: int | None) -> Exception:
+    """``exc``, or for a failed request an OSError saying how often it was tried."""
+    if (
+        not isinstance(exc, OSError)
+        or isinstance(exc, (FileNotFoundError, FileExistsError, PermissionError))
+        or is_conflict(exc)
+        or retries is None
+    ):
+        return exc
+    if type(exc) not in (OSError, ConnectionError, TimeoutError):
+        return exc  # a subclass with meaning of its own stays as it is
+    detail = exc.strerror or str(exc)
+    note = f"tried {retries} times; the storage option retries= sets how often"
+    return type(exc)(exc.errno, f"{detail} ({note})")
 
 
 for _name in _CALLS:

@@ -1,0 +1,64 @@
+"""What a repository save writes: the versions saved now, plus this writer's changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from scribestore.manifest.schema import ArtifactVersion, jsonable_params
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from scribestore.core.pending import PendingArtifact
+
+__all__ = ["VersionKey", "merge_versions"]
+
+#: A saved version's identity across writers: (name, created_at, hash).
+VersionKey = tuple[str, dt.datetime, str]
+
+
+def merge_versions(
+    on_disk: Mapping[str, list[ArtifactVersion]],
+    *,
+    dropped: set[VersionKey],
+    expiries: Mapping[VersionKey, dt.datetime | None],
+    pending: list[PendingArtifact],
+    environment_of: Callable[[PendingArtifact], dict[str, str]],
+) -> tuple[dict[str, list[ArtifactVersion]], list[ArtifactVersion]]:
+    """The versions to write: ``on_disk`` without the ``dropped`` ones (mode "w"),
+    renumbered densely, with the ``expiries`` set, and each ``pending`` version
+    (already stored) numbered after its name's. Also returns the new versions.
+    """
+    artifacts: dict[str, list[ArtifactVersion]] = {}
+    for name, versions in on_disk.items():
+        keep = [v for v in versions if (name, v.created_at, v.hash) not in dropped]
+        if len(keep) != len(versions):
+            keep = [msgspec.structs.replace(v, version=i) for i, v in enumerate(keep)]
+        if keep:
+            artifacts[name] = list(keep)
+    for (name, created_at, digest), expiry in expiries.items():
+        versions = artifacts.get(name, [])
+        for i, entry in enumerate(versions):
+            if entry.created_at == created_at and entry.hash == digest:
+                versions[i] = msgspec.structs.replace(entry, expiry=expiry)
+    assigned: list[ArtifactVersion] = []
+    for queued in pending:
+        assert queued.stored is not None
+        versions = artifacts.setdefault(queued.name, [])
+        entry = ArtifactVersion(
+            version=len(versions),
+            hash=queued.stored[0],
+            size=queued.stored[1],
+            created_at=queued.created_at,
+            handler=queued.handler,
+            fname=queued.fname,
+            expiry=queued.expiry,
+            params=jsonable_params(queued.params),
+            environment=environment_of(queued),
+        )
+        versions.append(entry)
+        assigned.append(entry)
+    return artifacts, assigned
