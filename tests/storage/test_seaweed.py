@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from scribestore import Project, Repository, SaveError, ScribeStoreError, StorageError
+from scribestore import (
+    ArtifactLogError,
+    Project,
+    Repository,
+    SaveError,
+    ScribeStoreError,
+    StorageError,
+)
 from scribestore.storage import open_storage
 from support.seaweed import SeaweedCluster, SeaweedError, weed_binary
 
@@ -123,9 +130,7 @@ def test_concurrent_project_saves_on_both_gateways(seaweed: SeaweedCluster) -> N
     assert sorted(e.load_artifact("value")[0] for e in project.experiments) == list(range(16))
 
 
-def _save_until_done(
-    seaweed: SeaweedCluster, url: str, count: int, committed: list[bytes]
-) -> int:
+def _save_until_done(seaweed: SeaweedCluster, url: str, count: int, committed: list[bytes]) -> int:
     """Save ``count`` versions through both gateways in turn, retrying each after a
     library error; ``committed`` gets each saved value. Returns the errors met."""
     errors = 0
@@ -164,7 +169,9 @@ def test_a_server_killed_mid_save_loses_nothing(seaweed: SeaweedCluster, victim:
         time.sleep(2)
         seaweed.restart(victim)
         errors = saving.result(timeout=600)
-    print(f"{victim} killed mid-save: {len(committed)} saves committed, {errors} failed and retried")
+    print(
+        f"{victim} killed mid-save: {len(committed)} saves committed, {errors} failed and retried"
+    )
     for gateway in (0, 1):
         repo = Repository(f"{url}/repository.json", mode="r", **seaweed.storage_options(gateway))
         loaded = [repo.load_artifact("model", version=v) for v in range(len(repo.artifacts))]
@@ -200,3 +207,33 @@ def test_reads_during_an_outage_raise_library_errors_in_bounded_time(
         seaweed.restart("volume0")
         seaweed.restart("volume1")
     assert reader.load_artifact("big") == bytes(range(256)) * (64 << 12)
+
+
+@pytest.mark.slow
+def test_concurrent_promotions_on_both_gateways(seaweed: SeaweedCluster) -> None:
+    url = store_url()
+    project = Project(f"{url}/project.json", mode="w", **seaweed.storage_options(0))
+    slugs = []
+    for i in range(8):
+        with project.log(f"exp {i}") as exp:
+            exp.log_artifact("model", {"i": i}, handler="json")
+        slugs.append(exp.slug)
+    project.save()
+
+    def promote(i: int) -> bool:
+        options = seaweed.storage_options(i % 2)
+        source = Project(f"{url}/project.json", mode="r", **options)[slugs[i]]
+        repo = Repository(f"{url}/repository.json", mode="a", **options)
+        try:
+            source.promote_artifact(repo, "model")
+        except ArtifactLogError:
+            return False  # a newer one was promoted first: refused, as documented
+        return True
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(promote, range(8)))
+    repo = Repository(f"{url}/repository.json", mode="r", **seaweed.storage_options(1))
+    promoted = [repo.load_artifact("model", version=v)["i"] for v in range(len(repo.artifacts))]
+    # Every promotion that returned is there once; no refused one is.
+    assert sorted(promoted) == [i for i, ok in enumerate(done) if ok]
+    assert any(done)
