@@ -77,3 +77,28 @@ def test_listing_errors_are_translated_too(s3_store: ObjectStore, monkeypatch) -
 def test_a_read_timeout_is_a_timeout() -> None:
     error = boto.ReadTimeoutError(endpoint_url=DEAD)
     assert isinstance(as_os_error(error), TimeoutError)
+
+
+def test_a_missing_bucket_is_not_a_missing_file(s3_server: S3Server) -> None:
+    from scribestore import ManifestNotFoundError, Repository
+
+    options = s3_server.storage_options()
+    url = "s3://no-such-bucket-here/repository.json"
+    with pytest.raises(StorageError, match="no-such-bucket-here") as raised:
+        Repository(url, mode="r", **options)
+    assert not isinstance(raised.value, ManifestNotFoundError)
+    assert "does not exist" in str(raised.value) and "endpoint_url" in str(raised.value)
+    with pytest.raises(StorageError, match="does not exist"):
+        Repository(url, mode="w", **options)  # even a store that starts empty
+
+
+def test_a_wrong_port_fails_fast(s3_server: S3Server) -> None:
+    import time
+
+    from scribestore import Repository
+
+    options = {**s3_server.storage_options(), "endpoint_url": DEAD}
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="tried 3 times|Could not connect"):
+        Repository(f"s3://{S3_BUCKET}/x/repository.json", mode="r", **options)
+    assert time.monotonic() - started < 5

@@ -283,7 +283,7 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            translated: Exception | None = as_os_error(exc)
+            translated: Exception | None = as_os_error(exc) or _missing_bucket(exc, self.fs)
             if translated is None:
                 translated = _with_attempts(exc, getattr(self.fs, "retries", None))
                 if translated is exc:
@@ -291,6 +291,23 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
             raise translated from exc
 
     return call
+
+
+def _missing_bucket(exc: Exception, fs: Any) -> OSError | None:
+    """For s3fs's FileNotFoundError that is really a missing bucket, an OSError
+    saying so (a missing bucket must not read as a missing file)."""
+    if not isinstance(exc, FileNotFoundError):
+        return None
+    response = getattr(exc.__cause__, "response", None)
+    if not isinstance(response, dict) or response.get("Error", {}).get("Code") != "NoSuchBucket":
+        return None
+    bucket = response.get("Error", {}).get("BucketName") or "the bucket"
+    endpoint = getattr(getattr(fs, "client_kwargs", None), "get", lambda *_: None)("endpoint_url")
+    where = endpoint or getattr(fs, "endpoint_url", None) or "the S3 endpoint"
+    return OSError(
+        f"bucket {bucket!r} does not exist at {where}: create it, or check the bucket "
+        "name in the URL and the endpoint_url storage option (or AWS_ENDPOINT_URL)"
+    )
 
 
 def _with_attempts(exc: Exception, retries: int | None) -> Exception:
