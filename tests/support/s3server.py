@@ -32,7 +32,7 @@ import time
 from types import TracebackType
 from typing import IO
 
-__all__ = ["S3Server", "S3ServerError"]
+__all__ = ["S3Server", "S3ServerError", "client_options", "create_bucket"]
 
 HOST = "127.0.0.1"
 _MOTO_ATOMIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_atomic.py")
@@ -209,33 +209,10 @@ class S3Server:
         """
         if not self.endpoint_url:
             raise S3ServerError("server not started")
-        return {
-            "endpoint_url": self.endpoint_url,
-            "key": ACCESS_KEY,
-            "secret": SECRET_KEY,
-            "token": None,
-            "anon": False,
-            "use_ssl": False,
-            "skip_instance_cache": True,
-            "use_listings_cache": False,
-            "client_kwargs": {"region_name": REGION},
-            "config_kwargs": {
-                "proxies": {},
-                "s3": {"addressing_style": "path"},
-                "retries": {"max_attempts": 2, "mode": "standard"},
-                "connect_timeout": 5,
-                "read_timeout": 60,
-            },
-        }
+        return client_options(self.endpoint_url, ACCESS_KEY, SECRET_KEY)
 
     def create_bucket(self, name: str) -> None:
-        import s3fs  # imported lazily: the module stays importable without s3fs
-
-        fs = s3fs.S3FileSystem(**self.storage_options())
-        # Not fs.mkdir(): with a region in client_kwargs it sends a LocationConstraint,
-        # which S3 rejects for us-east-1.
-        fs.call_s3("create_bucket", Bucket=name)
-        fs.invalidate_cache()
+        create_bucket(self.storage_options(), name)
 
     def reset(self) -> None:
         """Drop every bucket and object (moto's reset API)."""
@@ -248,3 +225,37 @@ class S3Server:
                 raise S3ServerError(f"moto reset failed: HTTP {response.status}")
         finally:
             conn.close()
+
+
+def client_options(endpoint_url: str, key: str, secret: str) -> dict[str, object]:
+    """s3fs keyword arguments reaching a test S3 server (see
+    :meth:`S3Server.storage_options` for why each is set); picklable."""
+    return {
+        "endpoint_url": endpoint_url,
+        "key": key,
+        "secret": secret,
+        "token": None,
+        "anon": False,
+        "use_ssl": False,
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "client_kwargs": {"region_name": REGION},
+        "config_kwargs": {
+            "proxies": {},
+            "s3": {"addressing_style": "path"},
+            "retries": {"max_attempts": 2, "mode": "standard"},
+            "connect_timeout": 5,
+            "read_timeout": 60,
+        },
+    }
+
+
+def create_bucket(options: dict[str, object], name: str) -> None:
+    """Create bucket ``name`` on the server ``options`` reach."""
+    import s3fs  # imported lazily: the module stays importable without s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    # Not fs.mkdir(): with a region in client_kwargs it sends a LocationConstraint,
+    # which S3 rejects for us-east-1.
+    fs.call_s3("create_bucket", Bucket=name)
+    fs.invalidate_cache()

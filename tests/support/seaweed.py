@@ -32,12 +32,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from support.s3server import client_options, create_bucket
+
 __all__ = ["SeaweedCluster", "SeaweedError", "weed_binary"]
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "seaweedtest"
 SECRET_KEY = "seaweedtestsecret"
-REGION = "us-east-1"
 
 
 class SeaweedError(RuntimeError):
@@ -256,31 +257,10 @@ class SeaweedCluster:
 
     def storage_options(self, gateway: int = 0) -> dict[str, Any]:
         """s3fs keyword arguments reaching S3 gateway ``gateway`` (0 or 1); picklable."""
-        return {
-            "endpoint_url": self.gateway_url(gateway),
-            "key": ACCESS_KEY,
-            "secret": SECRET_KEY,
-            "token": None,
-            "anon": False,
-            "use_ssl": False,
-            "skip_instance_cache": True,
-            "use_listings_cache": False,
-            "client_kwargs": {"region_name": REGION},
-            "config_kwargs": {
-                "proxies": {},
-                "s3": {"addressing_style": "path"},
-                "retries": {"max_attempts": 2, "mode": "standard"},
-                "connect_timeout": 5,
-                "read_timeout": 60,
-            },
-        }
+        return client_options(self.gateway_url(gateway), ACCESS_KEY, SECRET_KEY)
 
     def create_bucket(self, name: str) -> None:
-        import s3fs
-
-        fs = s3fs.S3FileSystem(**self.storage_options())
-        fs.call_s3("create_bucket", Bucket=name)
-        fs.invalidate_cache()
+        create_bucket(self.storage_options(), name)
 
 
 def _s3_identities() -> dict[str, Any]:
