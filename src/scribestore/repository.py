@@ -152,7 +152,8 @@ class Repository(ManifestFile):
                     pending.version = number
 
     def _prune_objects(self) -> None:
-        self._cache.prune({(name, e.created_at) for name, e in self._entries()})
+        if len(self._cache):  # most repositories never make an object
+            self._cache.prune({(name, e.created_at) for name, e in self._entries()})
 
     def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
         manifest = self._read_manifest(self._decode, tolerant=tolerant)

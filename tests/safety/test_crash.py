@@ -189,7 +189,7 @@ class Harness:
                 exp.slug,
                 exp.metrics,
                 [a["hash"] for a in exp.to_dict()["artifacts"]],
-                [a["hash"] for t in exp.tests for a in t.artifacts],
+                [a.hash for t in exp.tests for a in t.saved_artifacts()],
             )
             for exp in project.experiments
         }

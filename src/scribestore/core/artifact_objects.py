@@ -56,6 +56,9 @@ class ObjectCache:
             return dict(entry.environment)
         return {**entry.environment, **recorded_environment(obj)}
 
+    def __len__(self) -> int:
+        return len(self._made)
+
     def prune(self, live: set[tuple[str, dt.datetime]]) -> None:
         """Forget the objects of versions not in ``live`` ((name, created_at) pairs)."""
         self._made = {k: v for k, v in self._made.items() if k in live}
