@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import multiprocessing
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from scribestore import (
     StorageError,
 )
 from scribestore.storage import open_storage
+from support.counting import count_reads
+from support.safetensors_file import read_header, write_safetensors
 from support.seaweed import SeaweedCluster, SeaweedError, weed_binary
 
 BUCKET = "scribestore-seaweed"
@@ -237,3 +240,31 @@ def test_concurrent_promotions_on_both_gateways(seaweed: SeaweedCluster) -> None
     # Every promotion that returned is there once; no refused one is.
     assert sorted(promoted) == [i for i, ok in enumerate(done) if ok]
     assert any(done)
+
+
+@pytest.mark.slow
+def test_one_tensor_of_a_large_safetensors_file_costs_its_own_bytes(
+    seaweed: SeaweedCluster, tmp_path: Path
+) -> None:
+    """The header and one tensor of a 1 GiB model: < 2 % of its bytes fetched, verified."""
+    shapes = {f"layer{i}.weight": (4096, 1024) for i in range(64)}  # 64 x 16 MiB
+    shapes["head.bias"] = (1024, 1024)
+    model = tmp_path / "model.safetensors"
+    write_safetensors(model, shapes, seed=9)
+    size = model.stat().st_size
+    assert size >= 1 << 30
+    url = f"{store_url()}/repository.json"
+    writer = Repository(url, mode="w", **seaweed.storage_options(0))
+    writer.log_artifact("model", model, handler="file")
+    writer.save()
+    repo = Repository(url, mode="r", **seaweed.storage_options(1))
+    with repo.open_artifact("model") as stream, count_reads(repo.objects.storage) as reads:
+        data_start, header = read_header(stream)
+        begin, end = header["head.bias"]["data_offsets"]  # type: ignore[misc]
+        stream.seek(data_start + begin)
+        tensor = stream.read(end - begin)
+    with model.open("rb") as f:
+        f.seek(data_start + begin)
+        assert tensor == f.read(end - begin)
+    print(f"header and one tensor: fetched {reads.total} of {size} bytes in {reads.requests} reads")
+    assert reads.total < 0.02 * size, reads

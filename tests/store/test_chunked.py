@@ -24,8 +24,8 @@ from scribestore import (
     ObjectNotFoundError,
     ObjectStore,
 )
+from scribestore.store import chunk_stream, planes
 from scribestore.store import chunks as chunked
-from scribestore.store import planes
 from scribestore.store.blobcodec import (
     ChunkCodec,
     choose_chunk_codec,
@@ -566,21 +566,21 @@ def test_reader_buffers_are_recycled(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path / "objects")
     digest = store.put(data)
     allocated = []
-    real = chunked.ChunkedStream._fetch
+    real = chunk_stream.ChunkedStream._fetch
 
-    def spy(self: chunked.ChunkedStream, *args: object) -> tuple[bytearray, memoryview]:
+    def spy(self: chunk_stream.ChunkedStream, *args: object) -> tuple[bytearray, memoryview]:
         buf, view = real(self, *args)  # type: ignore[arg-type]
         allocated.append(id(buf))
         return buf, view
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(chunked.ChunkedStream, "_fetch", spy)
+        mp.setattr(chunk_stream.ChunkedStream, "_fetch", spy)
         with store.open(digest) as reader:
             out = reader.read()
             assert reader.verified
     assert out == data
     assert len(allocated) >= 10
-    assert len(set(allocated)) <= chunked.READ_AHEAD + chunked.READERS + 2
+    assert len(set(allocated)) <= chunk_stream.READ_AHEAD + chunk_stream.READERS + 2
 
 
 def test_failed_pack_publish_raises_and_publishes_no_recipe(

@@ -2,9 +2,8 @@
 
 See docs/FORMAT.md sections 3.3-3.5. Writing cuts the content with FastCDC,
 stores only chunks no pack holds yet, publishes the packs, and only then the
-recipe under the whole content's digest. Reading fetches each chunk's blob
-(adjacent blobs of a pack in one ranged read) and decodes it; the caller
-hashes the reassembled content.
+recipe under the whole content's digest. Reading is
+:mod:`scribestore.store.chunk_stream`.
 
 Work is split so that the two cores of a small machine both stay busy: the
 calling thread cuts and hashes chunks (which hold the GIL), one thread
@@ -17,7 +16,6 @@ publishes full packs.
 from __future__ import annotations
 
 import itertools
-import queue
 import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,22 +25,18 @@ import blake3
 import numpy as np
 from pyfastcdc import FastCDC
 
-from scribestore.exception import CorruptPackError, UnsupportedFormatError
 from scribestore.store import planes
 from scribestore.store.blobcodec import (
     ChunkCodec,
     Part,
     choose_chunk_codec,
-    decode_run,
     encode_chunks,
 )
-from scribestore.store.hashing import hash_chunk
-from scribestore.store.layout import pack_path
 from scribestore.store.loose import LOOSE_LIMIT
-from scribestore.store.packs import ChunkLocation, PackIndex, PackWriter
+from scribestore.store.packs import PackIndex, PackWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from scribestore.storage import Storage
 
@@ -52,7 +46,6 @@ __all__ = [
     "BlobSink",
     "BufferWindows",
     "ChunkWrite",
-    "ChunkedStream",
     "FileWindows",
     "RecipeEntry",
     "first_chunk",
@@ -67,8 +60,6 @@ AVG_CHUNK = 64 << 10
 MIN_CHUNK = 16 << 10
 MAX_CHUNK = 256 << 10
 _RECIPE_ENTRY = struct.Struct("<32sQ")
-# Largest ranged read when fetching adjacent blobs of one pack.
-_MAX_RUN = 4 << 20
 # The content is cut one window at a time, in _RING recycled buffers, and
 # encoded in batches of about _BATCH bytes; at most _DEPTH batches are in
 # flight, which bounds memory to the ring and a few batches.
@@ -76,9 +67,6 @@ WINDOW = 8 << 20
 _RING = 4
 _BATCH = 4 << 20
 _DEPTH = 6
-# Decoded runs (of at most _MAX_RUN bytes of blobs) read ahead of the consumer.
-READ_AHEAD = 3
-READERS = 2
 
 RecipeEntry = tuple[bytes, int]
 
@@ -114,14 +102,6 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     if sum(s for _, s in entries) != size:
         raise ValueError("recipe chunk sizes do not add up to the object's size")
     return entries
-
-
-def _check_size(entry: RecipeEntry, location: ChunkLocation) -> None:
-    if location.size != entry[1]:
-        raise ValueError(
-            f"chunk {entry[0].hex()} is {entry[1]} bytes in the recipe but {location.size} "
-            f"in the index of pack {location.pack}"
-        )
 
 
 class BufferWindows:
@@ -387,194 +367,3 @@ def store_packed(sink: BlobSink, batch: Batch, codec: ChunkCodec) -> None:
             blob = encode_chunks(one, offset + starts[i], [sizes[i]], fallback, [True])[0]
             assert blob is not None
             sink.add(digests[i], blob, sizes[i])
-
-
-class ChunkedStream:
-    """``read(n)`` over the decoded chunks of a recipe (not verified here).
-
-    Runs of chunks are decoded into a few recycled buffers, so a view that
-    :meth:`read` returns is valid only until the next call.
-    """
-
-    def __init__(self, storage: Storage, index: PackIndex, recipe: list[RecipeEntry]) -> None:
-        self._storage = storage
-        self._index = index
-        self._recipe = recipe
-        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._blocks = self._decoded()
-        self._current: bytearray | None = None
-        self._buffer = memoryview(b"")
-
-    def _locate(self, digest: bytes) -> ChunkLocation:
-        location = self._index.get(digest)
-        if location is None:
-            self._index.refresh()
-            location = self._index.get(digest)
-        if location is None and self._index.newer:
-            newer = next(iter(self._index.newer.values()))
-            raise UnsupportedFormatError(
-                f"chunk {digest.hex()} is in no pack this scribestore reads; {newer}"
-            )
-        if location is None and self._index.damaged:
-            damaged = ", ".join(sorted(self._index.damaged))
-            raise ValueError(
-                f"chunk {digest.hex()} is in no readable pack; the indexes of packs "
-                f"{damaged} are damaged and may hold it"
-            )
-        if location is None:
-            raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
-        return location
-
-    def _runs(
-        self,
-    ) -> Iterator[tuple[int, ChunkLocation, int, list[tuple[int, ChunkLocation]]]]:
-        """Groups of recipe entries whose blobs follow each other in one pack.
-
-        Each is (index of its first recipe entry, first location, blob bytes, run).
-
-        A group holds at most :data:`_MAX_RUN` bytes of blobs and of decoded
-        chunks, unless a single chunk is larger.
-        """
-        i = 0
-        while i < len(self._recipe):
-            first = self._locate(self._recipe[i][0])
-            _check_size(self._recipe[i], first)
-            run = [(self._recipe[i][1], first)]
-            end = first.offset + first.length
-            decoded = self._recipe[i][1]
-            while i + len(run) < len(self._recipe):
-                digest, size = self._recipe[i + len(run)]
-                loc = self._locate(digest)
-                _check_size((digest, size), loc)
-                if loc.pack != first.pack or loc.offset != end:
-                    break
-                if end + loc.length - first.offset > _MAX_RUN or decoded + size > _MAX_RUN:
-                    break
-                run.append((size, loc))
-                end = loc.offset + loc.length
-                decoded += size
-            yield i, first, end - first.offset, run
-            i += len(run)
-
-    def _fetch(
-        self, start: int, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
-    ) -> tuple[bytearray, memoryview]:
-        """Read one run of blobs with a single ranged read, decode and verify them.
-
-        Raises:
-            CorruptPackError: the pack is short, or a chunk does not hash to
-                its name in the recipe.
-            ValueError: a blob does not decode.
-        """
-        return self._decode(start, first, self._read_run(first, length), run)
-
-    def _read_run(self, first: ChunkLocation, length: int) -> memoryview:
-        data = self._storage.read_view(pack_path(first.pack), first.offset, length)
-        if len(data) != length:
-            raise CorruptPackError(f"pack {first.pack} is shorter than its index says")
-        return memoryview(data)
-
-    def _decode(
-        self,
-        start: int,
-        first: ChunkLocation,
-        data: memoryview,
-        run: list[tuple[int, ChunkLocation]],
-    ) -> tuple[bytearray, memoryview]:
-        """Decode one run read by :meth:`_read_run` and check every chunk against the recipe."""
-        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
-        total = sum(size for size, _ in run)
-        try:
-            buf = self._spare.get_nowait()
-        except queue.Empty:
-            buf = bytearray(_MAX_RUN)
-        if len(buf) < total:
-            buf = bytearray(total)
-        out = memoryview(buf)[:total]
-        decode_run(data, spans, out)
-        at = 0
-        for j, (size, loc) in enumerate(run):
-            # Every chunk is checked before the reader sees a byte of it.
-            if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
-                raise CorruptPackError(
-                    f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
-                    f"{loc.offset}) does not hash to its name"
-                )
-            at += size
-        return buf, out
-
-    def copy_into(
-        self,
-        add: Callable[[bytes, memoryview, int], object],
-        have: Callable[[bytes], bool],
-        advance: Callable[[int], object],
-    ) -> str:
-        """Pass the stored blob of every chunk that ``have`` lacks to ``add``, verified.
-
-        Every chunk is decoded and checked against its digest before its
-        blob is passed on as ``add(digest, blob, size)``, and the whole
-        content is hashed once; blobs are passed as stored, never re-encoded,
-        and nothing is chunked again. ``advance`` gets the content bytes
-        checked.
-
-        Returns:
-            The BLAKE3 of the whole content: the caller compares it with the
-            object's name before publishing a recipe.
-
-        Raises:
-            CorruptPackError, ValueError: a pack is short or a chunk is damaged.
-            FileNotFoundError: a chunk is in no pack.
-            UnsupportedFormatError: a chunk is in a pack of a newer format.
-        """
-        whole = blake3.blake3()
-        added: set[bytes] = set()
-        for start, first, length, run in self._runs():
-            data = self._read_run(first, length)
-            buf, out = self._decode(start, first, data, run)
-            whole.update(out)
-            for j, (size, loc) in enumerate(run):
-                digest = self._recipe[start + j][0]
-                if digest not in added and not have(digest):
-                    at = loc.offset - first.offset
-                    add(digest, data[at : at + loc.length], size)
-                    added.add(digest)
-            self._spare.put(buf)
-            advance(len(out))
-        return str(whole.hexdigest())
-
-    def _decoded(self) -> Generator[tuple[bytearray, memoryview], None, None]:
-        # Reads and decodes run on threads, a few runs ahead of the consumer,
-        # which hashes what it gets in order; decoding mostly runs without the
-        # GIL, so all proceed at once.
-        pool = ThreadPoolExecutor(READERS, thread_name_prefix="scribestore-read")
-        pending: deque[Future[tuple[bytearray, memoryview]]] = deque()
-        try:
-            for start, first, length, run in self._runs():
-                pending.append(pool.submit(self._fetch, start, first, length, run))
-                while len(pending) > READ_AHEAD:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def read(self, n: int) -> bytes | memoryview:
-        """Up to ``n`` (> 0) bytes; b"" at the end.
-
-        Returns a view into the current decoded run, valid until the next call.
-        """
-        while not self._buffer:
-            if self._current is not None:
-                self._spare.put(self._current)  # the caller is done with it
-                self._current = None
-            block = next(self._blocks, None)
-            if block is None:
-                return b""
-            self._current, self._buffer = block
-        out = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return out
-
-    def close(self) -> None:
-        """Stop reading ahead: cancel queued runs and wait for the reader threads."""
-        self._blocks.close()

@@ -30,8 +30,8 @@ from scribestore.storage import (
     open_storage,
 )
 from scribestore.store import loose as codec
+from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.chunks import (
-    ChunkedStream,
     RecipeEntry,
     parse_recipe,
 )

@@ -15,7 +15,7 @@ from scribestore.exception import (
 )
 from scribestore.store import loose as codec
 from scribestore.store import planes
-from scribestore.store.chunks import ChunkedStream
+from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.hashing import Hasher
 
 if TYPE_CHECKING:
@@ -24,15 +24,21 @@ if TYPE_CHECKING:
 __all__ = ["ObjectReader"]
 
 
-from scribestore.store.layout import BLOCK_SIZE
-
-
 class ObjectReader(io.RawIOBase):
-    """A readable stream of one object's content, verified as it is read.
+    """A readable, seekable stream of one object's content, verified as it is read.
 
-    Once the content is exhausted the digest and size are checked; on a
-    mismatch :class:`IntegrityError` is raised instead of the final empty read,
-    so a reader that reaches a clean end has seen exactly the stored content.
+    Read from the start to the end, the whole content is checked against its
+    digest and size; on a mismatch :class:`IntegrityError` is raised instead
+    of the final empty read, so a reader that reaches a clean end has seen
+    exactly the stored content.
+
+    :meth:`seek` moves anywhere in a chunked or small object. A read at an
+    offset fetches only the chunks that cover it, each checked against its
+    own digest before a byte is returned (a small object is checked whole on
+    the first read). Seeking back to 0 starts the whole-content check again;
+    after any other seek the end is a plain empty read. Large objects from
+    before chunking stream in order only (:meth:`seekable` is False).
+    ``read(n)`` returns ``n`` bytes unless the end comes first.
     """
 
     def __init__(
@@ -55,6 +61,9 @@ class ObjectReader(io.RawIOBase):
         self._raw = raw
         self._hasher = Hasher()
         self._verified = False
+        self._pos = 0
+        # True while every byte before _pos was hashed in order from 0.
+        self._in_order = True
         self._codec = header.codec
         self._source: IO[bytes] | Any
         if header.codec is codec.Codec.CHUNKED:
@@ -71,14 +80,68 @@ class ObjectReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return self._codec is codec.Codec.CHUNKED or self.size < codec.LOOSE_LIMIT
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` (from the start, the current offset or the end).
+
+        Raises:
+            io.UnsupportedOperation: a large object from before chunking, moved
+                anywhere but where it is.
+            ValueError: the offset is negative, or the stream is closed.
+        """
+        self._checkClosed()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        pos = base + offset
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        if pos == self._pos:
+            return pos
+        if not self.seekable():
+            raise io.UnsupportedOperation(
+                f"object {self.digest} predates chunking and reads only in order"
+            )
+        if self._source is None:
+            self._source = io.BytesIO(self._whole())
+        self._source.seek(pos)
+        self._pos = pos
+        self._in_order = pos == 0
+        if pos == 0:
+            self._hasher = Hasher()
+        return pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        """``size`` bytes (all that remain when negative), fewer only at the end.
+
+        Raises:
+            IntegrityError: (read in order to the end) the content does not
+                match its digest.
+        """
+        if size is None or size < 0:
+            return self.readall()
+        out = bytearray(size)
+        view = memoryview(out)
+        got = 0
+        while got < size:
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        del view
+        return bytes(out) if got == size else bytes(out[:got])
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if self._verified or len(view) == 0:
+        if len(view) == 0:
             return 0
         if self._source is None:
             self._source = io.BytesIO(self._whole())
         # Never read past the recorded size: trailing garbage is an integrity error.
-        want = min(len(view), self.size - self._hasher.size + 1)
+        want = min(len(view), max(1, self.size - self._pos + 1))
         try:
             data = self._source.read(want)
         except FileNotFoundError as exc:
@@ -98,8 +161,10 @@ class ObjectReader(io.RawIOBase):
                 detail=f"undecodable: {exc}",
             ) from exc
         if data:
-            self._hasher.update(data)
-            if self._hasher.size > self.size:
+            self._pos += len(data)
+            if self._in_order:
+                self._hasher.update(data)
+            if self._pos > self.size:
                 raise IntegrityError(
                     self.digest,
                     "longer than recorded",
@@ -111,7 +176,8 @@ class ObjectReader(io.RawIOBase):
             n = len(data)
             planes.copy(view[:n], memoryview(data))
             return n
-        self._finish()
+        if self._in_order:
+            self._finish()
         return 0
 
     def _whole(self) -> bytes:
@@ -163,12 +229,18 @@ class ObjectReader(io.RawIOBase):
         self._verified = True
 
     def readall(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            chunk = self.read(BLOCK_SIZE)
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
+        out = bytearray(max(0, self.size - self._pos))
+        view = memoryview(out)
+        got = 0
+        while got < len(out):
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        del view
+        # One more read: the clean end (and its check), or bytes beyond the size.
+        self.readinto(bytearray(1))
+        return bytes(out) if got == len(out) else bytes(out[:got])
 
     @property
     def verified(self) -> bool:

@@ -32,10 +32,10 @@ from scribestore.exception import (
 )
 from scribestore.progress import Progress, null
 from scribestore.store import loose as codec
+from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.chunks import (
     CHUNK_THRESHOLD,
     BufferWindows,
-    ChunkedStream,
     ChunkWrite,
     FileWindows,
     RecipeEntry,

@@ -1,0 +1,295 @@
+"""Reading chunked objects: the decoded chunks of a recipe, in order or from any offset.
+
+See docs/FORMAT.md section 3.5. Adjacent blobs of one pack are fetched with
+one ranged read, decoded, and every chunk is checked against its digest in
+the recipe before a byte of it is returned; the caller hashes the
+reassembled content when it reads it from the start.
+
+Reads are sized to what the consumer asks for until it has read
+:data:`STREAM_AFTER` bytes in order; from then on runs are fetched and
+decoded a few ahead of it, on threads. A read at an offset therefore fetches
+only the chunks that cover it, and a whole load streams at full speed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import queue
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import blake3
+
+from scribestore.exception import CorruptPackError, UnsupportedFormatError
+from scribestore.store.blobcodec import decode_run
+from scribestore.store.hashing import hash_chunk
+from scribestore.store.layout import pack_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterator
+
+    from scribestore.storage import Storage
+    from scribestore.store.chunks import RecipeEntry
+    from scribestore.store.packs import ChunkLocation, PackIndex
+
+__all__ = ["READERS", "READ_AHEAD", "STREAM_AFTER", "ChunkedStream"]
+
+# Largest ranged read when fetching adjacent blobs of one pack.
+_MAX_RUN = 4 << 20
+#: Decoded runs (of at most 4 MiB of blobs) read ahead of a streaming consumer.
+READ_AHEAD = 3
+READERS = 2
+#: Bytes read in order (from the start or from the last seek) before reading ahead.
+STREAM_AFTER = 1 << 20
+
+#: A run of recipe entries whose blobs follow each other in one pack:
+#: (index of its first entry, first location, blob bytes, (size, location) per chunk).
+Run = tuple[int, "ChunkLocation", int, list[tuple[int, "ChunkLocation"]]]
+#: A decoded run: (its buffer, the decoded bytes, index of its first entry).
+Block = tuple[bytearray, memoryview, int]
+
+
+def _check_size(entry: RecipeEntry, location: ChunkLocation) -> None:
+    if location.size != entry[1]:
+        raise ValueError(
+            f"chunk {entry[0].hex()} is {entry[1]} bytes in the recipe but {location.size} "
+            f"in the index of pack {location.pack}"
+        )
+
+
+class ChunkedStream:
+    """``read(n)`` and ``seek(pos)`` over the decoded chunks of a recipe.
+
+    Every chunk is checked against its recipe digest before its bytes are
+    returned; the whole content is not (the caller hashes it). Runs of
+    chunks are decoded into a few recycled buffers, so a view that
+    :meth:`read` returns is valid only until the next call.
+    """
+
+    def __init__(self, storage: Storage, index: PackIndex, recipe: list[RecipeEntry]) -> None:
+        self._storage = storage
+        self._index = index
+        self._recipe = recipe
+        self._starts = list(itertools.accumulate((s for _, s in recipe), initial=0))
+        #: The content's size: the sum of the recipe's chunk sizes.
+        self.size = self._starts[-1]
+        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._blocks: Generator[Block, None, None] | None = None
+        self._current: bytearray | None = None
+        self._buffer = memoryview(b"")
+        self._pos = 0  # offset of the next byte read returns
+        self._since = 0  # where the current in-order reading began
+
+    def _locate(self, digest: bytes) -> ChunkLocation:
+        location = self._index.get(digest)
+        if location is None:
+            self._index.refresh()
+            location = self._index.get(digest)
+        if location is None and self._index.newer:
+            newer = next(iter(self._index.newer.values()))
+            raise UnsupportedFormatError(
+                f"chunk {digest.hex()} is in no pack this scribestore reads; {newer}"
+            )
+        if location is None and self._index.damaged:
+            damaged = ", ".join(sorted(self._index.damaged))
+            raise ValueError(
+                f"chunk {digest.hex()} is in no readable pack; the indexes of packs "
+                f"{damaged} are damaged and may hold it"
+            )
+        if location is None:
+            raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
+        return location
+
+    def _runs(self, first: int = 0, stop: int | None = None) -> Iterator[Run]:
+        """Groups of the entries ``first`` to ``stop`` whose blobs follow each other in one pack.
+
+        A group holds at most 4 MiB of blobs and of decoded chunks, unless a
+        single chunk is larger.
+        """
+        stop = len(self._recipe) if stop is None else stop
+        i = first
+        while i < stop:
+            head = self._locate(self._recipe[i][0])
+            _check_size(self._recipe[i], head)
+            run = [(self._recipe[i][1], head)]
+            end = head.offset + head.length
+            decoded = self._recipe[i][1]
+            while i + len(run) < stop:
+                digest, size = self._recipe[i + len(run)]
+                loc = self._locate(digest)
+                _check_size((digest, size), loc)
+                if loc.pack != head.pack or loc.offset != end:
+                    break
+                if end + loc.length - head.offset > _MAX_RUN or decoded + size > _MAX_RUN:
+                    break
+                run.append((size, loc))
+                end = loc.offset + loc.length
+                decoded += size
+            yield i, head, end - head.offset, run
+            i += len(run)
+
+    def _fetch(
+        self, start: int, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
+    ) -> tuple[bytearray, memoryview]:
+        """Read one run of blobs with a single ranged read, decode and verify them.
+
+        Raises:
+            CorruptPackError: the pack is short, or a chunk does not hash to
+                its name in the recipe.
+            ValueError: a blob does not decode.
+        """
+        return self._decode(start, first, self._read_run(first, length), run)
+
+    def _read_run(self, first: ChunkLocation, length: int) -> memoryview:
+        data = self._storage.read_view(pack_path(first.pack), first.offset, length)
+        if len(data) != length:
+            raise CorruptPackError(f"pack {first.pack} is shorter than its index says")
+        return memoryview(data)
+
+    def _decode(
+        self,
+        start: int,
+        first: ChunkLocation,
+        data: memoryview,
+        run: list[tuple[int, ChunkLocation]],
+    ) -> tuple[bytearray, memoryview]:
+        """Decode one run read by :meth:`_read_run` and check every chunk against the recipe."""
+        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
+        total = sum(size for size, _ in run)
+        try:
+            buf = self._spare.get_nowait()
+        except queue.Empty:
+            buf = bytearray(_MAX_RUN)
+        if len(buf) < total:
+            buf = bytearray(total)
+        out = memoryview(buf)[:total]
+        decode_run(data, spans, out)
+        at = 0
+        for j, (size, loc) in enumerate(run):
+            # Every chunk is checked before the reader sees a byte of it.
+            if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
+                raise CorruptPackError(
+                    f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
+                    f"{loc.offset}) does not hash to its name"
+                )
+            at += size
+        return buf, out
+
+    def copy_into(
+        self,
+        add: Callable[[bytes, memoryview, int], object],
+        have: Callable[[bytes], bool],
+        advance: Callable[[int], object],
+    ) -> str:
+        """Pass the stored blob of every chunk that ``have`` lacks to ``add``, verified.
+
+        Every chunk is decoded and checked against its digest before its
+        blob is passed on as ``add(digest, blob, size)``, and the whole
+        content is hashed once; blobs are passed as stored, never re-encoded,
+        and nothing is chunked again. ``advance`` gets the content bytes
+        checked.
+
+        Returns:
+            The BLAKE3 of the whole content: the caller compares it with the
+            object's name before publishing a recipe.
+
+        Raises:
+            CorruptPackError, ValueError: a pack is short or a chunk is damaged.
+            FileNotFoundError: a chunk is in no pack.
+            UnsupportedFormatError: a chunk is in a pack of a newer format.
+        """
+        whole = blake3.blake3()
+        added: set[bytes] = set()
+        for start, first, length, run in self._runs():
+            data = self._read_run(first, length)
+            buf, out = self._decode(start, first, data, run)
+            whole.update(out)
+            for j, (size, loc) in enumerate(run):
+                digest = self._recipe[start + j][0]
+                if digest not in added and not have(digest):
+                    at = loc.offset - first.offset
+                    add(digest, data[at : at + loc.length], size)
+                    added.add(digest)
+            self._spare.put(buf)
+            advance(len(out))
+        return str(whole.hexdigest())
+
+    def _decoded(self, first: int, stop: int) -> Generator[Block, None, None]:
+        # Reads and decodes run on threads, a few runs ahead of the consumer,
+        # which hashes what it gets in order; decoding mostly runs without the
+        # GIL, so all proceed at once.
+        pool = ThreadPoolExecutor(READERS, thread_name_prefix="scribestore-read")
+        pending: deque[tuple[int, Future[tuple[bytearray, memoryview]]]] = deque()
+        try:
+            for start, head, length, run in self._runs(first, stop):
+                pending.append((start, pool.submit(self._fetch, start, head, length, run)))
+                while len(pending) > READ_AHEAD:
+                    start, job = pending.popleft()
+                    yield (*job.result(), start)
+            while pending:
+                start, job = pending.popleft()
+                yield (*job.result(), start)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _span(self, n: int) -> tuple[int, int]:
+        """The entries to fetch for a read of ``n`` bytes at the current offset."""
+        first = bisect.bisect_right(self._starts, self._pos) - 1
+        if self._pos - self._since >= STREAM_AFTER:
+            return first, len(self._recipe)
+        return first, max(first + 1, bisect.bisect_left(self._starts, self._pos + n))
+
+    def read(self, n: int) -> bytes | memoryview:
+        """Up to ``n`` (> 0) bytes from the current offset; b"" at the end.
+
+        Returns a view into the current decoded run, valid until the next call.
+        """
+        while not self._buffer:
+            self._release()
+            if self._pos >= self.size:
+                return b""
+            if self._blocks is None:
+                self._blocks = self._decoded(*self._span(n))
+            block = next(self._blocks, None)
+            if block is None:
+                self._blocks = None
+                continue
+            self._current, out, entry = block
+            self._buffer = out[self._pos - self._starts[entry] :]
+        out = self._buffer[:n]
+        self._buffer = self._buffer[len(out) :]
+        self._pos += len(out)
+        return out
+
+    def tell(self) -> int:
+        """The offset of the next byte :meth:`read` returns."""
+        return self._pos
+
+    def seek(self, pos: int) -> None:
+        """Read from offset ``pos`` next (clamped to the size); nothing is fetched yet."""
+        pos = max(0, min(pos, self.size))
+        ahead = pos - self._pos
+        if 0 <= ahead <= len(self._buffer):
+            self._buffer = self._buffer[ahead:]  # within the decoded run
+            self._pos = pos
+            return
+        self._stop()
+        self._pos = self._since = pos
+
+    def _release(self) -> None:
+        if self._current is not None:
+            self._spare.put(self._current)  # the caller is done with it
+            self._current = None
+
+    def _stop(self) -> None:
+        if self._blocks is not None:
+            self._blocks.close()
+            self._blocks = None
+        self._buffer = memoryview(b"")
+        self._release()
+
+    def close(self) -> None:
+        """Stop reading ahead: cancel queued runs and wait for the reader threads."""
+        self._stop()
