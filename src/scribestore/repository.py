@@ -151,6 +151,11 @@ class Repository(ManifestFile):
                 for number, pending in enumerate(self._pending_of(name), start=first):
                     pending.version = number
 
+    def saved_versions(self) -> dict[str, tuple[ArtifactVersion, ...]]:
+        """The saved versions of each artifact, as last read or saved (a copy)."""
+        with self._lock:
+            return {name: tuple(vs) for name, vs in self._committed.items()}
+
     def _prune_objects(self) -> None:
         if len(self._cache):  # most repositories never make an object
             self._cache.prune({(name, e.created_at) for name, e in self._entries()})

@@ -4,7 +4,7 @@ Layers, top to bottom (a module may import its own layer and those below):
 
 - tools: ``cli``, ``migrate``, ``demo``
 - API: the lazyscribe-named modules (``repository``, ``project``,
-  ``experiment``, ``test``, ``release``, ``registry``, ``linked``, ``_utils``) and the
+  ``experiment``, ``test``, ``release``, ``registry``, ``linked``, ``sync``, ``_utils``) and the
   package root
 - ``core``: what Repository and Project share (manifest files, stored values)
 - ``artifacts``: the handler API and the built-in handlers
@@ -38,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "registry",
             "_utils",
             "linked",
+            "sync",
         }
     ),
     frozenset({"core"}),

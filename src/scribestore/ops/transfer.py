@@ -8,6 +8,7 @@ with nothing spooled, re-chunked or re-encoded.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -19,7 +20,10 @@ if TYPE_CHECKING:
 
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["TransferReport", "transfer"]
+__all__ = ["WORKERS", "TransferReport", "transfer"]
+
+#: Objects copied at once.
+WORKERS = 4
 
 
 class TransferReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,12 +46,14 @@ def transfer(
     digests: Iterable[str],
     *,
     progress: Progress = null,
+    workers: int = WORKERS,
 ) -> TransferReport:
     """Copy every object of ``digests`` that ``target`` lacks from ``source``.
 
-    Each distinct digest is handled once; when both stores are the same
-    location nothing is read. ``progress`` is started once with no total and
-    advanced by the content bytes checked.
+    Each distinct digest is handled once, up to ``workers`` at a time (on
+    object storage each request waits mostly on the network); when both
+    stores are the same location nothing is read. ``progress`` is started
+    once with no total and advanced by the content bytes checked.
 
     Raises:
         InvalidDigestError, ObjectNotFoundError, IntegrityError: a source
@@ -58,17 +64,16 @@ def transfer(
     wanted = list(dict.fromkeys(digests))
     if source.same_location(target):
         return TransferReport(copied=(), present=len(wanted), bytes_copied=0)
-    copied: list[str] = []
-    moved = 0
     progress.start(None, f"copying to {target.url}")
+    part = PartOf(progress)
     try:
-        for digest in wanted:
-            size = source.copy_to(target, digest, progress=PartOf(progress))
-            if size is not None:
-                copied.append(digest)
-                moved += size
+        with target.writing(), ThreadPoolExecutor(max(1, workers)) as pool:
+            sizes = list(pool.map(lambda d: source.copy_to(target, d, progress=part), wanted))
     finally:
         progress.close()
+    copied = [d for d, size in zip(wanted, sizes, strict=True) if size is not None]
     return TransferReport(
-        copied=tuple(copied), present=len(wanted) - len(copied), bytes_copied=moved
+        copied=tuple(copied),
+        present=len(wanted) - len(copied),
+        bytes_copied=sum(size for size in sizes if size is not None),
     )

@@ -232,6 +232,7 @@ class PackIndex:
         #: Packs whose index is of a newer format than this reader knows.
         self.newer: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
 
     def refresh(self) -> None:
         """Load the indexes of packs published since the last refresh.
@@ -243,6 +244,10 @@ class PackIndex:
         Raises:
             OSError: the pack directory or an index could not be read.
         """
+        with self._refreshing:  # threads copying into one store share its index
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             names = list(self._storage.list(PACK_DIR))
         except FileNotFoundError:

@@ -1,0 +1,176 @@
+"""push and pull: copy artifact versions, and exactly the bytes they lack, between stores.
+
+A version's identity across stores is its name, creation time and hash. A
+copy takes the versions asked for that the destination does not hold, copies
+the objects and chunks its store lacks (verified, several at once), then
+queues the versions with their origin's creation time, handler, file name,
+parameters, environment and expiry and saves the destination: the manifest
+is merged as any concurrent save merges it, so the destination numbers the
+copied versions after the versions it holds. Running the same copy again
+finds nothing to do and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from scribestore.exception import InvalidVersionError, ModeError, ReadOnlyError
+from scribestore.ops.transfer import transfer
+from scribestore.progress import Progress, null
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scribestore.manifest.schema import ArtifactVersion
+    from scribestore.repository import Repository
+
+__all__ = ["SyncReport", "copy_versions", "parse_selection", "pull", "push"]
+
+
+class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a push or pull did.
+
+    Attributes:
+        copied: ``(name, source version)`` of each version added to the destination.
+        present: versions asked for that the destination already held.
+        objects_copied: objects whose bytes were copied (the rest were there).
+        bytes_copied: content bytes of the copied objects.
+    """
+
+    copied: tuple[tuple[str, int], ...]
+    present: int
+    objects_copied: int
+    bytes_copied: int
+
+
+def parse_selection(text: str) -> tuple[str, int | None]:
+    """``"NAME"`` or ``"NAME@VERSION"`` (a version number) as (name, version or None).
+
+    Raises:
+        InvalidVersionError: the part after the last ``@`` is not a version number.
+    """
+    name, sep, number = text.rpartition("@")
+    if not sep:
+        return text, None
+    if not number.isdigit():
+        raise InvalidVersionError(
+            f"invalid selection {text!r}: give NAME or NAME@VERSION with a version number"
+        )
+    return name, int(number)
+
+
+def _selected(
+    source: Repository, selection: Iterable[str | tuple[str, int | None]]
+) -> list[tuple[str, ArtifactVersion]]:
+    """The source versions a selection names: all of them when it is empty."""
+    saved = source.saved_versions()
+    picks = [parse_selection(s) if isinstance(s, str) else s for s in selection]
+    if not picks:
+        return [(name, v) for name, versions in saved.items() for v in versions]
+    chosen: dict[tuple[str, int], ArtifactVersion] = {}
+    for name, number in picks:
+        if number is None:
+            source.get_artifact_metadata(name, 0, "exact")  # raises if there is no such artifact
+            for v in saved[name]:
+                chosen[(name, v.version)] = v
+        else:
+            source.get_artifact_metadata(name, number, "exact")  # raises if there is none
+            chosen[(name, number)] = saved[name][number]
+    return [(name, v) for (name, _), v in chosen.items()]
+
+
+def copy_versions(
+    source: Repository,
+    destination: Repository,
+    selection: Iterable[str | tuple[str, int | None]] = (),
+    *,
+    progress: Progress = null,
+) -> SyncReport:
+    """Copy the selected saved versions of ``source`` that ``destination`` lacks.
+
+    ``selection`` holds ``"NAME"`` (every version of it), ``"NAME@VERSION"``
+    or ``(name, version)``; empty means every version. The destination is
+    re-read first and saved at the end (with anything else it has queued).
+    ``progress`` follows the content bytes checked while copying.
+
+    Raises:
+        ReadOnlyError: ``destination`` is open in mode ``"r"``.
+        ModeError: ``destination`` is open in mode ``"w"``, whose save would
+            drop the versions it holds.
+        ArtifactNotFoundError, VersionNotFoundError, InvalidVersionError: the
+            selection names no saved version of ``source``; nothing is copied.
+        IntegrityError, ObjectNotFoundError: a source object is damaged or
+            missing; the destination's manifest is unchanged.
+        SaveError, StorageError: copying or saving failed; the manifest is unchanged.
+    """
+    if destination.mode == "r":
+        raise ReadOnlyError(f"cannot copy versions into {destination.url}: it is read-only")
+    if destination.mode == "w":
+        raise ModeError(
+            f"cannot copy versions into {destination.url} open in mode 'w': its save would "
+            "drop the versions it holds; open it in mode 'a'"
+        )
+    wanted = _selected(source, selection)
+    destination.load()
+    held = {(n, v.created_at, v.hash) for n, vs in destination.saved_versions().items() for v in vs}
+    missing = [(n, v) for n, v in wanted if (n, v.created_at, v.hash) not in held]
+    if not missing:
+        return SyncReport(copied=(), present=len(wanted), objects_copied=0, bytes_copied=0)
+    missing.sort(key=lambda nv: (nv[1].created_at, nv[0]))
+    # One lease from the first copied byte to the commit: gc cannot take
+    # the copied objects while nothing references them yet.
+    with destination.objects.writing():
+        report = transfer(
+            source.objects, destination.objects, [v.hash for _, v in missing], progress=progress
+        )
+        queued = [_queue(destination, name, v) for name, v in missing]
+        try:
+            destination.save()
+        except BaseException:
+            for name, number in reversed(queued):
+                destination.discard_queued(name, number)
+            raise
+    return SyncReport(
+        copied=tuple((name, v.version) for name, v in missing),
+        present=len(wanted) - len(missing),
+        objects_copied=len(report.copied),
+        bytes_copied=report.bytes_copied,
+    )
+
+
+def _queue(destination: Repository, name: str, v: ArtifactVersion) -> tuple[str, int]:
+    pending = destination.queue_version(
+        name,
+        handler=v.handler,
+        created_at=v.created_at,
+        fname=v.fname,
+        stored=(v.hash, v.size),
+        params=v.params,
+        environment=v.environment,
+        expiry=v.expiry,
+    )
+    return name, pending.version
+
+
+def push(
+    local: Repository,
+    remote: Repository,
+    selection: Iterable[str | tuple[str, int | None]] = (),
+    *,
+    progress: Progress = null,
+) -> SyncReport:
+    """Copy versions from ``local`` to ``remote``: :func:`copy_versions` (local, remote)."""
+    return copy_versions(local, remote, selection, progress=progress)
+
+
+def pull(
+    local: Repository,
+    remote: Repository,
+    selection: Iterable[str | tuple[str, int | None]] = (),
+    *,
+    progress: Progress = null,
+) -> SyncReport:
+    """Copy versions from ``remote`` into ``local``: :func:`copy_versions` (remote, local)."""
+    return copy_versions(remote, local, selection, progress=progress)
