@@ -18,6 +18,10 @@ from support.locations import BACKENDS, S3_BUCKET, Location, make_location
 from support.s3server import S3Server
 from support.seaweed import SeaweedCluster
 
+# Tests of remote behaviour read the remote itself; the cache tests give
+# their stores a cache of their own (tests/store/test_cache.py).
+os.environ["SCRIBESTORE_CACHE"] = "off"
+
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server | SeaweedCluster]:

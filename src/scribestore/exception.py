@@ -18,6 +18,7 @@ __all__ = [
     "ArtifactLogError",
     "ArtifactNotFoundError",
     "BinaryArtifactError",
+    "ConfigurationError",
     "ContentChangedError",
     "CorruptManifestError",
     "CorruptObjectError",
@@ -224,6 +225,10 @@ class InvalidNameError(ScribeStoreError, ValueError):
 
 class InvalidVersionError(ScribeStoreError, ValueError):
     """A version that is neither an int, a datetime, nor an ISO timestamp string."""
+
+
+class ConfigurationError(ScribeStoreError, ValueError):
+    """An environment variable that configures scribestore has a value it cannot use."""
 
 
 class UnknownHandlerError(ScribeStoreError, ValueError):

@@ -1,12 +1,12 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
 Commands: log, ls, history, show, get, cat, diff, promote, push, pull, verify, fsck, du,
-gc and import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
+gc, cache and import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
 
-from scribestore.cli import artifacts, maintenance, sync  # noqa: F401  (register the commands)
+from scribestore.cli import artifacts, cache, maintenance, sync  # noqa: F401  (register the commands)
 from scribestore.cli.app import EXIT_CODES, cli, exit_code_for, main
 
 __all__ = ["EXIT_CODES", "cli", "exit_code_for", "main"]

@@ -200,7 +200,7 @@ def check_object(store: ObjectStore, digest: str, *, progress: Progress = null) 
     """
     buffer = bytearray(BLOCK_SIZE)
     try:
-        with store.open(digest) as reader:
+        with store.open(digest, cached=False) as reader:
             size = reader.size
             while n := reader.readinto(buffer):
                 progress.advance(n)

@@ -8,7 +8,7 @@ so a bug above can never make a backend touch a file outside its root.
 from __future__ import annotations
 
 import abc
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import datetime
@@ -54,6 +54,8 @@ class Storage(abc.ABC):
 
     #: Canonical URL of the root (a plain absolute path for local disk).
     url: str
+    #: Whether reads cross a network, so a local cache in front of them pays.
+    remote: ClassVar[bool] = False
 
     @abc.abstractmethod
     def read_bytes(self, path: str) -> bytes:

@@ -66,6 +66,7 @@ class FsspecStorage(Storage):
     #: Whether ``fs`` is wrapped so its methods raise only OSErrors (backends
     #: that translate their client's errors themselves say False).
     guard_errors: ClassVar[bool] = True
+    remote: ClassVar[bool] = True
 
     def __init__(self, fs: Any, root: str, url: str) -> None:
         self.fs = _OSErrorsOnly(fs) if self.guard_errors else fs
@@ -193,6 +194,8 @@ class MemoryStorage(FsspecStorage):
     become visible as soon as they are opened for writing, so this backend
     assembles a file completely before publishing it and reads by copy.
     """
+
+    remote: ClassVar[bool] = False
 
     def open_read(self, path: str) -> IO[bytes]:
         return io.BytesIO(self.read_bytes(path))

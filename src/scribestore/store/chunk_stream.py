@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
 
     from scribestore.storage import Storage
+    from scribestore.store.cache import ChunkCache
     from scribestore.store.chunks import RecipeEntry
     from scribestore.store.packs import ChunkLocation, PackIndex
 
@@ -46,7 +47,8 @@ STREAM_AFTER = 1 << 20
 
 #: A run of recipe entries whose blobs follow each other in one pack:
 #: (index of its first entry, first location, blob bytes, (size, location) per chunk).
-Run = tuple[int, "ChunkLocation", int, list[tuple[int, "ChunkLocation"]]]
+#: A chunk in the local cache is a run of its own with no location.
+Run = tuple[int, "ChunkLocation | None", int, list[tuple[int, "ChunkLocation | None"]]]
 #: A decoded run: (its buffer, the decoded bytes, index of its first entry).
 Block = tuple[bytearray, memoryview, int]
 
@@ -68,8 +70,16 @@ class ChunkedStream:
     :meth:`read` returns is valid only until the next call.
     """
 
-    def __init__(self, storage: Storage, index: PackIndex, recipe: list[RecipeEntry]) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        index: PackIndex,
+        recipe: list[RecipeEntry],
+        *,
+        cache: ChunkCache | None = None,
+    ) -> None:
         self._storage = storage
+        self._cache = cache
         self._index = index
         self._recipe = recipe
         self._starts = list(itertools.accumulate((s for _, s in recipe), initial=0))
@@ -102,22 +112,32 @@ class ChunkedStream:
             raise FileNotFoundError(f"chunk {digest.hex()} is in no pack")
         return location
 
-    def _runs(self, first: int = 0, stop: int | None = None) -> Iterator[Run]:
+    def _runs(
+        self, first: int = 0, stop: int | None = None, *, cached: bool = True
+    ) -> Iterator[Run]:
         """Groups of the entries ``first`` to ``stop`` whose blobs follow each other in one pack.
 
         A group holds at most 4 MiB of blobs and of decoded chunks, unless a
-        single chunk is larger.
+        single chunk is larger. With ``cached``, a chunk the cache holds is a
+        group of its own, without a location.
         """
+        cache = self._cache if cached else None
         stop = len(self._recipe) if stop is None else stop
         i = first
         while i < stop:
+            if cache is not None and cache.has(self._recipe[i][0]):
+                yield i, None, 0, [(self._recipe[i][1], None)]
+                i += 1
+                continue
             head = self._locate(self._recipe[i][0])
             _check_size(self._recipe[i], head)
-            run = [(self._recipe[i][1], head)]
+            run: list[tuple[int, ChunkLocation | None]] = [(self._recipe[i][1], head)]
             end = head.offset + head.length
             decoded = self._recipe[i][1]
             while i + len(run) < stop:
                 digest, size = self._recipe[i + len(run)]
+                if cache is not None and cache.has(digest):
+                    break
                 loc = self._locate(digest)
                 _check_size((digest, size), loc)
                 if loc.pack != head.pack or loc.offset != end:
@@ -131,16 +151,50 @@ class ChunkedStream:
             i += len(run)
 
     def _fetch(
-        self, start: int, first: ChunkLocation, length: int, run: list[tuple[int, ChunkLocation]]
+        self,
+        start: int,
+        first: ChunkLocation | None,
+        length: int,
+        run: list[tuple[int, ChunkLocation | None]],
     ) -> tuple[bytearray, memoryview]:
-        """Read one run of blobs with a single ranged read, decode and verify them.
+        """Read one run of blobs with a single ranged read, decode and verify them
+        (or one chunk from the cache); chunks read from packs go to the cache.
 
         Raises:
             CorruptPackError: the pack is short, or a chunk does not hash to
                 its name in the recipe.
             ValueError: a blob does not decode.
         """
-        return self._decode(start, first, self._read_run(first, length), run)
+        if first is None:
+            return self._from_cache(start)
+        buf, out = self._decode(start, first, self._read_run(first, length), run)
+        if self._cache is not None:
+            at = 0
+            for j, (size, _) in enumerate(run):
+                self._cache.put(self._recipe[start + j][0], out[at : at + size])
+                at += size
+        return buf, out
+
+    def _from_cache(self, entry: int) -> tuple[bytearray, memoryview]:
+        """Chunk ``entry`` from the cache (checked there), else from its pack."""
+        digest, size = self._recipe[entry]
+        assert self._cache is not None
+        data = self._cache.get(digest)
+        if data is None or len(data) != size:  # evicted or damaged meanwhile
+            loc = self._locate(digest)
+            _check_size(self._recipe[entry], loc)
+            return self._fetch(entry, loc, loc.length, [(size, loc)])
+        buf = self._buffer_for(size)
+        out = memoryview(buf)[:size]
+        out[:] = data
+        return buf, out
+
+    def _buffer_for(self, total: int) -> bytearray:
+        try:
+            buf = self._spare.get_nowait()
+        except queue.Empty:
+            buf = bytearray(_MAX_RUN)
+        return buf if len(buf) >= total else bytearray(total)
 
     def _read_run(self, first: ChunkLocation, length: int) -> memoryview:
         data = self._storage.read_view(pack_path(first.pack), first.offset, length)
@@ -153,26 +207,21 @@ class ChunkedStream:
         start: int,
         first: ChunkLocation,
         data: memoryview,
-        run: list[tuple[int, ChunkLocation]],
+        run: list[tuple[int, ChunkLocation | None]],
     ) -> tuple[bytearray, memoryview]:
         """Decode one run read by :meth:`_read_run` and check every chunk against the recipe."""
-        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run]
+        spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run if loc]
         total = sum(size for size, _ in run)
-        try:
-            buf = self._spare.get_nowait()
-        except queue.Empty:
-            buf = bytearray(_MAX_RUN)
-        if len(buf) < total:
-            buf = bytearray(total)
+        buf = self._buffer_for(total)
         out = memoryview(buf)[:total]
         decode_run(data, spans, out)
         at = 0
         for j, (size, loc) in enumerate(run):
             # Every chunk is checked before the reader sees a byte of it.
             if hash_chunk(out[at : at + size]) != self._recipe[start + j][0]:
+                where = f"pack {loc.pack}, offset {loc.offset}" if loc else "cache"
                 raise CorruptPackError(
-                    f"chunk {self._recipe[start + j][0].hex()} (pack {loc.pack}, offset "
-                    f"{loc.offset}) does not hash to its name"
+                    f"chunk {self._recipe[start + j][0].hex()} ({where}) does not hash to its name"
                 )
             at += size
         return buf, out
@@ -202,13 +251,14 @@ class ChunkedStream:
         """
         whole = blake3.blake3()
         added: set[bytes] = set()
-        for start, first, length, run in self._runs():
+        for start, first, length, run in self._runs(cached=False):
+            assert first is not None
             data = self._read_run(first, length)
             buf, out = self._decode(start, first, data, run)
             whole.update(out)
             for j, (size, loc) in enumerate(run):
                 digest = self._recipe[start + j][0]
-                if digest not in added and not have(digest):
+                if loc is not None and digest not in added and not have(digest):
                     at = loc.offset - first.offset
                     add(digest, data[at : at + loc.length], size)
                     added.add(digest)

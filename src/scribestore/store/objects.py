@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import os
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -30,6 +31,7 @@ from scribestore.storage import (
     open_storage,
 )
 from scribestore.store import loose as codec
+from scribestore.store.cache import ChunkCache, default_cache
 from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.chunks import (
     RecipeEntry,
@@ -81,6 +83,10 @@ class ObjectStore(ObjectWriter):
         root: directory path or fsspec URL (``memory://…``, ``s3://bucket/prefix``).
         lease_policy: timings of the leases that keep gc and writers apart
             (docs/FORMAT.md section 7.1); the defaults suit most stores.
+        cache: the local cache loads read through: True (default) for the
+            one the environment configures when the store is remote (see
+            :mod:`scribestore.store.cache`), False for none, or a
+            :class:`~scribestore.store.cache.ChunkCache` to use for any store.
         **storage_options: passed to fsspec (e.g. ``endpoint_url`` for S3).
             For local paths only ``fsync`` (default True) and ``lock_timeout``
             (seconds a manifest update waits for another process, default 120).
@@ -91,22 +97,41 @@ class ObjectStore(ObjectWriter):
         root: str | os.PathLike[str],
         *,
         lease_policy: LeasePolicy | None = None,
+        cache: ChunkCache | bool = True,
         **storage_options: Any,
     ) -> None:
         self._root = os.fspath(root)
         self._options = dict(storage_options)
         self._storage = open_storage(root, **storage_options)
+        self._cache_choice = cache
+        if isinstance(cache, ChunkCache):
+            self._cache: ChunkCache | None = cache
+        else:
+            self._cache = default_cache() if cache and self._storage.remote else None
         self._leases = Leases(self._storage, lease_policy)
         self._index: PackIndex | None = None
         self._fresh_lease: Lease | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self._root, "options": self._options, "policy": self._leases.policy}
+        return {
+            "root": self._root,
+            "options": self._options,
+            "policy": self._leases.policy,
+            "cache": self._cache_choice,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
-            state["root"], lease_policy=state["policy"], **state["options"]
+            state["root"],
+            lease_policy=state["policy"],
+            cache=state.get("cache", True),
+            **state["options"],
         )
+
+    @property
+    def cache(self) -> ChunkCache | None:
+        """The local cache loads read through, if any."""
+        return self._cache
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Lease]:
@@ -212,12 +237,16 @@ class ObjectStore(ObjectWriter):
         size: int | None = None,
         artifact: str | None = None,
         version: int | None = None,
+        cached: bool = True,
     ) -> ObjectReader:
         """A stream of the content of ``digest``, verified before any byte is returned.
 
         Loose objects are verified whole on the first read; chunked ones
         chunk by chunk, and the whole content again at the end. ``size``,
-        ``artifact`` and ``version`` as for :meth:`get`.
+        ``artifact`` and ``version`` as for :meth:`get`. With ``cached``
+        (and a :attr:`cache`), the object's file and chunks are read from the
+        cache when it holds them and kept there when read from the store;
+        ``cached=False`` reads the store only (what verify does).
 
         Raises:
             InvalidDigestError, ObjectNotFoundError: as :meth:`get`.
@@ -225,10 +254,19 @@ class ObjectStore(ObjectWriter):
                 bytes that do not match their digest.
         """
         path = object_path(digest)
-        raw = self._object_io(lambda: self._storage.open_read(path), digest)
+        cache = self._cache if cached else None
+        held = cache.get_file(bytes.fromhex(digest)) if cache is not None else None
+        raw: IO[bytes]
+        if held is not None:
+            raw = io.BytesIO(held)
+        else:
+            raw = self._object_io(lambda: self._storage.open_read(path), digest)
         try:
-            header, chunks = self._object_io(
-                lambda: self._open_parts(raw, digest, path, size, artifact, version), digest
+            header, chunks, raw = self._object_io(
+                lambda: self._open_parts(
+                    raw, digest, path, size, artifact, version, cache, fresh=held is None
+                ),
+                digest,
             )
         except BaseException:
             raw.close()
@@ -245,9 +283,18 @@ class ObjectStore(ObjectWriter):
         size: int | None,
         artifact: str | None,
         version: int | None,
-    ) -> tuple[codec.ObjectHeader, ChunkedStream | None]:
-        """The header of an opened object and, if it is chunked, its chunk stream."""
-        header = codec.decode_header(raw.read(codec.HEADER_SIZE), digest=digest, path=path)
+        cache: ChunkCache | None,
+        *,
+        fresh: bool,
+    ) -> tuple[codec.ObjectHeader, ChunkedStream | None, IO[bytes]]:
+        """The header of an opened object, its chunk stream if it is chunked,
+        and the stream to read a loose object's payload from.
+
+        A small object's file and a recipe go to ``cache`` when they were
+        read from the store (``fresh``: ``raw`` is not a cached copy).
+        """
+        head = raw.read(codec.HEADER_SIZE)
+        header = codec.decode_header(head, digest=digest, path=path)
         if size is not None and header.size != size:
             raise IntegrityError(
                 digest,
@@ -257,10 +304,20 @@ class ObjectStore(ObjectWriter):
                 version=version,
                 detail=f"the object header says {header.size} bytes, the manifest {size}",
             )
+        keep = cache is not None and fresh
         if header.codec is not codec.Codec.CHUNKED:
-            return header, None
-        recipe = self._recipe(digest, raw.read(), header.size, path)
-        return header, ChunkedStream(self._storage, self._packs(), recipe)
+            if keep and header.size < codec.LOOSE_LIMIT and cache is not None:
+                rest = raw.read()
+                raw.close()
+                cache.put_file(bytes.fromhex(digest), head + rest)
+                raw = io.BytesIO(head + rest)
+                raw.seek(codec.HEADER_SIZE)
+            return header, None, raw
+        payload = raw.read()
+        recipe = self._recipe(digest, payload, header.size, path)
+        if keep and cache is not None:
+            cache.put_file(bytes.fromhex(digest), head + payload)
+        return header, ChunkedStream(self._storage, self._packs(), recipe, cache=cache), raw
 
     def _recipe(self, digest: str, payload: bytes, size: int, path: str) -> list[RecipeEntry]:
         try:
