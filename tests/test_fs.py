@@ -87,3 +87,40 @@ def test_a_remote_repository_is_read_through_its_options(shared_location: Locati
         repository_options=shared_location.options,
     ) as f:
         assert f.read() == b"remote bytes"
+
+
+def test_paths_that_are_artifact_names_and_footer_reads(tmp_path: Path) -> None:
+    manifest, array = make_store(tmp_path / "s")
+    repo = Repository(manifest, mode="a")
+    repo.log_artifact("notes@2", b"the artifact named notes@2", handler="bytes")
+    repo.log_artifact("me@host", b"an address", handler="bytes")
+    repo.save()
+    fs = ScribeStoreFileSystem(str(manifest))
+    assert fs.cat_file("notes@2") == b"the artifact named notes@2"
+    assert fs.cat_file("me@host") == b"an address"
+    assert fs.cat_file("notes@2@0") == b"the artifact named notes@2"
+    assert not fs.exists("other@host")  # not a name, not a version: missing, not an error
+    tail = array.tobytes()[-8:]
+    assert fs.cat_file("weights.npy", start=-8) == tail
+    with fs.open("weights.npy") as f:
+        assert f.size == fs.size("weights.npy")
+        f.seek(-8, 2)
+        assert f.read(8) == tail  # a parquet-style footer read
+
+
+def test_each_url_sees_the_versions_saved_since(tmp_path: Path) -> None:
+    manifest, _ = make_store(tmp_path / "s")
+    options = {"repository": str(manifest)}
+    with fsspec.open("scribestore://table.csv", "rb", **options) as f:
+        first = f.read()
+    repo = Repository(manifest, mode="a")
+    repo.log_artifact("table.csv", b"x,y\n", handler="bytes", fname="t.csv")
+    repo.save()
+    with fsspec.open("scribestore://table.csv", "rb", **options) as f:
+        assert f.read() == b"x,y\n" != first
+    fs = ScribeStoreFileSystem(str(manifest))
+    repo.log_artifact("table.csv", b"z\n", handler="bytes", fname="t.csv")
+    repo.save()
+    assert not fs.exists("table.csv@3")
+    fs.invalidate_cache()
+    assert fs.cat_file("table.csv@3") == b"z\n"

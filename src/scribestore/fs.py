@@ -1,9 +1,11 @@
 """``scribestore://``: an fsspec filesystem over a repository's artifacts, read-only.
 
 A path names an artifact and optionally a version: ``model`` (its latest
-unexpired version) or ``model@3``. Files are the verified, seekable streams
+unexpired version) or ``model@3``; a path that is itself an artifact's name
+(``notes@2`` may be one) names that artifact. Files are the verified, seekable streams
 of :meth:`~scribestore.Repository.open_artifact`: a read at an offset fetches
-only the chunks that cover it, and every byte returned was checked. So
+only the chunks that cover it, each checked against the digest the object's
+recipe names before a byte of it is returned. So
 pandas, pyarrow, safetensors loaders and torch read artifacts directly::
 
     import pandas as pd
@@ -17,15 +19,25 @@ Options: ``repository`` (the manifest's path or URL, required) and
 from __future__ import annotations
 
 import io
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsspec.spec import AbstractFileSystem
 
-from scribestore.exception import ArtifactNotFoundError, InvalidNameError, VersionNotFoundError
+from scribestore.exception import (
+    ArtifactNotFoundError,
+    InvalidNameError,
+    InvalidVersionError,
+    VersionNotFoundError,
+)
 from scribestore.repository import Repository
 from scribestore.sync import parse_selection
 
-__all__ = ["ScribeStoreFileSystem"]
+if TYPE_CHECKING:
+    from scribestore.store.reader import ObjectReader
+
+__all__ = ["ArtifactFile", "ScribeStoreFileSystem"]
+
+_MISSING = (ArtifactNotFoundError, VersionNotFoundError, InvalidNameError, InvalidVersionError)
 
 #: Bytes a file buffers ahead of the reader (the stream fetches whole chunks anyway).
 BUFFER = 1 << 20
@@ -44,6 +56,8 @@ class ScribeStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     protocol: ClassVar[str] = "scribestore"
     root_marker = ""
+    # A new instance for every URL opened, so "latest" is read afresh.
+    cachable = False
 
     def __init__(
         self,
@@ -68,10 +82,10 @@ class ScribeStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
         Raises:
             FileNotFoundError: no such artifact or version.
         """
-        name, version = parse_selection(self._strip_protocol(path))
+        name, version = self._parse(path)
         try:
             meta = self.repository.get_artifact_metadata(name, version)
-        except (ArtifactNotFoundError, VersionNotFoundError, InvalidNameError) as exc:
+        except _MISSING as exc:
             raise FileNotFoundError(str(exc)) from exc
         return {
             "name": f"{name}@{meta['version']}",
@@ -80,6 +94,25 @@ class ScribeStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
             "hash": meta["hash"],
             "created": meta["timestamp"],
         }
+
+    def _parse(self, path: str) -> tuple[str, int | None]:
+        """(name, version) of a path: the whole text when it names an artifact,
+        else ``NAME@VERSION``.
+
+        Raises:
+            FileNotFoundError: neither.
+        """
+        text = self._strip_protocol(path)
+        if text in self.repository:
+            return text, None
+        try:
+            return parse_selection(text)
+        except InvalidVersionError as exc:
+            raise FileNotFoundError(str(exc)) from exc
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Read the repository's manifest again: versions saved since become visible."""
+        self.repository.load()
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """The latest (``NAME``) or given (``NAME@VERSION``) version as an fsspec file entry.
@@ -115,7 +148,7 @@ class ScribeStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
         autocommit: bool = True,
         cache_options: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> io.BufferedReader:
+    ) -> ArtifactFile:
         """A buffered, seekable, verified reader of one version.
 
         Raises:
@@ -124,9 +157,22 @@ class ScribeStoreFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """
         if mode != "rb":
             raise PermissionError(f"scribestore:// is read-only; open {path!r} with mode 'rb'")
-        name, version = parse_selection(self._strip_protocol(path))
+        name, version = self._parse(path)
         try:
             stream = self.repository.open_artifact(name, version)
-        except (ArtifactNotFoundError, VersionNotFoundError, InvalidNameError) as exc:
+        except _MISSING as exc:
             raise FileNotFoundError(str(exc)) from exc
-        return io.BufferedReader(stream, buffer_size=block_size or BUFFER)
+        return ArtifactFile(stream, buffer_size=block_size or BUFFER)
+
+
+class ArtifactFile(io.BufferedReader):
+    """A buffered reader of one version that knows its size (fsspec's file protocol)."""
+
+    def __init__(self, raw: ObjectReader, *, buffer_size: int) -> None:
+        super().__init__(raw, buffer_size=buffer_size)
+        self._size = raw.size
+
+    @property
+    def size(self) -> int:
+        """The version's size in bytes."""
+        return self._size

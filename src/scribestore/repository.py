@@ -306,6 +306,7 @@ class Repository(ManifestFile):
                 environment=dict(environment or {}),
                 expiry=None if expiry is None else to_utc(expiry),
                 stored=stored,
+                copied=stored is not None,
             )
         )
 

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from scribestore.exception import InvalidVersionError, ModeError, ReadOnlyError
+from scribestore.exception import (
+    ArtifactNotFoundError,
+    InvalidVersionError,
+    ModeError,
+    ReadOnlyError,
+    VersionNotFoundError,
+)
 from scribestore.ops.transfer import transfer
 from scribestore.progress import Progress, null
 
@@ -48,6 +54,8 @@ class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
 def parse_selection(text: str) -> tuple[str, int | None]:
     """``"NAME"`` or ``"NAME@VERSION"`` (a version number) as (name, version or None).
 
+    A caller that knows the artifact names tries the whole text as a name first.
+
     Raises:
         InvalidVersionError: the part after the last ``@`` is not a version number.
     """
@@ -66,18 +74,31 @@ def _selected(
 ) -> list[tuple[str, ArtifactVersion]]:
     """The source versions a selection names: all of them when it is empty."""
     saved = source.saved_versions()
-    picks = [parse_selection(s) if isinstance(s, str) else s for s in selection]
+    picks = [
+        (s, None)
+        if isinstance(s, str) and s in saved
+        else parse_selection(s)
+        if isinstance(s, str)
+        else s
+        for s in selection
+    ]
     if not picks:
         return [(name, v) for name, versions in saved.items() for v in versions]
     chosen: dict[tuple[str, int], ArtifactVersion] = {}
     for name, number in picks:
-        if number is None:
-            source.get_artifact_metadata(name, 0, "exact")  # raises if there is no such artifact
-            for v in saved[name]:
-                chosen[(name, v.version)] = v
-        else:
-            source.get_artifact_metadata(name, number, "exact")  # raises if there is none
-            chosen[(name, number)] = saved[name][number]
+        if name not in saved:
+            raise ArtifactNotFoundError(
+                f"no saved artifact {name!r} in {source.url}; it has "
+                f"{', '.join(sorted(saved)) or 'none'}"
+            )
+        versions = [v for v in saved[name] if number is None or v.version == number]
+        if not versions:
+            raise VersionNotFoundError(
+                f"artifact {name!r} in {source.url} has no saved version {number}; it has "
+                f"versions 0 to {len(saved[name]) - 1}"
+            )
+        for v in versions:
+            chosen[(name, v.version)] = v
     return [(name, v) for (name, _), v in chosen.items()]
 
 
@@ -125,8 +146,10 @@ def copy_versions(
         report = transfer(
             source.objects, destination.objects, [v.hash for _, v in missing], progress=progress
         )
-        queued = [_queue(destination, name, v) for name, v in missing]
+        queued: list[tuple[str, int]] = []
         try:
+            for name, v in missing:
+                queued.append(_queue(destination, name, v))
             destination.save()
         except BaseException:
             for name, number in reversed(queued):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from scribestore import (
     ModeError,
     ReadOnlyError,
     Repository,
+    UnknownHandlerError,
     VersionNotFoundError,
 )
 from scribestore.store.layout import object_path
@@ -163,3 +166,65 @@ def test_cli_push_and_pull(shared_location: Location, tmp_path: Path) -> None:
     )
     missing = invoke("push", tmp_path / "none.json", remote, *options)
     assert missing.exit_code == 3
+
+
+def test_a_failure_while_queueing_leaves_nothing_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local, _, _ = working_store(tmp_path / "work")
+    remote = Repository(tmp_path / "remote" / "repository.json", mode="a")
+    real = Repository.queue_version
+    calls = []
+
+    def flaky(self: Repository, name: str, **kwargs: object) -> object:
+        calls.append(name)
+        if len(calls) == 3:
+            raise UnknownHandlerError("no handler 'plugin' here")
+        return real(self, name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Repository, "queue_version", flaky)
+    with pytest.raises(UnknownHandlerError):
+        push(local, remote)
+    monkeypatch.undo()
+    remote.save()  # nothing was left queued to be saved by accident
+    assert not (tmp_path / "remote" / "repository.json").exists() or not remote.saved_versions()
+
+
+def test_a_base_and_its_fine_tune_pushed_together_share_their_chunks(tmp_path: Path) -> None:
+    local, _, _ = working_store(tmp_path / "work")
+    remote = Repository(tmp_path / "remote" / "repository.json", mode="a")
+    push(local, remote, ["model"])
+    assert remote.objects.stats().stored_size <= local.objects.stats().stored_size * 1.05
+
+
+def test_concurrent_pushes_of_the_same_versions_add_them_once(tmp_path: Path) -> None:
+    local, _, _ = working_store(tmp_path / "work")
+    url = tmp_path / "remote" / "repository.json"
+    barrier = threading.Barrier(3)
+    real = Repository.save
+
+    def save_together(self: Repository, **kwargs: object) -> None:
+        barrier.wait(timeout=30)  # all three have decided what to copy
+        real(self, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Repository, "save", save_together)
+        with cf.ThreadPoolExecutor(3) as pool:
+            jobs = [pool.submit(push, local, Repository(url, mode="a")) for _ in range(3)]
+            for job in jobs:
+                job.result()
+    remote = Repository(url, mode="r")
+    assert {n: len(vs) for n, vs in remote.saved_versions().items()} == {"model": 2, "config": 2}
+
+
+def test_only_saved_versions_can_be_selected(tmp_path: Path) -> None:
+    local, _, _ = working_store(tmp_path / "work")
+    editing = Repository(tmp_path / "work" / "repository.json", mode="a")
+    editing.log_artifact("draft", {"a": 1}, handler="json")
+    editing.log_artifact("config", {"lr": 3.0}, handler="json")
+    remote = Repository(tmp_path / "remote" / "repository.json", mode="a")
+    with pytest.raises(ArtifactNotFoundError, match="no saved artifact 'draft'"):
+        push(editing, remote, ["draft"])
+    with pytest.raises(VersionNotFoundError, match="no saved version 2"):
+        push(editing, remote, ["config@2"])
+    assert local.saved_versions().keys() == {"model", "config"}

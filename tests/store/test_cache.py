@@ -160,3 +160,27 @@ def test_cli_cache_info_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert cache.info().entries == 0
     monkeypatch.setenv("SCRIBESTORE_CACHE", "off")
     assert invoke("cache", "info").exit_code == 1
+
+
+def test_repository_loads_from_a_remote_store_use_the_environments_cache(
+    shared_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCRIBESTORE_CACHE", "on")
+    monkeypatch.setenv("SCRIBESTORE_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model.bin"
+    model.write_bytes(weights(8 << 20, seed=7))
+    url = shared_location.join("repository.json")
+    repo = Repository(url, mode="w", **shared_location.options)
+    repo.log_artifact("model", model, handler="file")
+    repo.save()
+    remote = shared_location.backend != "local"
+    for attempt in range(2):
+        reader = Repository(url, mode="r", **shared_location.options)
+        assert (reader.objects.cache is not None) is remote
+        with count_reads(reader.objects.storage) as reads:
+            reader.load_artifact("model", dest=tmp_path / f"out{attempt}.bin")
+        assert (tmp_path / f"out{attempt}.bin").read_bytes() == model.read_bytes()
+        if attempt == 1 and remote:
+            assert reads.total == 0  # the second load came from the cache
+        else:
+            assert reads.pack_bytes > 0

@@ -650,3 +650,39 @@ def test_hash_file_stops_between_windows_when_told(tmp_path: Path) -> None:
         hash_file(path, stop=stop)
     assert len(asked) == 3  # asked before each window; the third answer was yes
     assert hash_file(path, stop=lambda: False) == (b3(data), len(data))
+
+
+def test_a_refresh_keeps_packs_added_while_it_lists(tmp_path: Path) -> None:
+    """A pack this process publishes during a refresh's listing is not taken for deleted."""
+    from scribestore.store.packs import PackIndex, read_pack_table
+
+    def packs(index: PackIndex) -> set[str]:
+        return {loc.pack for _, loc in index.items()}
+
+    store = ObjectStore(tmp_path / "objects")
+    for i in range(3):
+        store.put(random.Random(i).randbytes(6 << 20))
+    index = PackIndex(store.storage)
+    index.refresh()
+    other = ObjectStore(tmp_path / "objects")
+    real_list = store.storage.list
+    late: set[str] = set()
+    tables_read: list[str] = []
+
+    def racing_list(prefix: str = "") -> object:
+        names = list(real_list(prefix))
+        other.put(random.Random(99).randbytes(6 << 20))  # published after the listing
+        fresh = PackIndex(other.storage)
+        fresh.refresh()
+        for pack in packs(fresh) - packs(index):
+            table = read_pack_table(other.storage, pack)
+            index.add(pack, table.total, table.entries)  # as PackWriter publishes it
+            late.add(pack)
+        tables_read.append("listed")
+        return iter(names)
+
+    store.storage.list = racing_list  # type: ignore[method-assign]
+    before = len(list(index.items()))
+    index.refresh()
+    assert late and late <= packs(index)
+    assert len(list(index.items())) > before  # nothing was forgotten

@@ -138,3 +138,26 @@ def test_a_read_past_the_end_is_empty(stored: tuple[ObjectStore, str]) -> None:
         reader.seek(_SIZE + 100)
         assert reader.read(10) == b""
         assert reader.tell() == _SIZE + 100
+
+
+def test_a_read_past_the_end_after_a_seek_returns_the_tail(
+    stored: tuple[ObjectStore, str], big: bytes
+) -> None:
+    store, digest = stored
+    for k, m in [(10, 5 << 20), (1, 2), (MAX_CHUNK + 3, 4 * MAX_CHUNK)]:
+        with store.open(digest) as reader:
+            reader.seek(len(big) - k)
+            assert reader.read(m) == big[-k:]
+            assert reader.read(m) == b""
+
+
+def test_bad_whence_and_reads_after_close_are_value_errors(
+    stored: tuple[ObjectStore, str],
+) -> None:
+    store, digest = stored
+    reader = store.open(digest)
+    with pytest.raises(ValueError, match="whence"):
+        reader.seek(0, 7)
+    reader.close()
+    with pytest.raises(ValueError, match="closed"):
+        reader.read(10)

@@ -18,7 +18,9 @@ class PendingArtifact:
     ``version`` numbers a repository's versions of one name (experiments
     hold one version per name: 0). ``stored`` is set once the bytes are in
     the object store, as ``(hash, size)``, so a retried save does not
-    serialize the value again.
+    serialize the value again. ``copied`` marks a copy of a version saved
+    elsewhere, with its origin's creation time and hash (promotion, push): a
+    save skips it when another writer committed that very version meanwhile.
     """
 
     name: str
@@ -31,3 +33,4 @@ class PendingArtifact:
     version: int = 0
     expiry: dt.datetime | None = None
     stored: tuple[str, int] | None = None
+    copied: bool = False

@@ -30,7 +30,8 @@ def merge_versions(
 ) -> tuple[dict[str, list[ArtifactVersion]], list[ArtifactVersion]]:
     """The versions to write: ``on_disk`` without the ``dropped`` ones (mode "w"),
     renumbered densely, with the ``expiries`` set, and each ``pending`` version
-    (already stored) numbered after its name's. Also returns the new versions.
+    (already stored) numbered after its name's, unless it is a copy of a
+    version (name, creation time and hash) that is there already. Also returns the new versions.
     """
     artifacts: dict[str, list[ArtifactVersion]] = {}
     for name, versions in on_disk.items():
@@ -45,8 +46,13 @@ def merge_versions(
             if entry.created_at == created_at and entry.hash == digest:
                 versions[i] = msgspec.structs.replace(entry, expiry=expiry)
     assigned: list[ArtifactVersion] = []
+    # A version queued with its origin's creation time and hash (promotion,
+    # push) that another writer committed meanwhile is already there.
+    present = {(n, v.created_at, v.hash) for n, vs in artifacts.items() for v in vs}
     for queued in pending:
         assert queued.stored is not None
+        if queued.copied and (queued.name, queued.created_at, queued.stored[0]) in present:
+            continue
         versions = artifacts.setdefault(queued.name, [])
         entry = ArtifactVersion(
             version=len(versions),

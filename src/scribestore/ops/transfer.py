@@ -8,6 +8,7 @@ with nothing spooled, re-chunked or re-encoded.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -50,8 +51,9 @@ def transfer(
 ) -> TransferReport:
     """Copy every object of ``digests`` that ``target`` lacks from ``source``.
 
-    Each distinct digest is handled once, up to ``workers`` at a time (on
-    object storage each request waits mostly on the network); when both
+    Each distinct digest is handled once; small objects up to ``workers``
+    at a time (on object storage each request waits mostly on the network),
+    chunked ones in order, so chunks they share are copied once. When both
     stores are the same location nothing is read. ``progress`` is started
     once with no total and advanced by the content bytes checked.
 
@@ -66,14 +68,25 @@ def transfer(
         return TransferReport(copied=(), present=len(wanted), bytes_copied=0)
     progress.start(None, f"copying to {target.url}")
     part = PartOf(progress)
+    sizes: dict[str, int | None] = {}
     try:
         with target.writing(), ThreadPoolExecutor(max(1, workers)) as pool:
-            sizes = list(pool.map(lambda d: source.copy_to(target, d, progress=part), wanted))
+            chunked = dict(zip(wanted, pool.map(source.is_chunked, wanted), strict=True))
+            # Small objects several at once; chunked ones one after another,
+            # so chunks they share are copied once, by the first.
+            loose = [d for d in wanted if not chunked[d]]
+            copy = functools.partial(_copy, source, target, part)
+            sizes.update(zip(loose, pool.map(copy, loose), strict=True))
+            sizes.update((d, copy(d)) for d in wanted if chunked[d])
     finally:
         progress.close()
-    copied = [d for d, size in zip(wanted, sizes, strict=True) if size is not None]
+    copied = [d for d in wanted if sizes[d] is not None]
     return TransferReport(
         copied=tuple(copied),
         present=len(wanted) - len(copied),
-        bytes_copied=sum(size for size in sizes if size is not None),
+        bytes_copied=sum(size for size in sizes.values() if size is not None),
     )
+
+
+def _copy(source: ObjectStore, target: ObjectStore, progress: Progress, digest: str) -> int | None:
+    return source.copy_to(target, digest, progress=progress)

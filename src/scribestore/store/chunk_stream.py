@@ -289,7 +289,8 @@ class ChunkedStream:
         first = bisect.bisect_right(self._starts, self._pos) - 1
         if self._pos - self._since >= STREAM_AFTER:
             return first, len(self._recipe)
-        return first, max(first + 1, bisect.bisect_left(self._starts, self._pos + n))
+        stop = bisect.bisect_left(self._starts, self._pos + n)
+        return first, min(len(self._recipe), max(first + 1, stop))
 
     def read(self, n: int) -> bytes | memoryview:
         """Up to ``n`` (> 0) bytes from the current offset; b"" at the end.

@@ -364,6 +364,16 @@ class ObjectStore(ObjectWriter):
                 stored += location.length if location else 0
         return ObjectInfo(digest, header.size, stored, header.codec)
 
+    def is_chunked(self, digest: str) -> bool:
+        """Whether ``digest`` is stored as chunks in packs (only its header is read).
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        path = object_path(digest)
+        head = self._object_io(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
+        return codec.decode_header(head, digest=digest, path=path).codec is codec.Codec.CHUNKED
+
     def stats(self) -> StoreStats:
         """Object count, logical bytes, and bytes on storage (objects, packs and indexes)."""
         count = logical = stored = 0

@@ -248,6 +248,10 @@ class PackIndex:
             self._refresh()
 
     def _refresh(self) -> None:
+        # Packs this process publishes are added while the listing runs:
+        # only the packs known before it can have been deleted by gc.
+        with self._lock:
+            known = set(self._packs)
         try:
             names = list(self._storage.list(PACK_DIR))
         except FileNotFoundError:
@@ -256,7 +260,7 @@ class PackIndex:
         condemned = {found.pack_id for found in parsed if found.kind == CONDEMNED_EXT}
         listed = {found.pack_id for found in parsed if found.kind == "idx"}
         self._condemned = condemned
-        if not listed.issuperset(self._packs):
+        if not listed.issuperset(known):
             # gc deleted packs: start again, so no entry points at a deleted
             # pack and chunks also held by another pack are found there.
             with self._lock:

@@ -92,10 +92,14 @@ class ObjectReader(io.RawIOBase):
         Raises:
             io.UnsupportedOperation: a large object from before chunking, moved
                 anywhere but where it is.
-            ValueError: the offset is negative, or the stream is closed.
+            ValueError: the offset is negative, ``whence`` is unknown, or the
+                stream is closed.
         """
         self._checkClosed()
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence {whence!r}: use io.SEEK_SET, SEEK_CUR or SEEK_END")
+        base = bases[whence]
         pos = base + offset
         if pos < 0:
             raise ValueError(f"negative seek position {pos}")
@@ -135,6 +139,7 @@ class ObjectReader(io.RawIOBase):
         return bytes(out) if got == size else bytes(out[:got])
 
     def readinto(self, buffer: Any) -> int:
+        self._checkClosed()
         view = memoryview(buffer).cast("B")
         if len(view) == 0:
             return 0
