@@ -17,6 +17,7 @@ from scribestore.store import loose as codec
 from scribestore.store import planes
 from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.hashing import Hasher
+from scribestore.store.layout import BLOCK_SIZE
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -234,18 +235,13 @@ class ObjectReader(io.RawIOBase):
         self._verified = True
 
     def readall(self) -> bytes:
-        out = bytearray(max(0, self.size - self._pos))
-        view = memoryview(out)
-        got = 0
-        while got < len(out):
-            n = self.readinto(view[got:])
-            if not n:
-                break
-            got += n
-        del view
-        # One more read: the clean end (and its check), or bytes beyond the size.
-        self.readinto(bytearray(1))
-        return bytes(out) if got == len(out) else bytes(out[:got])
+        # Grown as bytes arrive, never sized by the header's claim: a damaged
+        # header must not allocate what it announces.
+        out = bytearray()
+        block = bytearray(min(BLOCK_SIZE, max(1, self.size - self._pos + 1)))
+        while n := self.readinto(block):
+            out += memoryview(block)[:n]
+        return bytes(out)
 
     @property
     def verified(self) -> bool:
