@@ -33,15 +33,14 @@ from scribestore.core.stored import (
 )
 from scribestore.core.version_diff import version_diff
 from scribestore.core.version_merge import merge_versions
+from scribestore.core.version_queue import VersionQueue
 from scribestore.exception import (
     ArtifactLoadError,
-    ArtifactLogError,
     ArtifactNotFoundError,
     CorruptManifestError,
     InvalidVersionError,
     SaveError,
     UnsavedError,
-    VersionNotFoundError,
 )
 from scribestore.manifest.schema import (
     ArtifactVersion,
@@ -73,10 +72,6 @@ if TYPE_CHECKING:
 __all__ = ["Repository"]
 
 logger = logging.getLogger(__name__)
-
-_ONE_MICRO = dt.timedelta(microseconds=1)
-_LAST_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc) - _ONE_MICRO
-
 
 Entry = ArtifactVersion | PendingArtifact
 
@@ -116,9 +111,8 @@ class Repository(ManifestFile):
     ) -> None:
         self._open_manifest(fpath, mode, objects, trust_pickle, storage_options)
         self._committed: dict[str, list[ArtifactVersion]] = {}
-        self._pending: list[PendingArtifact] = []
-        self._unsaved.versions = self._pending
-        self._pending_by_name: dict[str, list[PendingArtifact]] = {}
+        self._queued = VersionQueue(self.url)
+        self._unsaved.versions = self._queued.items
         # (name, created_at, hash) of saved versions whose expiry changed -> expiry.
         self._expiry_updates: dict[tuple[str, dt.datetime, str], dt.datetime | None] = {}
         # Mode "w": the saved versions, at open, that the first save drops,
@@ -146,10 +140,8 @@ class Repository(ManifestFile):
         with self._lock:
             self._committed = self._versions_saved(tolerant=False)
             self._prune_objects()
-            for name in {p.name for p in self._pending}:
-                first = len(self._committed.get(name, ()))
-                for number, pending in enumerate(self._pending_of(name), start=first):
-                    pending.version = number
+            for name in self._queued.names():
+                self._queued.renumber(name, self._saved_count(name))
 
     def saved_versions(self) -> dict[str, tuple[ArtifactVersion, ...]]:
         """The saved versions of each artifact, as last read or saved (a copy)."""
@@ -205,8 +197,9 @@ class Repository(ManifestFile):
         self._check_writable("log an artifact")
         prepared = prepare_value(name, value, handler, writer_kwargs)
         with self._lock:
-            created_at = self._next_created_at(name)
-            self._queue(
+            saved = self._committed.get(name)
+            created_at = self._queued.next_created_at(name, saved[-1] if saved else None)
+            self._queued.add(
                 PendingArtifact(
                     name=name,
                     value=prepared.value,
@@ -215,7 +208,8 @@ class Repository(ManifestFile):
                     created_at=created_at,
                     fname=default_fname(name, created_at, prepared, fname),
                     environment=prepared.environment,
-                )
+                ),
+                len(saved or ()),
             )
 
     # --- queuing versions with a given origin -------------------------------------
@@ -295,7 +289,7 @@ class Repository(ManifestFile):
         else:
             validate_name(name)
             get_handler(handler)
-        return self._queue(
+        return self._queued.add(
             PendingArtifact(
                 name=name,
                 value=value,
@@ -307,7 +301,8 @@ class Repository(ManifestFile):
                 expiry=None if expiry is None else to_utc(expiry),
                 stored=stored,
                 copied=stored is not None,
-            )
+            ),
+            self._saved_count(name),
         )
 
     def discard_queued(self, name: str, version: int | None = None) -> int:
@@ -324,53 +319,7 @@ class Repository(ManifestFile):
                 version of ``name`` (saved already, or never queued).
         """
         with self._lock:
-            return self._discard(name, version)
-
-    def _discard(self, name: str, version: int | None) -> int:
-        queued = self._pending_of(name)
-        doomed = [p for p in queued if version is None or p.version == version]
-        if version is not None and not doomed:
-            raise VersionNotFoundError(
-                f"version {version} of artifact {name!r} is not queued in repository "
-                f"{self.url} (saved already, or never queued); queued: "
-                f"{[p.version for p in queued] or 'none'}"
-            )
-        for pending in doomed:
-            self._pending.remove(pending)
-            queued.remove(pending)
-        first = len(self._committed.get(name, ()))
-        for number, pending in enumerate(queued, start=first):
-            pending.version = number
-        return len(doomed)
-
-    def _queue(self, pending: PendingArtifact) -> PendingArtifact:
-        name = pending.name
-        pending.version = len(self._committed.get(name, ())) + len(self._pending_of(name))
-        self._pending.append(pending)
-        self._pending_by_name.setdefault(name, []).append(pending)
-        return pending
-
-    def _next_created_at(self, name: str) -> dt.datetime:
-        # Versions of one name get strictly increasing times, even within a microsecond.
-        now = utcnow()
-        pending = self._pending_of(name)
-        last: Entry | None = pending[-1] if pending else None
-        if last is None and self._committed.get(name):
-            last = self._committed[name][-1]
-        if last is not None and now <= last.created_at:
-            if last.created_at >= _LAST_TIME:
-                raise ArtifactLogError(
-                    f"cannot log a new version of artifact {name!r} in repository "
-                    f"{self.url}: its version {last.version} claims to be created at "
-                    f"{last.created_at.isoformat()}, the last representable time, so no "
-                    "later version can exist; the manifest is damaged or crafted — "
-                    "restore it, or log under another name"
-                )
-            now = last.created_at + _ONE_MICRO
-        return now
-
-    def _pending_of(self, name: str) -> list[PendingArtifact]:
-        return self._pending_by_name.get(name, [])
+            return self._queued.discard(name, version, self._saved_count(name))
 
     # --- saving ------------------------------------------------------------------
 
@@ -400,22 +349,21 @@ class Repository(ManifestFile):
                 merged = self._save_under(lease, PartOf(progress))
         finally:
             progress.close()
-        for pending in self._pending:  # their objects keep the logged values
+        for pending in self._queued:  # their objects keep the logged values
             # After the commit: a handler that cannot describe the value must
             # not fail a save that is done; its object is made later.
             with contextlib.suppress(Exception):
                 self._cache.get(pending.name, pending)
         self._committed = merged
         self._prune_objects()
-        self._pending.clear()
-        self._pending_by_name = {}
+        self._queued.clear()
         self._expiry_updates = {}
         self._baseline = set()
 
     def _bytes_to_store(self) -> int | None:
         """Bytes of the queued values not stored yet, if every one is a file."""
         total = 0
-        for pending in self._pending:
+        for pending in self._queued:
             if pending.stored is None:
                 if not get_handler(pending.handler).streams_path:
                     return None
@@ -425,7 +373,7 @@ class Repository(ManifestFile):
 
     def _save_under(self, lease: Lease, progress: Progress) -> dict[str, list[ArtifactVersion]]:
         """Store pending values and commit the manifest while ``lease`` is held."""
-        for pending in self._pending:
+        for pending in self._queued:
             label = f"version {pending.version} of artifact {pending.name!r}"
             if pending.stored is not None and not is_stored(
                 self._objects, pending.stored[0], label
@@ -483,7 +431,7 @@ class Repository(ManifestFile):
             on_disk,
             dropped=self._baseline,
             expiries=self._expiry_updates,
-            pending=self._pending,
+            pending=self._queued.items,
             environment_of=lambda p: self._cache.environment(p.name, p),
         )
         assigned.extend(new)
@@ -491,9 +439,12 @@ class Repository(ManifestFile):
 
     # --- finding versions --------------------------------------------------------
 
+    def _saved_count(self, name: str) -> int:
+        return len(self._committed.get(name, ()))
+
     def _versions(self, name: str) -> list[Entry]:
         saved: list[Entry] = list(self._committed.get(name, ()))
-        saved.extend(self._pending_of(name))
+        saved.extend(self._queued.of(name))
         return saved
 
     def _find(self, name: str, version: VersionSelector, match: str) -> Entry:
@@ -504,7 +455,7 @@ class Repository(ManifestFile):
         return select(name, versions, version, match)
 
     def _no_artifact(self, name: object) -> str:
-        known = sorted({*self._committed, *(p.name for p in self._pending)})
+        known = sorted({*self._committed, *self._queued.names()})
         listing = ", ".join(repr(n) for n in known[:20]) if known else "none"
         more = f" and {len(known) - 20} more" if len(known) > 20 else ""
         return f"no artifact named {name!r} in repository {self.url} (artifacts: {listing}{more})"
@@ -678,7 +629,7 @@ class Repository(ManifestFile):
                 and a RuntimeError, as lazyscribe raises).
             ArtifactNotFoundError, VersionNotFoundError: a listed pair matches nothing.
         """
-        if self._pending:
+        if self._queued:
             raise UnsavedError(
                 f"repository {self.url} has unsaved versions; call save() before filter()"
             )
@@ -703,8 +654,7 @@ class Repository(ManifestFile):
         view.__dict__.update(self.__dict__)
         view.mode = "r"
         view._committed = chosen
-        view._pending = []
-        view._pending_by_name = {}
+        view._queued = VersionQueue(self.url)
         view._expiry_updates = {}
         view._baseline = set()
         view._trust = self._trust.derive(f"a filtered view of repository {self.url}")
@@ -755,7 +705,7 @@ class Repository(ManifestFile):
 
     def _entries(self) -> Iterator[tuple[str, Entry]]:
         names = list(self._committed)
-        names.extend(p.name for p in self._pending if p.name not in self._committed)
+        names.extend(n for n in self._queued.names() if n not in self._committed)
         for name in dict.fromkeys(names):
             for entry in self._versions(name):
                 yield name, entry
@@ -787,7 +737,7 @@ class Repository(ManifestFile):
         committed = state.pop("_committed")
         super().__setstate__(state)
         self._cache = ObjectCache()
-        self._unsaved.versions = self._pending
+        self._unsaved.versions = self._queued.items
         self._committed = {
             name: msgspec.json.decode(raw, type=list[ArtifactVersion])
             for name, raw in committed.items()
