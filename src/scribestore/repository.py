@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
+import getpass
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from scribestore.artifacts import get_handler
+from scribestore.core.aliases import (
+    Aliases,
+    AliasInfo,
+    alias_selector,
+    current_aliases,
+    keep_live,
+    resolve,
+    validate_alias,
+    with_alias_moved,
+)
 from scribestore.core.artifact_objects import ObjectCache, metadata
 from scribestore.core.lazyscribe_open import repository_versions
 from scribestore.core.manifest_file import ManifestFile
@@ -43,6 +53,7 @@ from scribestore.exception import (
     UnsavedError,
 )
 from scribestore.manifest.schema import (
+    AliasMove,
     ArtifactVersion,
     RepositoryManifest,
     decode_repository,
@@ -54,10 +65,10 @@ from scribestore.manifest.versions import (
     Match,
     VersionSelector,
     check_match,
-    parse_timestamp,
+    parse_expiry,
     select,
+    select_as_of,
     to_utc,
-    utcnow,
 )
 from scribestore.ops.verify import Reference, VerifyReport, verify_references
 from scribestore.progress import PartOf, Progress, null
@@ -70,8 +81,6 @@ if TYPE_CHECKING:
     from scribestore.store.leases import Lease
 
 __all__ = ["Repository"]
-
-logger = logging.getLogger(__name__)
 
 Entry = ArtifactVersion | PendingArtifact
 
@@ -119,14 +128,15 @@ class Repository(ManifestFile):
         # by (name, created_at, hash): versions others commit later are kept.
         self._baseline: set[tuple[str, dt.datetime, str]] = set()
         self._cache = ObjectCache()
+        self._aliases: Aliases = {}
         if mode == "w":
             self._baseline = {
                 (name, v.created_at, v.hash)
-                for name, vs in self._versions_saved(tolerant=True).items()
+                for name, vs in self._read_saved(tolerant=True).artifacts.items()
                 for v in vs
             }
         else:
-            self._committed = self._versions_saved(tolerant=False)
+            self._set_saved(self._read_saved(tolerant=False))
 
     def load(self) -> None:
         """Read the saved versions again (lazyscribe's ``load``): versions other
@@ -138,7 +148,7 @@ class Repository(ManifestFile):
             CorruptManifestError, UnsupportedFormatError: it cannot be read.
         """
         with self._lock:
-            self._committed = self._versions_saved(tolerant=False)
+            self._set_saved(self._read_saved(tolerant=False))
             self._prune_objects()
             for name in self._queued.names():
                 self._queued.renumber(name, self._saved_count(name))
@@ -152,9 +162,13 @@ class Repository(ManifestFile):
         if len(self._cache):  # most repositories never make an object
             self._cache.prune({(name, e.created_at) for name, e in self._entries()})
 
-    def _versions_saved(self, *, tolerant: bool) -> dict[str, list[ArtifactVersion]]:
+    def _read_saved(self, *, tolerant: bool) -> RepositoryManifest:
         manifest = self._read_manifest(self._decode, tolerant=tolerant)
-        return {} if manifest is None else dict(manifest.artifacts)
+        return RepositoryManifest() if manifest is None else manifest
+
+    def _set_saved(self, manifest: RepositoryManifest) -> None:
+        self._committed = dict(manifest.artifacts)
+        self._aliases = dict(manifest.aliases)
 
     def _decode(self, data: bytes, *, fresh: bool = False) -> RepositoryManifest:
         """A saved manifest: scribestore's, or lazyscribe's opened in place (in
@@ -257,53 +271,26 @@ class Repository(ManifestFile):
                 a path handler was not given an existing file.
         """
         self._check_writable("add a version")
-        with self._lock:
-            return self._queue_version(
-                name,
-                handler=handler,
-                created_at=created_at,
-                fname=fname,
-                value=value,
-                stored=stored,
-                params=params,
-                environment=environment,
-                expiry=expiry,
-            )
-
-    def _queue_version(
-        self,
-        name: str,
-        *,
-        handler: str,
-        created_at: dt.datetime,
-        fname: str,
-        value: Any,
-        stored: tuple[str, int] | None,
-        params: Mapping[str, Any] | None,
-        environment: Mapping[str, str] | None,
-        expiry: dt.datetime | None,
-    ) -> PendingArtifact:
         validate_fname(fname)
         if stored is None:
             value = prepare_value(name, value, handler, params or {}).value
         else:
             validate_name(name)
             get_handler(handler)
-        return self._queued.add(
-            PendingArtifact(
-                name=name,
-                value=value,
-                handler=handler,
-                params=dict(params or {}),
-                created_at=to_utc(created_at),
-                fname=fname,
-                environment=dict(environment or {}),
-                expiry=None if expiry is None else to_utc(expiry),
-                stored=stored,
-                copied=stored is not None,
-            ),
-            self._saved_count(name),
+        pending = PendingArtifact(
+            name=name,
+            value=value,
+            handler=handler,
+            params=dict(params or {}),
+            created_at=to_utc(created_at),
+            fname=fname,
+            environment=dict(environment or {}),
+            expiry=None if expiry is None else to_utc(expiry),
+            stored=stored,
+            copied=stored is not None,
         )
+        with self._lock:
+            return self._queued.add(pending, self._saved_count(name))
 
     def discard_queued(self, name: str, version: int | None = None) -> int:
         """Drop queued (not yet saved) versions of ``name``: ``version``, or all of them.
@@ -354,7 +341,7 @@ class Repository(ManifestFile):
             # not fail a save that is done; its object is made later.
             with contextlib.suppress(Exception):
                 self._cache.get(pending.name, pending)
-        self._committed = merged
+        self._set_saved(merged)
         self._prune_objects()
         self._queued.clear()
         self._expiry_updates = {}
@@ -371,7 +358,7 @@ class Repository(ManifestFile):
                     total += os.stat(pending.value).st_size
         return total
 
-    def _save_under(self, lease: Lease, progress: Progress) -> dict[str, list[ArtifactVersion]]:
+    def _save_under(self, lease: Lease, progress: Progress) -> RepositoryManifest:
         """Store pending values and commit the manifest while ``lease`` is held."""
         for pending in self._queued:
             label = f"version {pending.version} of artifact {pending.name!r}"
@@ -387,19 +374,15 @@ class Repository(ManifestFile):
                 pending.stored = None
             if pending.stored is None:
                 pending.stored = self._store(pending, progress)
-        assigned: list[ArtifactVersion] = []
-        merged: dict[str, list[ArtifactVersion]] = {}
+        merged: list[RepositoryManifest] = []
 
         def change(current: bytes | None) -> bytes:
             self._keep_lazyscribe_original(current)
-            assigned.clear()
-            artifacts = self._merge(current, assigned)
-            merged.clear()
-            merged.update(artifacts)
-            return encode_manifest(RepositoryManifest(artifacts=artifacts))
+            merged[:] = [self._merge(current)]
+            return encode_manifest(merged[0])
 
         self._commit(change, lease)
-        return merged
+        return merged[0]
 
     def _store(self, pending: PendingArtifact, progress: Progress) -> tuple[str, int]:
         """Serialize ``pending`` into the object store; return (hash, size)."""
@@ -414,28 +397,30 @@ class Repository(ManifestFile):
                 "value and call save() again"
             ) from exc
 
-    def _merge(
-        self, current: bytes | None, assigned: list[ArtifactVersion]
-    ) -> dict[str, list[ArtifactVersion]]:
-        """The manifest to write: what is saved now, plus this repository's changes."""
+    def _on_disk(self, current: bytes | None) -> RepositoryManifest:
+        """The saved manifest ``current`` decoded afresh (a corrupt one is empty
+        for a mode ``"w"`` save, which replaces it)."""
         if current is None:
-            on_disk: dict[str, list[ArtifactVersion]] = {}
-        elif self._baseline and self.mode == "w":
-            try:
-                on_disk = dict(self._decode(current, fresh=True).artifacts)
-            except CorruptManifestError:
-                on_disk = {}
-        else:
-            on_disk = dict(self._decode(current, fresh=True).artifacts)
-        artifacts, new = merge_versions(
-            on_disk,
+            return RepositoryManifest()
+        try:
+            return self._decode(current, fresh=True)
+        except CorruptManifestError:
+            if self._baseline and self.mode == "w":
+                return RepositoryManifest()
+            raise
+
+    def _merge(self, current: bytes | None) -> RepositoryManifest:
+        """The manifest to write: what is saved now, plus this repository's changes."""
+        on_disk = self._on_disk(current)
+        artifacts, _ = merge_versions(
+            dict(on_disk.artifacts),
             dropped=self._baseline,
             expiries=self._expiry_updates,
             pending=self._queued.items,
             environment_of=lambda p: self._cache.environment(p.name, p),
         )
-        assigned.extend(new)
-        return artifacts
+        aliases = keep_live(on_disk.aliases, artifacts)
+        return RepositoryManifest(artifacts=artifacts, aliases=aliases)
 
     # --- finding versions --------------------------------------------------------
 
@@ -452,7 +437,12 @@ class Repository(ManifestFile):
         versions = self._versions(name)
         if not versions:
             raise ArtifactNotFoundError(self._no_artifact(name))
-        return select(name, versions, version, match)
+        alias = alias_selector(version)
+        if alias is None:
+            return select(name, versions, version, match)
+        if match != "exact":
+            raise InvalidVersionError(f"an alias ({version!r}) selects exactly; use match='exact'")
+        return resolve(self._aliases, name, alias, self._committed.get(name, ()), self.url)
 
     def _no_artifact(self, name: object) -> str:
         known = sorted({*self._committed, *self._queued.names()})
@@ -467,6 +457,68 @@ class Repository(ManifestFile):
                 "has not been saved yet; call save() first"
             )
         return entry
+
+    # --- aliases -------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: VersionSelector = None, match: Match = "exact"
+    ) -> AliasInfo:
+        """Point ``alias`` of artifact ``name`` at a saved version (default: the newest),
+        moving it if it points elsewhere; written at once, recorded with who and when.
+
+        ``version="@alias"`` then selects that version wherever a version is taken.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            InvalidVersionError: ``alias`` is not an alias name (see :func:`validate_alias`).
+            ArtifactNotFoundError, VersionNotFoundError: no such version.
+            ArtifactLoadError: the version is not saved yet.
+            SaveError: the manifest could not be written; nothing changed.
+        """
+        self._check_writable("set an alias")
+        validate_alias(alias)
+        with self._lock:
+            target = self._saved(self._find(name, version, match), "alias")
+            self._move_alias(name, alias, target)
+        return next(a for a in current_aliases(self._aliases, name) if a.alias == alias)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` of artifact ``name`` (its history is kept); written at once.
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            VersionNotFoundError: ``name`` has no such alias.
+            SaveError: the manifest could not be written; nothing changed.
+        """
+        self._check_writable("remove an alias")
+        validate_alias(alias)
+        with self._lock:
+            resolve(self._aliases, name, alias, self._committed.get(name, ()), self.url)
+            self._move_alias(name, alias, None)
+
+    def _move_alias(self, name: str, alias: str, target: ArtifactVersion | None) -> None:
+        by = getpass.getuser()
+        written: list[Aliases] = []
+
+        def change(current: bytes | None) -> bytes:
+            manifest = with_alias_moved(self._on_disk(current), name, alias, target, by)
+            written[:] = [manifest.aliases]
+            return encode_manifest(manifest)
+
+        with self._saving() as lease:
+            self._commit(change, lease)
+        self._aliases = written[0]
+
+    def aliases(self, name: str | None = None) -> list[AliasInfo]:
+        """The aliases that point at a version (of ``name``, or of every artifact), as
+        last read or written, sorted by artifact and alias."""
+        with self._lock:
+            return current_aliases(self._aliases, name)
+
+    def alias_history(self, name: str, alias: str) -> list[AliasMove]:
+        """Every move of ``alias`` of ``name``, oldest first (empty: never set)."""
+        with self._lock:
+            return list(self._aliases.get(name, {}).get(alias, ()))
 
     # --- loading -----------------------------------------------------------------
 
@@ -485,7 +537,8 @@ class Repository(ManifestFile):
             validate: check that this environment can read what the handler
                 recorded (e.g. the Python version for ``pickle``).
             version: ``None`` for the newest unexpired version, an ``int``
-                (0-indexed), a ``datetime`` or an ISO timestamp string.
+                (0-indexed), a ``datetime``, an ISO timestamp string, or
+                ``"@alias"`` (see :meth:`set_alias`).
             match: ``"exact"`` or ``"asof"`` (newest version at that time).
             **reader_kwargs: passed to the handler's reader.
 
@@ -569,16 +622,7 @@ class Repository(ManifestFile):
         self, name: str, version: VersionSelector, match: Match, expiry: dt.datetime | str | None
     ) -> None:
         entry = self._find(name, version, match)
-        if expiry is None:
-            when = utcnow()
-        elif isinstance(expiry, dt.datetime):
-            when = to_utc(expiry)
-        elif isinstance(expiry, str):
-            when = parse_timestamp(expiry)[0]
-        else:
-            raise InvalidVersionError(
-                f"expiry must be a datetime or a timestamp string, not {expiry!r}"
-            )
+        when = parse_expiry(expiry)
         if isinstance(entry, PendingArtifact):
             entry.expiry = when
             return
@@ -635,17 +679,7 @@ class Repository(ManifestFile):
             )
         chosen: dict[str, list[ArtifactVersion]] = {}
         if isinstance(version, (dt.datetime, str)):
-            for name, versions in self._committed.items():
-                try:
-                    chosen[name] = [select(name, versions, version, "asof")]
-                except (LookupError, ValueError) as exc:
-                    if isinstance(exc, InvalidVersionError):
-                        raise
-                    logger.warning(
-                        "filter: artifact %r has no unexpired version as of %s; left out",
-                        name,
-                        version,
-                    )
+            chosen = {name: [v] for name, v in select_as_of(self._committed, version).items()}
         else:
             for name, selector in version:
                 entry = self._saved(self._find(name, selector, "exact"), "filter")

@@ -146,7 +146,9 @@ def test_show_by_number_timestamp_and_asof(repo_path: Path) -> None:
     [
         ("features@9", (), 3),
         ("nope", (), 3),
-        ("features@yesterday", (), 2),
+        ("features@yesterday", (), 3),  # an alias that does not exist
+        ("features@2026-13-45T00:00:00", (), 2),
+        ("features@bad alias!", (), 2),
         ("features@0", ("--asof",), 2),
         ("features@2000-01-01T00:00:00", ("--asof",), 3),
         ("@1", (), 2),

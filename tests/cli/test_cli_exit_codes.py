@@ -140,7 +140,8 @@ def test_real_process_exit_codes_and_messages(tmp_path: Path, via: str) -> None:
     assert ok.returncode == 0, ok.stderr
     assert {r["name"] for r in json.loads(ok.stdout)} == {"features", "model"}
     cases = [
-        (("show", manifest, "model@banana"), 2),
+        (("show", manifest, "model@banana"), 3),  # no such alias
+        (("show", manifest, "model@2026-02-30T00:00:00"), 2),
         (("ls", manifest, "--no-such-option"), 2),
         (("show", manifest, "nope"), 3),
         (("ls", tmp_path / "absent.json"), 3),

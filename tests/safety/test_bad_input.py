@@ -235,6 +235,37 @@ _DROP = object()
 _V = ("artifacts", "features", 0)
 
 
+def _bad_aliases(doc: dict[str, Any]) -> list[tuple[str, bytes, type[Exception]]]:
+    entry = doc["artifacts"]["features"][0]
+    target = {"version": 0, "created_at": entry["created_at"], "hash": entry["hash"]}
+    move = {"target": target, "moved_at": "2026-01-01T00:00:00Z", "moved_by": "me"}
+    v3 = {**doc, "format_version": 3}
+
+    def aliased(aliases: Any) -> bytes:
+        return _mutated(v3, ("aliases",), aliases)
+
+    return [
+        ("alias name", aliased({"features": {"../x": [move]}}), CorruptManifestError),
+        ("alias no moves", aliased({"features": {"prod": []}}), CorruptManifestError),
+        ("alias list", aliased({"features": [move]}), CorruptManifestError),
+        (
+            "alias naive time",
+            aliased({"features": {"prod": [{**move, "moved_at": "2026-01-01T00:00:00"}]}}),
+            CorruptManifestError,
+        ),
+        (
+            "alias bad hash",
+            aliased({"features": {"prod": [{**move, "target": {**target, "hash": "x"}}]}}),
+            CorruptManifestError,
+        ),
+        (
+            "aliases in v2",
+            _mutated(doc, ("aliases",), {"features": {"p": [move]}}),
+            CorruptManifestError,
+        ),
+    ]
+
+
 def _bad_repository_manifests(valid: bytes) -> list[tuple[str, bytes, type[Exception]]]:
     doc = json.loads(valid)
     cases: list[tuple[str, bytes, type[Exception]]] = [
@@ -248,7 +279,8 @@ def _bad_repository_manifests(valid: bytes) -> list[tuple[str, bytes, type[Excep
         ("array truncated", b'[{"name": ', CorruptManifestError),
         ("null", b"null", CorruptManifestError),
         ("lazyscribe", b'[{"name": "features", "version": 0}]', CorruptManifestError),
-        ("format v3", _mutated(doc, ("format_version",), 3), UnsupportedFormatError),
+        ("format v4", _mutated(doc, ("format_version",), 4), UnsupportedFormatError),
+        *_bad_aliases(doc),
         ("format huge", _mutated(doc, ("format_version",), 10**30), UnsupportedFormatError),
         ("format zero", _mutated(doc, ("format_version",), 0), CorruptManifestError),
         ("format str", _mutated(doc, ("format_version",), "1"), CorruptManifestError),

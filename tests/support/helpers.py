@@ -57,14 +57,10 @@ def seal(doc: dict[str, Any]) -> bytes:
     (FORMAT 5) does not hide the check under test. Documents that do not
     match the schema, or of another format version, are returned as they are.
     """
+    import blake3
     import msgspec
 
-    from scribestore.manifest.schema import (
-        REPOSITORY_FORMAT,
-        ProjectManifest,
-        RepositoryManifest,
-        encode_manifest,
-    )
+    from scribestore.manifest.schema import REPOSITORY_FORMAT, ProjectManifest, RepositoryManifest
 
     raw = json.dumps(doc).encode()
     kind = RepositoryManifest if doc.get("format") == REPOSITORY_FORMAT else ProjectManifest
@@ -72,10 +68,12 @@ def seal(doc: dict[str, Any]) -> bytes:
         manifest = msgspec.json.decode(raw, type=kind)
     except msgspec.MsgspecError:
         return raw
-    if manifest.format_version != kind().format_version:
+    if manifest.format_version < 2 or manifest.format_version > kind().format_version:
         return raw
+    # FORMAT 5: BLAKE3 of the compact encoding with the checksum empty.
+    unsealed = msgspec.json.encode(msgspec.structs.replace(manifest, checksum=""))
     resealed = dict(doc)
-    resealed["checksum"] = json.loads(encode_manifest(manifest))["checksum"]
+    resealed["checksum"] = blake3.blake3(unsealed).hexdigest()
     return json.dumps(resealed).encode()
 
 

@@ -1,12 +1,18 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
-Commands: log, ls, history, show, get, cat, diff, promote, push, pull, verify, fsck, du,
+Commands: log, ls, history, show, get, cat, diff, promote, alias, push, pull, verify, fsck, du,
 gc, cache and import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
 
-from scribestore.cli import artifacts, cache, maintenance, sync  # noqa: F401  (register the commands)
+from scribestore.cli import (  # noqa: F401  (register the commands)
+    aliases,
+    artifacts,
+    cache,
+    maintenance,
+    sync,
+)
 from scribestore.cli.app import EXIT_CODES, cli, exit_code_for, main
 
 __all__ = ["EXIT_CODES", "cli", "exit_code_for", "main"]

@@ -274,20 +274,29 @@ def output_options(func: F) -> F:
 # --- helpers ------------------------------------------------------------------
 
 _INT = re.compile(r"[0-9]+")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_version(text: str | None) -> int | str | None:
-    """A version argument: an int for digits, else the timestamp string (checked later)."""
+    """A version argument: an int for digits, a timestamp string for text that
+    starts with a date, else an alias (``production`` gives ``"@production"``)."""
     if text is None or text == "":
         return None
-    return int(text) if _INT.fullmatch(text) else text
+    if _INT.fullmatch(text):
+        return int(text)
+    if text.startswith("@") or _DATE.match(text):
+        return text
+    return "@" + text
 
 
 def parse_ref(ref: str) -> tuple[str, int | str | None]:
-    """``NAME[@VERSION]`` -> (name, version). The last ``@`` splits, so names may hold ``@``."""
+    """``NAME[@VERSION]`` -> (name, version). The last ``@`` splits, so names may
+    hold ``@``; ``NAME@@ALIAS`` names an alias even where ALIAS looks like a version."""
     name, sep, version = ref.rpartition("@")
     if not sep:
         return ref, None
+    if name.endswith("@") and len(name) > 1 and version:
+        return name[:-1], "@" + version
     if not name:
         raise CliError(f"{ref!r} has no artifact name before '@'", EXIT_USAGE)
     return name, parse_version(version)

@@ -27,10 +27,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "ALIAS_PATTERN",
     "PROJECT_FORMAT",
     "PROJECT_FORMAT_VERSION",
     "REPOSITORY_FORMAT",
     "REPOSITORY_FORMAT_VERSION",
+    "AliasMove",
+    "AliasTarget",
     "ArtifactRecord",
     "ArtifactVersion",
     "ExperimentRecord",
@@ -46,8 +49,12 @@ __all__ = [
 ]
 
 REPOSITORY_FORMAT = "scribestore.repository"
-#: Version 2 added the ``checksum`` field; version 1 documents are still read.
-REPOSITORY_FORMAT_VERSION = 2
+#: Version 2 added the ``checksum`` field; version 3 the ``aliases`` field,
+#: written only by manifests that have aliases (so readers of version 2
+#: refuse them instead of dropping the aliases on their next save).
+REPOSITORY_FORMAT_VERSION = 3
+#: The version written when a repository has no aliases.
+_REPOSITORY_PLAIN_VERSION = 2
 
 Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
 #: An export file name: a relative path of ``/``-separated components (lazyscribe
@@ -76,6 +83,28 @@ class ArtifactVersion(msgspec.Struct, frozen=True, kw_only=True):
     environment: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+#: An alias name: a letter or digit, then letters, digits, ``.``, ``_`` or ``-``.
+ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
+AliasName = Annotated[str, msgspec.Meta(pattern=ALIAS_PATTERN)]
+
+
+class AliasTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """The version an alias points at, by what identifies it across renumbering."""
+
+    #: The version's number when the alias was moved (for people; not used to find it).
+    version: NonNegative
+    created_at: UtcTime
+    hash: Digest
+
+
+class AliasMove(msgspec.Struct, frozen=True, kw_only=True):
+    """One move of an alias: where to (``None``: removed), when and by whom."""
+
+    target: AliasTarget | None
+    moved_at: UtcTime
+    moved_by: str
+
+
 class RepositoryManifest(msgspec.Struct, frozen=True, kw_only=True):
     """The content of ``repository.json``."""
 
@@ -84,6 +113,8 @@ class RepositoryManifest(msgspec.Struct, frozen=True, kw_only=True):
     #: BLAKE3 of the document's compact encoding with this field empty (FORMAT 5).
     checksum: str = ""
     artifacts: dict[str, list[ArtifactVersion]] = msgspec.field(default_factory=dict)
+    #: Artifact name -> alias name -> its moves, oldest first (the last is current).
+    aliases: dict[str, dict[AliasName, list[AliasMove]]] = msgspec.field(default_factory=dict)
 
 
 PROJECT_FORMAT = "scribestore.project"
@@ -206,7 +237,10 @@ def _checksum(manifest: RepositoryManifest | ProjectManifest) -> str:
 
 def encode_manifest(manifest: RepositoryManifest | ProjectManifest) -> bytes:
     """JSON bytes of ``manifest`` with its checksum, indented for people who read it."""
-    current = msgspec.structs.replace(manifest, format_version=type(manifest)().format_version)
+    version = type(manifest)().format_version
+    if isinstance(manifest, RepositoryManifest) and not manifest.aliases:
+        version = _REPOSITORY_PLAIN_VERSION
+    current = msgspec.structs.replace(manifest, format_version=version)
     sealed = msgspec.structs.replace(current, checksum=_checksum(current))
     return msgspec.json.format(msgspec.json.encode(sealed), indent=1) + b"\n"
 
@@ -333,8 +367,26 @@ def decode_repository(data: bytes, *, where: str) -> RepositoryManifest:
             label = f"version {index} of artifact {name!r}"
             _check_utc(entry.created_at, where, f"created_at of {label}")
             _check_utc(entry.expiry, where, f"expiry of {label}")
+    _check_aliases(manifest, where)
     _verify_checksum(manifest, data, where)
     return manifest
+
+
+def _check_aliases(manifest: RepositoryManifest, where: str) -> None:
+    if manifest.aliases and manifest.format_version < 3:
+        raise CorruptManifestError(
+            f"manifest {where} has aliases but format version {manifest.format_version}; "
+            "aliases need version 3"
+        )
+    for name, aliases in manifest.aliases.items():
+        for alias, moves in aliases.items():
+            label = f"alias {alias!r} of artifact {name[:100]!r}"
+            if not moves:
+                raise CorruptManifestError(f"manifest {where}: {label} has no moves")
+            for move in moves:
+                _check_utc(move.moved_at, where, f"moved_at of {label}")
+                if move.target is not None:
+                    _check_utc(move.target.created_at, where, f"target of {label}")
 
 
 def decode_project(data: bytes, *, where: str) -> ProjectManifest:

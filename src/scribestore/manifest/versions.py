@@ -9,20 +9,25 @@ was not expired at that time. Naive datetimes are taken as UTC.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from scribestore.exception import AmbiguousVersionError, InvalidVersionError, VersionNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Match",
     "VersionSelector",
     "check_match",
+    "parse_expiry",
     "parse_timestamp",
     "select",
+    "select_as_of",
     "to_utc",
     "utcnow",
 ]
@@ -220,3 +225,36 @@ def _by_number(name: str, versions: Sequence[V], version: int) -> V:
         else f"versions {numbers}"
     )
     raise VersionNotFoundError(f"artifact {name!r} has no version {version}; it has {held}")
+
+
+def parse_expiry(expiry: object) -> dt.datetime:
+    """An expiry time: a datetime, a timestamp string, or None for now (UTC).
+
+    Raises:
+        InvalidVersionError: anything else, or a malformed timestamp.
+    """
+    if expiry is None:
+        return utcnow()
+    if isinstance(expiry, dt.datetime):
+        return to_utc(expiry)
+    if isinstance(expiry, str):
+        return parse_timestamp(expiry)[0]
+    raise InvalidVersionError(f"expiry must be a datetime or a timestamp string, not {expiry!r}")
+
+
+def select_as_of(versions: Mapping[str, Sequence[V]], when: dt.datetime | str) -> dict[str, V]:
+    """Each name's newest version unexpired at ``when``; names with none are left
+    out (with a logged warning).
+
+    Raises:
+        InvalidVersionError: ``when`` is a malformed timestamp.
+    """
+    chosen: dict[str, V] = {}
+    for name, candidates in versions.items():
+        try:
+            chosen[name] = select(name, candidates, when, "asof")
+        except VersionNotFoundError:
+            logger.warning(
+                "filter: artifact %r has no unexpired version as of %s; left out", name, when
+            )
+    return chosen
