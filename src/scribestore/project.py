@@ -92,6 +92,8 @@ class Project(ManifestFile):
         self._saved_ids: set[str] = set()
         # Mode "w": ids saved when opened, which the first save drops.
         self._baseline: set[str] = set()
+        # Mode "w" until its first save: a damaged manifest is replaced (and journaled).
+        self._replacing = mode == "w"
         records = self._experiments_saved(tolerant=mode == "w")
         if mode == "w":
             self._baseline = {r.id for r in records}
@@ -278,23 +280,35 @@ class Project(ManifestFile):
 
         def change(current: bytes | None) -> bytes:
             self._keep_lazyscribe_original(current)
-            result = self._merge(current, records)
+            on_disk = self._on_disk(current)
+            result = self._merge(on_disk or [], records)
             merged[:] = result
+            after = {r.id: r for r in result}
+            # Dropped (mode "w"), or changed in place by an editor (mode "w+").
+            if on_disk is None or any(
+                after.get(r.id) is None or (self.mode == "w+" and after[r.id] != r) for r in on_disk
+            ):
+                self._keep_replaced(current, f"save in mode {self.mode!r}")
             return encode_manifest(ProjectManifest(experiments=result))
 
         self._commit(change, lease)
         return merged, records
 
+    def _on_disk(self, current: bytes | None) -> list[ExperimentRecord] | None:
+        """The saved experiments in ``current``, decoded afresh; None when it is
+        corrupt and this is a mode ``"w"`` save, which replaces it."""
+        if current is None:
+            return []
+        try:
+            return self._decode(current, fresh=True).experiments
+        except CorruptManifestError:
+            if self._replacing:
+                return None
+            raise
+
     def _merge(
-        self, current: bytes | None, records: dict[str, ExperimentRecord]
+        self, on_disk: list[ExperimentRecord], records: dict[str, ExperimentRecord]
     ) -> list[ExperimentRecord]:
-        on_disk: list[ExperimentRecord] = []
-        if current is not None:
-            try:
-                on_disk = self._decode(current, fresh=True).experiments
-            except CorruptManifestError:
-                if not (self.mode == "w" and self._baseline):
-                    raise
         by_id = {r.id: r for r in on_disk if r.id not in self._baseline}
         for exp_id, record in records.items():
             old = by_id.get(exp_id)
@@ -324,6 +338,7 @@ class Project(ManifestFile):
         self.experiments = sorted(kept, key=_order)
         self._saved_ids = set(saved)
         self._baseline = set()
+        self._replacing = False
 
     # --- combining and querying --------------------------------------------------------
 

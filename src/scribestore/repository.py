@@ -42,7 +42,7 @@ from scribestore.core.stored import (
     store_value,
 )
 from scribestore.core.version_diff import version_diff
-from scribestore.core.version_merge import merge_versions
+from scribestore.core.version_merge import drops_versions, merge_versions
 from scribestore.core.version_queue import VersionQueue
 from scribestore.exception import (
     ArtifactLoadError,
@@ -127,6 +127,8 @@ class Repository(ManifestFile):
         # Mode "w": the saved versions, at open, that the first save drops,
         # by (name, created_at, hash): versions others commit later are kept.
         self._baseline: set[tuple[str, dt.datetime, str]] = set()
+        # Mode "w" until its first save: a damaged manifest is replaced (and journaled).
+        self._replacing = mode == "w"
         self._cache = ObjectCache()
         self._aliases: Aliases = {}
         if mode == "w":
@@ -346,6 +348,7 @@ class Repository(ManifestFile):
         self._queued.clear()
         self._expiry_updates = {}
         self._baseline = set()
+        self._replacing = False
 
     def _bytes_to_store(self) -> int | None:
         """Bytes of the queued values not stored yet, if every one is a file."""
@@ -378,7 +381,10 @@ class Repository(ManifestFile):
 
         def change(current: bytes | None) -> bytes:
             self._keep_lazyscribe_original(current)
-            merged[:] = [self._merge(current)]
+            on_disk = self._on_disk(current)
+            merged[:] = [self._merge(on_disk)]
+            if on_disk is None or drops_versions(on_disk.artifacts, merged[0].artifacts):
+                self._keep_replaced(current, f"save in mode {self.mode!r}")
             return encode_manifest(merged[0])
 
         self._commit(change, lease)
@@ -397,21 +403,21 @@ class Repository(ManifestFile):
                 "value and call save() again"
             ) from exc
 
-    def _on_disk(self, current: bytes | None) -> RepositoryManifest:
-        """The saved manifest ``current`` decoded afresh (a corrupt one is empty
-        for a mode ``"w"`` save, which replaces it)."""
+    def _on_disk(self, current: bytes | None) -> RepositoryManifest | None:
+        """The saved manifest ``current`` decoded afresh; None when it is corrupt
+        and this is a mode ``"w"`` save, which replaces it."""
         if current is None:
             return RepositoryManifest()
         try:
             return self._decode(current, fresh=True)
         except CorruptManifestError:
-            if self._baseline and self.mode == "w":
-                return RepositoryManifest()
+            if self._replacing:
+                return None
             raise
 
-    def _merge(self, current: bytes | None) -> RepositoryManifest:
+    def _merge(self, on_disk: RepositoryManifest | None) -> RepositoryManifest:
         """The manifest to write: what is saved now, plus this repository's changes."""
-        on_disk = self._on_disk(current)
+        on_disk = on_disk or RepositoryManifest()
         artifacts, _ = merge_versions(
             dict(on_disk.artifacts),
             dropped=self._baseline,
@@ -501,7 +507,9 @@ class Repository(ManifestFile):
         written: list[Aliases] = []
 
         def change(current: bytes | None) -> bytes:
-            manifest = with_alias_moved(self._on_disk(current), name, alias, target, by)
+            manifest = with_alias_moved(
+                self._on_disk(current) or RepositoryManifest(), name, alias, target, by
+            )
             written[:] = [manifest.aliases]
             return encode_manifest(manifest)
 
@@ -691,6 +699,7 @@ class Repository(ManifestFile):
         view._queued = VersionQueue(self.url)
         view._expiry_updates = {}
         view._baseline = set()
+        view._replacing = False
         view._trust = self._trust.derive(f"a filtered view of repository {self.url}")
         return view
 

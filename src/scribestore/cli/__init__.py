@@ -1,7 +1,8 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
-Commands: log, ls, history, show, get, cat, diff, promote, alias, push, pull, verify, fsck, du,
-gc, cache and import-lazyscribe. Exit codes are listed in :data:`EXIT_CODES`.
+Commands: log, ls, history, show, get, cat, diff, promote, alias, journal, push, pull,
+verify, fsck, du, gc, cache and import-lazyscribe. Exit codes are listed in
+:data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from scribestore.cli import (  # noqa: F401  (register the commands)
     aliases,
     artifacts,
     cache,
+    journal,
     maintenance,
     sync,
 )

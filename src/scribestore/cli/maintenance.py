@@ -26,6 +26,7 @@ from scribestore.cli.app import (
 from scribestore.migrate import import_lazyscribe
 from scribestore.ops.fsck import FsckReport, check_store, repair_store
 from scribestore.ops.gc import DEFAULT_GRACE, collect_garbage
+from scribestore.ops.journal import DEFAULT_RETENTION
 from scribestore.ops.verify import VerifyReport
 from scribestore.project import Project
 from scribestore.repository import Repository
@@ -235,9 +236,23 @@ def _gc_text(report: dict[str, Any]) -> Iterator[str]:
     metavar="URL",
     help="A registered manifest that was deleted on purpose (repeatable).",
 )
+@click.option(
+    "--keep-journal",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Keep replaced manifest states restorable this long (default 7 days).",
+)
 @store_options
 @output_options
-def gc(manifest: str, *, dry_run: bool, grace: float | None, forget: tuple[str, ...]) -> None:
+def gc(
+    manifest: str,
+    *,
+    dry_run: bool,
+    grace: float | None,
+    forget: tuple[str, ...],
+    keep_journal: float | None,
+) -> None:
     """Delete objects that no manifest using MANIFEST's object store references.
 
     Every manifest registered with the store is marked from, MANIFEST
@@ -253,6 +268,9 @@ def gc(manifest: str, *, dry_run: bool, grace: float | None, forget: tuple[str, 
         dry_run=dry_run,
         manifests=[(manifest, kind)],
         forget=forget,
+        keep_journal=DEFAULT_RETENTION
+        if keep_journal is None
+        else dt.timedelta(seconds=keep_journal),
         **s.storage_options,
     )
     plain = msgspec.to_builtins(report)

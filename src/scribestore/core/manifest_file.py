@@ -26,6 +26,8 @@ from scribestore.exception import (
     SaveError,
     ScribeStoreError,
 )
+from scribestore.manifest.schema import decode_project, decode_repository
+from scribestore.ops.journal import JournalEntry, ManifestJournal
 from scribestore.ops.registry import ManifestKind, ManifestRegistry
 from scribestore.storage import join_url, open_storage, read_if_exists, split_file_url, split_url
 from scribestore.store.objects import ObjectStore
@@ -41,6 +43,8 @@ __all__ = ["MODES", "ManifestFile"]
 MODES = ("r", "a", "w", "w+")
 
 _T = TypeVar("_T")
+#: Attributes that hold connections or locks: made again when unpickled.
+_LIVE = ("_storage", "_objects", "_registry", "_journal", "_unsaved", "_lock", "_converted")
 
 
 class ManifestFile:
@@ -94,6 +98,69 @@ class ManifestFile:
         self._storage = open_storage(self._dir, **self.storage_options)
         self._objects = ObjectStore(self.objects_url, **self.storage_options)
         self._registry = ManifestRegistry(self._objects)
+        self._journal = ManifestJournal(
+            self._objects, join_url(self._dir, self._manifest_name), self.kind
+        )
+
+    def load(self) -> None:
+        """Read the saved manifest again (each kind defines what that keeps)."""
+        raise NotImplementedError
+
+    def journal(self) -> list[JournalEntry]:
+        """The replaced states of this manifest that can be restored, oldest first.
+
+        A save records the manifest it replaces when it drops something the
+        manifest held (mode ``"w"`` dropping versions or experiments, ``"w+"``
+        changing experiments in place) and so does :meth:`restore`; gc keeps
+        each state, and everything it references, for its retention (7 days
+        by default).
+
+        Raises:
+            CorruptObjectError: an entry cannot be decoded.
+            StorageError: the journal could not be read.
+        """
+        return self._journal.entries()
+
+    def restore(self, entry_id: str) -> None:
+        """Make the journaled state ``entry_id`` the saved manifest again.
+
+        The manifest it replaces is journaled first, so a restore can be
+        undone; versions or experiments saved after that state are then in
+        the journal only. Then the saved manifest is read again (not in mode
+        ``"w"``, whose next save starts from what was saved when it opened).
+
+        Raises:
+            ReadOnlyError: mode ``"r"``.
+            VersionNotFoundError: no such entry (expired, or never recorded).
+            IntegrityError: the journaled state is damaged.
+            CorruptManifestError, UnsupportedFormatError: it is not a manifest
+                of this kind that this scribestore reads.
+            SaveError: it could not be written; the manifest is unchanged.
+        """
+        self._check_writable("restore a manifest")
+        data = self._journal.restore_bytes(entry_id)
+        decode = decode_repository if self.kind == "repository" else decode_project
+        decode(data, where=f"journal entry {entry_id} of {self.url}")
+        with self._lock:
+            with self._saving() as lease:
+
+                def change(current: bytes | None) -> bytes:
+                    if current is not None and current != data:
+                        self._keep_replaced(current, f"restore of {entry_id}")
+                    return data
+
+                self._commit(change, lease)
+            if self.mode != "w":
+                self.load()
+
+    def _keep_replaced(self, current: bytes | None, reason: str) -> None:
+        """Journal ``current``, about to be replaced, while a write lease is held.
+
+        Raises:
+            StorageError: it could not be kept (the caller must not replace it).
+        """
+        if current is not None:
+            self._journal.record(current, reason=reason)
 
     def _read_manifest(self, decode: Callable[[bytes], _T], *, tolerant: bool) -> _T | None:
         """The decoded manifest, or None when there is none (or, ``tolerant``, it is corrupt).
@@ -242,7 +309,7 @@ class ManifestFile:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for live in ("_storage", "_objects", "_registry", "_unsaved", "_lock", "_converted"):
+        for live in _LIVE:
             state.pop(live, None)
         return state
 

@@ -10,11 +10,11 @@ import msgspec
 from scribestore.manifest.schema import ArtifactVersion, jsonable_params
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from scribestore.core.pending import PendingArtifact
 
-__all__ = ["VersionKey", "merge_versions"]
+__all__ = ["VersionKey", "drops_versions", "merge_versions"]
 
 #: A saved version's identity across writers: (name, created_at, hash).
 VersionKey = tuple[str, dt.datetime, str]
@@ -68,3 +68,11 @@ def merge_versions(
         versions.append(entry)
         assigned.append(entry)
     return artifacts, assigned
+
+
+def drops_versions(
+    before: Mapping[str, Sequence[ArtifactVersion]], after: Mapping[str, Sequence[ArtifactVersion]]
+) -> bool:
+    """Whether a saved version in ``before`` is missing from ``after``."""
+    kept = {(name, v.created_at, v.hash) for name, vs in after.items() for v in vs}
+    return any((name, v.created_at, v.hash) not in kept for name, vs in before.items() for v in vs)

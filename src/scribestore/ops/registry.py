@@ -25,7 +25,14 @@ from scribestore.store.layout import MANIFESTS_DIR
 if TYPE_CHECKING:
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["ManifestKind", "ManifestRecord", "ManifestRegistry", "RegisteredManifest", "tree_of"]
+__all__ = [
+    "ManifestKind",
+    "ManifestRecord",
+    "ManifestRegistry",
+    "RegisteredManifest",
+    "manifest_key",
+    "tree_of",
+]
 
 ManifestKind = Literal["repository", "project"]
 
@@ -73,7 +80,7 @@ class ManifestRegistry:
         storage = self._store.storage
         inside = _inside_tree(self._store.url, url)
         ref = ManifestRecord(url=url, kind=kind, path="" if inside is None else "../" + inside)
-        name = f"{MANIFESTS_DIR}/{hash_bytes((ref.path or url).encode())[:32]}.json"
+        name = f"{MANIFESTS_DIR}/{manifest_key(self._store.url, url)}.json"
         record = msgspec.json.encode(ref)
         try:
             checked(storage, partial(storage.write_new, name, (record,)), url)
@@ -123,6 +130,15 @@ class ManifestRegistry:
         storage = self._store.storage
         with contextlib.suppress(FileNotFoundError):  # already gone
             checked(storage, partial(storage.delete, record), record)
+
+
+def manifest_key(root: str, url: str) -> str:
+    """32 hex characters naming the manifest at ``url`` in the store at ``root``:
+    from its location relative to the store's tree when it is inside it (so
+    the name survives moving the store), else from ``url``."""
+    inside = _inside_tree(root, url)
+    located = url if inside is None else "../" + inside
+    return hash_bytes(located.encode())[:32]
 
 
 def tree_of(root: str) -> str | None:

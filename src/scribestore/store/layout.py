@@ -9,6 +9,7 @@ back from a listing is parsed here, so the layout is defined once:
   leaves on a pack it will delete, ``.condemned``;
 - records of the manifests that use the store, under ``manifests/``;
 - leases of writers and gc, under ``locks/``;
+- the journal of replaced manifest states, under ``journal/``;
 - files still being written start with :data:`TMP_PREFIX`.
 """
 
@@ -26,17 +27,21 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCK_SIZE",
     "CONDEMNED_EXT",
+    "JOURNAL_DIR",
     "LOCKS_DIR",
     "MANIFESTS_DIR",
     "PACK_DIR",
     "TMP_PREFIX",
+    "JournalName",
     "PackName",
     "check_pack_id",
     "condemned_path",
     "index_path",
+    "journal_path",
     "object_path",
     "orphan_packs",
     "pack_path",
+    "parse_journal_name",
     "parse_pack_name",
 ]
 
@@ -48,8 +53,11 @@ CONDEMNED_EXT = "condemned"
 MANIFESTS_DIR = "manifests"
 #: Where writer and gc leases live (FORMAT section 7).
 LOCKS_DIR = "locks"
+#: Where the journal of replaced manifest states lives (FORMAT section 7.3).
+JOURNAL_DIR = "journal"
 
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
+_JOURNAL_NAME = re.compile(r"([0-9a-f]{32})/([0-9]{20})-([0-9a-f]{64})\.json")
 PackKind = Literal["pack", "idx", "condemned"]
 _PACK_KINDS: frozenset[str] = frozenset({"pack", "idx", CONDEMNED_EXT})
 
@@ -121,3 +129,33 @@ def orphan_packs(names: Iterable[str]) -> list[str]:
         if parsed is not None:
             by_kind[parsed.kind].add(parsed.pack_id)
     return sorted((by_kind["pack"] | by_kind[CONDEMNED_EXT]) - by_kind["idx"])
+
+
+class JournalName(NamedTuple):
+    """A journal entry by its name: whose, when (ns since the epoch), which state."""
+
+    key: str
+    time_ns: int
+    digest: str
+
+
+def journal_path(key: str, time_ns: int, digest: str) -> str:
+    """Storage path of a journal entry (key and digest validated first).
+
+    Raises:
+        ValueError: ``key`` is not 32 hex characters or ``time_ns`` is out of range.
+        InvalidDigestError: ``digest`` is malformed.
+    """
+    validate_digest(digest)
+    if not _PACK_ID.fullmatch(key) or not 0 <= time_ns < 10**20:
+        raise ValueError(f"invalid journal entry {key!r}/{time_ns!r}")
+    return f"{JOURNAL_DIR}/{key}/{time_ns:020d}-{digest}.json"
+
+
+def parse_journal_name(path: str) -> JournalName | None:
+    """What a path listed under ``journal/`` names, or None for anything else
+    (temp files, stray names): nothing is done to a file not recognised here."""
+    m = _JOURNAL_NAME.fullmatch(path.removeprefix(JOURNAL_DIR + "/"))
+    if m is None:
+        return None
+    return JournalName(m.group(1), int(m.group(2)), m.group(3))

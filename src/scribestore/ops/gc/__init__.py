@@ -23,6 +23,7 @@ from scribestore.ops.gc.mark import mark
 from scribestore.ops.gc.report import GcReport
 from scribestore.ops.gc.survey import add_chunks, survey_store
 from scribestore.ops.gc.sweep import sweep
+from scribestore.ops.journal import DEFAULT_RETENTION
 from scribestore.ops.registry import ManifestRegistry
 from scribestore.store.objects import ObjectStore
 
@@ -43,6 +44,7 @@ def collect_garbage(
     manifests: list[tuple[str, str]] | None = None,
     forget: Iterable[str] = (),
     wait: dt.timedelta | None = None,
+    keep_journal: dt.timedelta = DEFAULT_RETENTION,
     **storage_options: Any,
 ) -> GcReport:
     """Delete objects and packs that no manifest references.
@@ -58,6 +60,9 @@ def collect_garbage(
             are not marked from and their records are removed.
         wait: how long to wait for saves in flight before giving up (default:
             the store's lease policy, 10 minutes).
+        keep_journal: how long replaced manifest states stay restorable, with
+            everything they reference (default 7 days; see
+            :mod:`scribestore.ops.journal`); older journal entries are deleted.
         **storage_options: fsspec options for the store and the manifests.
 
     Raises:
@@ -74,12 +79,13 @@ def collect_garbage(
     extra = list(manifests or [])
     gone = set(forget)
     grace_s = grace.total_seconds()
-    first = mark(store, extra, gone, options, strict=dry_run)
+    keep_s = keep_journal.total_seconds()
+    first = mark(store, extra, gone, options, strict=dry_run, keep_journal_s=keep_s)
     survey = survey_store(store, first.live, grace_s)
     if dry_run:
         return sweep(store, survey, first, first, grace_s, dry_run=True)
     with store.exclusive(wait=None if wait is None else wait.total_seconds()):
-        again = mark(store, extra, gone, options, strict=True)
+        again = mark(store, extra, gone, options, strict=True, keep_journal_s=keep_s)
         # Saves that committed during the survey: their objects and chunks live.
         for digest in again.live - first.live:
             if digest not in survey.kept:

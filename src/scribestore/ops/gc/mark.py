@@ -9,6 +9,7 @@ reference.
 from __future__ import annotations
 
 import contextlib
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,21 +18,25 @@ import msgspec
 from scribestore.exception import MissingManifestError
 from scribestore.manifest.schema import decode_project, decode_repository
 from scribestore.ops.gc.report import RETRY_HINT
+from scribestore.ops.journal import journal_names
 from scribestore.ops.registry import ManifestRegistry, RegisteredManifest, tree_of
 from scribestore.storage import checked, join_url, open_storage, read_if_exists, split_file_url
 
 if TYPE_CHECKING:
+    from scribestore.store.layout import JournalName
     from scribestore.store.objects import ObjectStore
 
 __all__ = ["Marks", "manifest_digests", "mark"]
 
 
 class Marks(msgspec.Struct, kw_only=True):
-    """What the registered manifests reference, and which manifests were read."""
+    """What the registered manifests and the journal reference, which manifests
+    were read, and the journal entries past their retention."""
 
     live: set[str]
     seen: list[str]
     forgotten: list[RegisteredManifest]
+    expired: list[JournalName] = msgspec.field(default_factory=list)
 
 
 def manifest_digests(url: str, kind: str, storage_options: dict[str, Any]) -> set[str] | None:
@@ -45,14 +50,23 @@ def manifest_digests(url: str, kind: str, storage_options: dict[str, Any]) -> se
     data = read_if_exists(storage, name, f"manifest {url}")
     if data is None:
         return None
+    return digests_of(data, kind, url)
+
+
+def digests_of(data: bytes, kind: str, where: str) -> set[str]:
+    """Digests the manifest ``data`` of ``kind`` references.
+
+    Raises:
+        CorruptManifestError, UnsupportedFormatError: it cannot be read.
+    """
     if kind == "project":
-        project = decode_project(data, where=url)
+        project = decode_project(data, where=where)
         return {
             a.hash
             for exp in project.experiments
             for a in [*exp.artifacts, *(t_a for t in exp.tests for t_a in t.artifacts)]
         }
-    repo = decode_repository(data, where=url)
+    repo = decode_repository(data, where=where)
     return {v.hash for versions in repo.artifacts.values() for v in versions}
 
 
@@ -63,6 +77,7 @@ def mark(
     options: dict[str, Any],
     *,
     strict: bool,
+    keep_journal_s: float,
 ) -> Marks:
     """Mark from every registered manifest and every extra one.
 
@@ -99,7 +114,28 @@ def mark(
             "`scribestore gc --forget URL`)"
         )
     marks.forgotten = [r for r in records if r.url in forget]
+    mark_journal(store, marks, keep_journal_s)
     return marks
+
+
+def mark_journal(store: ObjectStore, marks: Marks, keep_s: float) -> None:
+    """Entries younger than ``keep_s`` are roots: their states and all these
+    reference are live; older ones are listed in ``marks.expired``.
+
+    Raises:
+        IntegrityError, ObjectNotFoundError: a kept state is damaged or missing.
+        CorruptManifestError, UnsupportedFormatError: a kept state cannot be read.
+    """
+    now_ns = time.time_ns()
+    for name in journal_names(store):
+        if now_ns - name.time_ns >= keep_s * 1e9:
+            marks.expired.append(name)
+            continue
+        data = store.get(name.digest)
+        kind = manifest_kind(data[:4096])
+        marks.live.add(name.digest)
+        if kind is not None:
+            marks.live |= digests_of(data, kind, f"journal entry {name.digest} of {store.url}")
 
 
 def discovered(store: ObjectStore, options: dict[str, Any]) -> list[tuple[str, str]]:

@@ -32,6 +32,8 @@ class GcReport(msgspec.Struct, frozen=True, kw_only=True):
     skipped_packs: tuple[str, ...] = ()
     #: Registry records of manifests the caller said are gone, now removed.
     forgotten: tuple[str, ...] = ()
+    #: Journal entries past their retention, deleted (FORMAT 7.3).
+    expired_journal: int = 0
     deleted_temp_files: int
     kept_young: int
     freed_bytes: int

@@ -18,7 +18,13 @@ from scribestore.ops.gc.mark import Marks
 from scribestore.ops.gc.report import RETRY_HINT, GcReport
 from scribestore.ops.gc.survey import Survey
 from scribestore.storage import Storage, checked
-from scribestore.store.layout import condemned_path, index_path, object_path, pack_path
+from scribestore.store.layout import (
+    condemned_path,
+    index_path,
+    journal_path,
+    object_path,
+    pack_path,
+)
 from scribestore.store.objects import ObjectStore
 
 __all__ = ["sweep"]
@@ -36,6 +42,9 @@ def sweep(
     """Delete what is dead (only under the gc lease unless ``dry_run``)."""
     now = dt.datetime.now(dt.timezone.utc)
     storage = store.storage
+    if not dry_run:  # entries first: none may name a state after it is deleted
+        for name in again.expired:
+            delete_quietly(storage, journal_path(name.key, name.time_ns, name.digest))
     doomed = [d for d in survey.candidates if d not in again.live]
     freed = 0
     for digest in doomed:
@@ -72,6 +81,7 @@ def sweep(
         skipped_packs=tuple(survey.skipped_packs),
         orphaned_packs=tuple(orphaned),
         forgotten=tuple(r.url for r in again.forgotten),
+        expired_journal=len(again.expired),
         deleted_temp_files=len(survey.temp_files),
         kept_young=survey.kept_young,
         freed_bytes=freed,
