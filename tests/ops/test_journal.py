@@ -192,6 +192,12 @@ def test_cli_lists_and_restores_even_a_deleted_manifest(tmp_path: Path) -> None:
     missing = invoke("journal", "restore", fpath, "nope")
     assert missing.exit_code == 3
     error_line(missing)
+    # Without an ID: the newest entry, here the state the second rerun replaced.
+    _rewrite(fpath)
+    assert [m["version"] for m in Repository(fpath, mode="r")] == [0]
+    assert invoke("journal", "restore", fpath).exit_code == 0
+    assert [m["version"] for m in Repository(fpath, mode="r")] == [0, 1]
+    assert invoke("journal", "restore", tmp_path / "elsewhere.json").exit_code == 3
 
 
 def test_journal_entries_are_plain_files_gc_and_fsck_understand(tmp_path: Path) -> None:

@@ -66,16 +66,20 @@ def ls(manifest: str) -> None:
 
 @journal.command()
 @click.argument("manifest")
-@click.argument("entry_id", metavar="ID")
+@click.argument("entry_id", metavar="[ID]", required=False)
 @store_options
 @output_options
-def restore(manifest: str, entry_id: str) -> None:
-    """Make state ID of MANIFEST the saved manifest again (the current one is journaled)."""
-    kinds = {e.id: e.kind for e in _entries(manifest)}
-    if entry_id not in kinds:
+def restore(manifest: str, entry_id: str | None) -> None:
+    """Make state ID (default: the newest) of MANIFEST the saved manifest again;
+    the current one is journaled first."""
+    entries = _entries(manifest)
+    kinds = {e.id: e.kind for e in entries}
+    if entry_id is None and entries:
+        entry_id = entries[-1].id
+    if entry_id is None or entry_id not in kinds:
         raise CliError(
-            f"no journal entry {entry_id!r} for {manifest}; `scribestore journal ls "
-            f"{manifest}` lists them",
+            f"no journal entry {entry_id or '(none at all)'} for {manifest}; "
+            f"`scribestore journal ls {manifest}` lists them",
             EXIT_NOT_FOUND,
         )
     _holder(manifest, kinds[entry_id]).restore(entry_id)
