@@ -57,3 +57,43 @@ def test_log_and_load_1gib_file_keeps_rss_bounded(tmp_path: Path) -> None:
     restored.update_mmap(dest)
     assert restored.hexdigest() == expected.hexdigest()
     assert os.path.getsize(dest) == 1 << 30
+
+
+_NUMPY_CHILD = (
+    PEAK_RSS
+    + """
+import json, sys
+from pathlib import Path
+import numpy as np
+from scribestore import Repository
+store, step, mib = (json.loads(a) for a in sys.argv[1:])
+fpath = Path(store) / "repository.json"
+if step == "save":
+    array = np.random.default_rng(0).standard_normal((mib << 20) // 8)
+    base = peak_rss()
+    repo = Repository(fpath, mode="w")
+    repo.log_artifact("weights", array, "numpy")
+    repo.save()
+    checksum = float(array[::4096].sum())
+else:
+    base = peak_rss()
+    array = Repository(fpath, mode="r").load_artifact("weights")
+    checksum = float(array[::4096].sum())
+print(json.dumps({"grew_kib": peak_rss() - base, "checksum": checksum}))
+"""
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="peak RSS comes from Linux /proc")
+def test_numpy_arrays_are_streamed_both_ways(tmp_path: Path) -> None:
+    mib = 512
+    store = str(tmp_path / "store")
+    saved = json.loads(run_child(_NUMPY_CHILD, store, "save", mib))
+    loaded = json.loads(run_child(_NUMPY_CHILD, store, "load", mib))
+    assert loaded["checksum"] == saved["checksum"]
+    # The bound of the file handler (test above): serializing into memory
+    # would add a whole copy of the array (512 MiB) instead.
+    assert saved["grew_kib"] >> 10 < 200, saved
+    # The array itself plus that bound; decoding from whole bytes would hold
+    # the bytes and the array at once (2 x 512 MiB).
+    assert loaded["grew_kib"] >> 10 < mib + 200, loaded

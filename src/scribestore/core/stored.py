@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import os
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
@@ -28,16 +29,19 @@ from scribestore.exception import (
 )
 from scribestore.manifest.schema import validate_fname, validate_name
 from scribestore.progress import Progress, null
+from scribestore.storage.base import BLOCK_SIZE
 from scribestore.store.objects import ObjectReader, ObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from scribestore.artifacts import ArtifactHandler
     from scribestore.ops.registry import ManifestKind, ManifestRegistry
     from scribestore.storage import Storage
     from scribestore.store.leases import Lease
 
 __all__ = [
+    "SPOOL_LIMIT",
     "TRUST_PICKLE_ENV",
     "PickleTrust",
     "PreparedValue",
@@ -54,6 +58,8 @@ __all__ = [
 ]
 
 _UNSAFE_FNAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: Bytes a handler's serialized value may take in memory before it goes to a temp file.
+SPOOL_LIMIT = 32 << 20
 
 #: Environment variable giving the default of ``trust_pickle`` for stores opened
 #: without it: ``0``/``false``/``no``/``off`` refuse pickle loads,
@@ -330,9 +336,12 @@ def store_value(
     handler = get_handler(handler_alias)
     if handler.streams_path:
         return objects.put_sized(Path(value), progress=progress)
-    buf = io.BytesIO()
-    handler.write(value, buf, **params)
-    return objects.put_sized(buf.getbuffer(), progress=progress)
+    # Small values stay in memory; a large one (a big array) spills to a
+    # temporary file, so serializing never holds a second copy of it.
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT, prefix="scribestore-") as buf:
+        handler.write(value, cast("IO[bytes]", buf), **params)
+        buf.seek(0)
+        return objects.put_sized(cast("IO[bytes]", buf), progress=progress)
 
 
 def open_stored(
@@ -356,6 +365,23 @@ def open_stored(
             detail=f"manifest records {record.size} bytes, object holds {reader.size}",
         )
     return reader
+
+
+def _read_value(handler: ArtifactHandler, stream: ObjectReader, params: dict[str, Any]) -> Any:
+    """``handler``'s value decoded from ``stream``, which is verified to its end.
+
+    A chunked object is decoded as it streams (each chunk is verified before
+    the handler sees it), so a large array is never held twice; any other is
+    read and verified whole first.
+    """
+    with stream:
+        if not stream.chunked:
+            return handler.read(io.BytesIO(stream.read()), **params)
+        buffered = io.BufferedReader(stream, BLOCK_SIZE)
+        value = handler.read(buffered, **params)
+        while buffered.read(BLOCK_SIZE):  # the rest, so the whole content is checked
+            pass
+        return value
 
 
 def load_stored(
@@ -406,8 +432,7 @@ def load_stored(
         if result is not stream:
             stream.close()
         return result
-    data = objects.get(record.hash, size=record.size, artifact=name, version=version)
-    value = handler.read(io.BytesIO(data), **reader_kwargs)
+    value = _read_value(handler, open_stored(objects, name, record, version), reader_kwargs)
     if handler.output_only:
         # lazyscribe's warning for handlers whose files are a rendering of the value.
         warnings.warn(

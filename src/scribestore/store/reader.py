@@ -81,6 +81,12 @@ class ObjectReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def chunked(self) -> bool:
+        """Whether the object is stored as chunks, each verified before its bytes
+        are returned (so a consumer may decode while it reads)."""
+        return self._codec is codec.Codec.CHUNKED
+
     def seekable(self) -> bool:
         return self._codec is codec.Codec.CHUNKED or self.size < codec.LOOSE_LIMIT
 
