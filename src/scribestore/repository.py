@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,6 +69,7 @@ from scribestore.manifest.versions import (
     select_as_of,
     to_utc,
 )
+from scribestore.ops.journal import current_user
 from scribestore.ops.verify import Reference, VerifyReport, verify_references
 from scribestore.progress import PartOf, Progress, null
 from scribestore.store.objects import ObjectReader
@@ -494,7 +494,8 @@ class Repository(ManifestFile):
         Raises:
             ReadOnlyError: mode ``"r"``.
             VersionNotFoundError: ``name`` has no such alias.
-            SaveError: the manifest could not be written; nothing changed.
+            SaveError: the manifest could not be written, or another writer
+                removed the alias first; nothing changed.
         """
         self._check_writable("remove an alias")
         validate_alias(alias)
@@ -503,10 +504,11 @@ class Repository(ManifestFile):
             self._move_alias(name, alias, None)
 
     def _move_alias(self, name: str, alias: str, target: ArtifactVersion | None) -> None:
-        by = getpass.getuser()
+        by = current_user()
         written: list[Aliases] = []
 
         def change(current: bytes | None) -> bytes:
+            self._keep_lazyscribe_original(current)
             manifest = with_alias_moved(
                 self._on_disk(current) or RepositoryManifest(), name, alias, target, by
             )
@@ -524,7 +526,12 @@ class Repository(ManifestFile):
             return current_aliases(self._aliases, name)
 
     def alias_history(self, name: str, alias: str) -> list[AliasMove]:
-        """Every move of ``alias`` of ``name``, oldest first (empty: never set)."""
+        """Every move of ``alias`` of ``name``, oldest first (empty: never set).
+
+        Raises:
+            InvalidVersionError: ``alias`` is not an alias name.
+        """
+        validate_alias(alias)
         with self._lock:
             return list(self._aliases.get(name, {}).get(alias, ()))
 

@@ -98,8 +98,11 @@ def test_bad_aliases_and_targets_are_refused_and_nothing_is_written(tmp_path: Pa
     fpath = tmp_path / "repository.json"
     repo = _three_versions(fpath)
     before = fpath.read_bytes()
+    for bad in ("bad alias", "3", "2026-01-02", "2026-01-02-rc", "-x", "a" * 101):
+        with pytest.raises(InvalidVersionError):
+            repo.set_alias("model", bad)
     with pytest.raises(InvalidVersionError):
-        repo.set_alias("model", "bad alias")
+        repo.alias_history("model", "bad alias")
     with pytest.raises(InvalidVersionError):
         repo.load_artifact("model", version="@bad alias")
     with pytest.raises(InvalidVersionError, match="exactly"):
@@ -164,7 +167,7 @@ def test_a_filtered_view_resolves_aliases_among_its_versions(tmp_path: Path) -> 
     view = repo.filter([("model", 2)])
     assert view.load_artifact("model", version="@production") == "v2"
     repo.set_alias("model", "old", version=0)
-    with pytest.raises(VersionNotFoundError, match="no longer"):
+    with pytest.raises(VersionNotFoundError, match="not among the versions"):
         repo.filter([("model", 2)]).load_artifact("model", version="@old")
 
 
@@ -172,7 +175,7 @@ def test_a_filtered_view_resolves_aliases_among_its_versions(tmp_path: Path) -> 
 def test_alias_names_are_exactly_the_documented_pattern(text: str) -> None:
     import re
 
-    if re.match(ALIAS_PATTERN, text):
+    if re.match(ALIAS_PATTERN, text) and not re.match(r"[0-9]+\Z|[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         assert validate_alias(text) == text
         assert alias_selector("@" + text) == text
     else:
@@ -180,3 +183,47 @@ def test_alias_names_are_exactly_the_documented_pattern(text: str) -> None:
             validate_alias(text)
     if not text.startswith("@"):
         assert alias_selector(text) is None  # a number or timestamp, never an alias
+
+
+def test_an_alias_moved_from_a_stale_repository_records_the_number_saved(
+    tmp_path: Path,
+) -> None:
+    fpath = tmp_path / "repository.json"
+    old = Repository(fpath, mode="a")
+    old.log_artifact("model", "old", "text")
+    old.save()
+    rewriting = Repository(fpath, mode="w")
+    stale = Repository(fpath, mode="a")
+    stale.log_artifact("model", "kept", "text")
+    stale.save()  # version 1 as stale knows it
+    rewriting.log_artifact("model", "new", "text")
+    rewriting.save()  # drops version 0: "kept" is version 0 now
+    info = stale.set_alias("model", "production", version=1)
+    assert info.version == 0
+    assert Repository(fpath, mode="r").load_artifact("model", version="@production") == "kept"
+
+
+def test_moves_are_recorded_for_users_without_a_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass as getpass_module
+
+    def no_name() -> str:
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass_module, "getuser", no_name)
+    repo = _three_versions(tmp_path / "repository.json")
+    assert repo.set_alias("model", "production").moved_by.startswith("uid:")
+
+
+def test_alias_moves_on_a_lazyscribe_manifest_keep_its_original(tmp_path: Path) -> None:
+    import lazyscribe
+
+    fpath = tmp_path / "repository.json"
+    old = lazyscribe.Repository(fpath, mode="w")
+    old.log_artifact("cfg", {"a": 1}, handler="json")
+    old.save()
+    original = fpath.read_bytes()
+    Repository(fpath, mode="a").set_alias("cfg", "production")
+    assert (tmp_path / "repository.json.lazyscribe").read_bytes() == original
+    assert Repository(fpath, mode="r").load_artifact("cfg", version="@production") == {"a": 1}

@@ -20,7 +20,6 @@ def test_set_move_list_and_use_an_alias(repo_path: Path, tmp_path: Path) -> None
     info = invoke_json("alias", "set", repo_path, "model", "production", "0")
     assert (info["version"], info["moved_by"]) == (0, getpass.getuser())
     assert invoke_json("show", repo_path, "model@production")["version"] == 0
-    assert invoke_json("show", repo_path, "model@@production")["version"] == 0
     dest = tmp_path / "out.bin"
     assert invoke("get", repo_path, "model@production", dest).exit_code == 0
     with Repository(repo_path, mode="r").open_artifact("model", version=0) as stream:

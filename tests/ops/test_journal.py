@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +116,7 @@ def test_gc_past_the_retention_deletes_the_entries_then_what_only_they_kept(
     assert Repository(fpath, mode="r").load_artifact("model") == b"rerun weights" * 50
 
 
-def test_a_damaged_journaled_state_stops_gc_and_fails_its_restore(tmp_path: Path) -> None:
+def test_a_damaged_journaled_state_is_reported_and_fails_its_restore(tmp_path: Path) -> None:
     fpath = tmp_path / "repository.json"
     _history(fpath)
     _rewrite(fpath)
@@ -125,11 +127,41 @@ def test_a_damaged_journaled_state_stops_gc_and_fails_its_restore(tmp_path: Path
     data[-2] ^= 0xFF
     path.write_bytes(bytes(data))
     before = fpath.read_bytes()
-    with pytest.raises(IntegrityError):
-        collect_garbage(tmp_path / "objects", grace=NOW)
+    # It cannot be restored, so it must not stop gc: it is counted, and kept.
+    report = collect_garbage(tmp_path / "objects", grace=NOW)
+    assert report.unreadable_journal == 1 and entry.digest not in report.deleted_objects
+    assert Repository(fpath, mode="r").load_artifact("model") == b"rerun weights" * 50
     with pytest.raises(IntegrityError):
         repo.restore(entry.id)
     assert fpath.read_bytes() == before
+
+
+def test_a_replaced_damaged_manifest_does_not_stop_gc(tmp_path: Path) -> None:
+    fpath = tmp_path / "repository.json"
+    _history(fpath)
+    fpath.write_bytes(fpath.read_bytes()[:100])  # truncated
+    _rewrite(fpath)
+    report = collect_garbage(tmp_path / "objects", grace=NOW)
+    assert report.unreadable_journal == 0 and report.expired_journal == 0
+    assert Repository(fpath, mode="r").load_artifact("model") == b"rerun weights" * 50
+
+
+def test_retention_is_judged_by_the_storage_clock(tmp_path: Path) -> None:
+    fpath = tmp_path / "repository.json"
+    _history(fpath)
+    _rewrite(fpath)
+    (entry,) = Repository(fpath, mode="r").journal()
+    journal = tmp_path / "objects" / "journal"
+    (path,) = (p for p in journal.rglob("*.json"))
+    # A writer whose clock is a year slow named the entry: it is still young.
+    stale = path.with_name(
+        f"{entry.replaced_at.timestamp() * 1e9 - 3.2e16:020.0f}-{entry.digest}.json"
+    )
+    path.rename(stale)
+    assert collect_garbage(tmp_path / "objects", grace=NOW).expired_journal == 0
+    old = time.time() - 8 * 86400
+    os.utime(stale, (old, old))
+    assert collect_garbage(tmp_path / "objects", grace=NOW).expired_journal == 1
 
 
 def test_restore_errors_change_nothing(tmp_path: Path) -> None:

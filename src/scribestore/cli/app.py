@@ -291,12 +291,11 @@ def parse_version(text: str | None) -> int | str | None:
 
 def parse_ref(ref: str) -> tuple[str, int | str | None]:
     """``NAME[@VERSION]`` -> (name, version). The last ``@`` splits, so names may
-    hold ``@``; ``NAME@@ALIAS`` names an alias even where ALIAS looks like a version."""
+    hold ``@``; VERSION is a number, a timestamp or an alias (aliases never look
+    like the other two)."""
     name, sep, version = ref.rpartition("@")
     if not sep:
         return ref, None
-    if name.endswith("@") and len(name) > 1 and version:
-        return name[:-1], "@" + version
     if not name:
         raise CliError(f"{ref!r} has no artifact name before '@'", EXIT_USAGE)
     return name, parse_version(version)

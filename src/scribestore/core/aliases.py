@@ -42,6 +42,8 @@ __all__ = [
 Aliases = dict[str, dict[str, list[AliasMove]]]
 
 _ALIAS = re.compile(ALIAS_PATTERN)
+#: What reads as a version number or a timestamp (``NAME@3``, ``NAME@2026-01-02``).
+_VERSION_LIKE = re.compile(r"[0-9]+\Z|[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class AliasInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,10 +65,11 @@ def validate_alias(alias: object) -> str:
         InvalidVersionError: it is not a string of up to 100 letters, digits,
             ``.``, ``_`` or ``-`` starting with a letter or digit.
     """
-    if not isinstance(alias, str) or _ALIAS.match(alias) is None:
+    if not isinstance(alias, str) or _ALIAS.match(alias) is None or _VERSION_LIKE.match(alias):
         raise InvalidVersionError(
             f"invalid alias {alias!r}: use up to 100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "starting with a letter or digit, and not a number or a date (those name "
+            "versions)"
         )
     return alias
 
@@ -107,7 +110,8 @@ def resolve(
             return candidate
     raise VersionNotFoundError(
         f"alias {alias!r} of artifact {name!r} points at a version (created "
-        f"{target.created_at.isoformat()}) that is no longer in repository {where}"
+        f"{target.created_at.isoformat()}) that is not among the versions of {where} "
+        "(a filtered view, or a mode 'w' save dropped it)"
     )
 
 
@@ -190,12 +194,17 @@ def with_alias_moved(
         VersionNotFoundError: removing an alias that does not point anywhere.
     """
     versions = manifest.artifacts.get(name, [])
-    if target is not None and not any(
-        v.created_at == target.created_at and v.hash == target.hash for v in versions
-    ):
-        raise SaveError(
-            f"version {target.version} of artifact {name!r} was removed by another writer "
-            f"before alias {alias!r} could point at it; nothing was changed"
+    on_disk = None
+    if target is not None:
+        # The version as saved now: its number there, not the caller's.
+        on_disk = next(
+            (v for v in versions if v.created_at == target.created_at and v.hash == target.hash),
+            None,
         )
+        if on_disk is None:
+            raise SaveError(
+                f"version {target.version} of artifact {name!r} was removed by another "
+                f"writer before alias {alias!r} could point at it; nothing was changed"
+            )
     live = keep_live(manifest.aliases, manifest.artifacts)
-    return msgspec.structs.replace(manifest, aliases=moved(live, name, alias, target, by))
+    return msgspec.structs.replace(manifest, aliases=moved(live, name, alias, on_disk, by))

@@ -21,6 +21,7 @@ from scribestore.core.stored import PickleTrust, commit_manifest, register_with
 from scribestore.core.unsaved import watch
 from scribestore.exception import (
     CorruptManifestError,
+    InvalidVersionError,
     ManifestNotFoundError,
     ReadOnlyError,
     SaveError,
@@ -116,7 +117,6 @@ class ManifestFile:
         by default).
 
         Raises:
-            CorruptObjectError: an entry cannot be decoded.
             StorageError: the journal could not be read.
         """
         return self._journal.entries()
@@ -131,6 +131,7 @@ class ManifestFile:
 
         Raises:
             ReadOnlyError: mode ``"r"``.
+            InvalidVersionError: ``entry_id`` is not a string.
             VersionNotFoundError: no such entry (expired, or never recorded).
             IntegrityError: the journaled state is damaged.
             CorruptManifestError, UnsupportedFormatError: it is not a manifest
@@ -138,20 +139,39 @@ class ManifestFile:
             SaveError: it could not be written; the manifest is unchanged.
         """
         self._check_writable("restore a manifest")
+        if not isinstance(entry_id, str):
+            raise InvalidVersionError(f"a journal entry id is a string, not {entry_id!r}")
+        with self._lock:
+            # Under the write lease: gc cannot delete what the state references
+            # between reading it and committing it.
+            with self._saving() as lease:
+                try:
+                    data = self._restorable(entry_id)
+                except ScribeStoreError as exc:  # reported as itself, not as a SaveError
+                    refused: ScribeStoreError | None = exc
+                else:
+                    refused = None
+                    self._commit(self._restoring(entry_id, data), lease)
+            if refused is not None:
+                raise refused
+            if self.mode != "w":
+                self.load()
+
+    def _restorable(self, entry_id: str) -> bytes:
+        """The verified state ``entry_id``, checked to be a manifest of this kind."""
         data = self._journal.restore_bytes(entry_id)
         decode = decode_repository if self.kind == "repository" else decode_project
         decode(data, where=f"journal entry {entry_id} of {self.url}")
-        with self._lock:
-            with self._saving() as lease:
+        return data
 
-                def change(current: bytes | None) -> bytes:
-                    if current is not None and current != data:
-                        self._keep_replaced(current, f"restore of {entry_id}")
-                    return data
+    def _restoring(self, entry_id: str, data: bytes) -> Callable[[bytes | None], bytes]:
+        def change(current: bytes | None) -> bytes:
+            self._keep_lazyscribe_original(current)
+            if current is not None and current != data:
+                self._keep_replaced(current, f"restore of {entry_id}")
+            return data
 
-                self._commit(change, lease)
-            if self.mode != "w":
-                self.load()
+        return change
 
     def _keep_replaced(self, current: bytes | None, reason: str) -> None:
         """Journal ``current``, about to be replaced, while a write lease is held.

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import logging
+import os
 import time
 from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from scribestore.exception import CorruptObjectError, VersionNotFoundError
+from scribestore.exception import VersionNotFoundError
 from scribestore.ops.registry import ManifestKind, manifest_key
 from scribestore.storage import checked
 from scribestore.store.layout import JOURNAL_DIR, JournalName, journal_path, parse_journal_name
@@ -35,8 +37,11 @@ __all__ = [
     "DEFAULT_RETENTION",
     "JournalEntry",
     "ManifestJournal",
+    "current_user",
     "journal_names",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: How long gc keeps a replaced manifest state (and everything it references).
 DEFAULT_RETENTION = dt.timedelta(days=7)
@@ -68,6 +73,15 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     #: Where the manifest was when the state was replaced.
     url: str
     kind: ManifestKind
+
+
+def current_user() -> str:
+    """Who is changing the store, as recorded in the journal and on alias moves:
+    the login name, or ``uid:<n>`` where the user id has no name (containers)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry and no USER/LOGNAME: getpwuid raises KeyError
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def journal_names(store: ObjectStore) -> list[JournalName]:
@@ -109,7 +123,7 @@ class ManifestJournal:
             url=self._url,
             kind=self._kind,
             size=len(data),
-            replaced_by=getpass.getuser(),
+            replaced_by=current_user(),
             reason=reason,
         )
         storage = self._store.storage
@@ -123,8 +137,9 @@ class ManifestJournal:
     def entries(self) -> list[JournalEntry]:
         """The replaced states of this manifest, oldest first.
 
+        An entry whose file cannot be decoded is left out, with a logged warning.
+
         Raises:
-            CorruptObjectError: an entry cannot be decoded.
             StorageError: the journal could not be read.
         """
         storage = self._store.storage
@@ -140,9 +155,9 @@ class ManifestJournal:
             try:
                 record = msgspec.json.decode(raw, type=_Record)
             except msgspec.DecodeError as exc:
-                raise CorruptObjectError(
-                    "journal-entry", "undecodable", path=path, detail=str(exc)
-                ) from exc
+                # One damaged entry must not hide the others from a restore.
+                logger.warning("journal entry %s is damaged and left out: %s", path, exc)
+                continue
             found.append(
                 JournalEntry(
                     id=f"{name.time_ns:020d}-{name.digest}",

@@ -9,18 +9,26 @@ reference.
 from __future__ import annotations
 
 import contextlib
-import time
+import datetime as dt
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scribestore.exception import MissingManifestError
+from scribestore.exception import (
+    CorruptManifestError,
+    CorruptObjectError,
+    IntegrityError,
+    MissingManifestError,
+    ObjectNotFoundError,
+    UnsupportedFormatError,
+)
 from scribestore.manifest.schema import decode_project, decode_repository
 from scribestore.ops.gc.report import RETRY_HINT
 from scribestore.ops.journal import journal_names
 from scribestore.ops.registry import ManifestRegistry, RegisteredManifest, tree_of
 from scribestore.storage import checked, join_url, open_storage, read_if_exists, split_file_url
+from scribestore.store.layout import journal_path
 
 if TYPE_CHECKING:
     from scribestore.store.layout import JournalName
@@ -37,6 +45,8 @@ class Marks(msgspec.Struct, kw_only=True):
     seen: list[str]
     forgotten: list[RegisteredManifest]
     expired: list[JournalName] = msgspec.field(default_factory=list)
+    #: Journal entries whose state is missing or damaged (not restorable).
+    unreadable: int = 0
 
 
 def manifest_digests(url: str, kind: str, storage_options: dict[str, Any]) -> set[str] | None:
@@ -119,23 +129,36 @@ def mark(
 
 
 def mark_journal(store: ObjectStore, marks: Marks, keep_s: float) -> None:
-    """Entries younger than ``keep_s`` are roots: their states and all these
-    reference are live; older ones are listed in ``marks.expired``.
+    """Entries younger than ``keep_s`` (by the storage's clock, as every age gc
+    judges) are roots: their states and all these reference are live; older
+    ones are listed in ``marks.expired``.
 
-    Raises:
-        IntegrityError, ObjectNotFoundError: a kept state is damaged or missing.
-        CorruptManifestError, UnsupportedFormatError: a kept state cannot be read.
+    A state that cannot be read as a manifest (a damaged manifest that a
+    mode "w" save replaced, a lazyscribe one) keeps only its own object: it
+    cannot be restored, and it must not stop gc. One that is missing or
+    damaged is counted in ``marks.unreadable``.
     """
-    now_ns = time.time_ns()
+    storage = store.storage
+    now = dt.datetime.now(dt.timezone.utc)
     for name in journal_names(store):
-        if now_ns - name.time_ns >= keep_s * 1e9:
+        path = journal_path(name.key, name.time_ns, name.digest)
+        try:
+            when = checked(storage, partial(storage.modified, path), path, hint=RETRY_HINT)
+        except FileNotFoundError:
+            continue  # deleted meanwhile
+        if (now - when).total_seconds() >= keep_s:
             marks.expired.append(name)
             continue
-        data = store.get(name.digest)
-        kind = manifest_kind(data[:4096])
         marks.live.add(name.digest)
+        try:
+            data = store.get(name.digest)
+        except (IntegrityError, ObjectNotFoundError, CorruptObjectError):
+            marks.unreadable += 1
+            continue
+        kind = manifest_kind(data[:4096])
         if kind is not None:
-            marks.live |= digests_of(data, kind, f"journal entry {name.digest} of {store.url}")
+            with contextlib.suppress(CorruptManifestError, UnsupportedFormatError):
+                marks.live |= digests_of(data, kind, f"journal state {name.digest}")
 
 
 def discovered(store: ObjectStore, options: dict[str, Any]) -> list[tuple[str, str]]:

@@ -34,6 +34,9 @@ class GcReport(msgspec.Struct, frozen=True, kw_only=True):
     forgotten: tuple[str, ...] = ()
     #: Journal entries past their retention, deleted (FORMAT 7.3).
     expired_journal: int = 0
+    #: Journal entries whose state is missing or damaged: kept until they
+    #: expire, but not restorable (what they referenced is not protected).
+    unreadable_journal: int = 0
     deleted_temp_files: int
     kept_young: int
     freed_bytes: int

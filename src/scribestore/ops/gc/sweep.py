@@ -82,6 +82,7 @@ def sweep(
         orphaned_packs=tuple(orphaned),
         forgotten=tuple(r.url for r in again.forgotten),
         expired_journal=len(again.expired),
+        unreadable_journal=again.unreadable,
         deleted_temp_files=len(survey.temp_files),
         kept_young=survey.kept_young,
         freed_bytes=freed,
