@@ -199,9 +199,15 @@ class Repository(ManifestFile):
         value: Any,
         handler: str,
         fname: str | None = None,
+        *,
+        skip_unchanged: bool = False,
         **writer_kwargs: Any,
     ) -> None:
         """Add a new version of artifact ``name``; it is written by :meth:`save`.
+
+        With ``skip_unchanged``, :meth:`save` adds the version only if its
+        bytes or handler differ from the newest saved version of ``name``
+        (as saved when the save commits, other writers' versions included).
 
         Raises:
             ReadOnlyError: the repository is open in mode ``"r"``.
@@ -224,6 +230,7 @@ class Repository(ManifestFile):
                     created_at=created_at,
                     fname=default_fname(name, created_at, prepared, fname),
                     environment=prepared.environment,
+                    skip_unchanged=skip_unchanged,
                 ),
                 len(saved or ()),
             )

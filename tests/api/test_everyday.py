@@ -155,3 +155,56 @@ def test_an_unsaved_repository_warns_at_exit(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert "UnsavedChangesWarning" in proc.stderr and "1 unsaved change" in proc.stderr
+
+
+def test_skip_unchanged_adds_a_version_only_when_the_bytes_differ(tmp_path: Path) -> None:
+    fpath = tmp_path / "repository.json"
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights v1" * 1000)
+    repo = Repository(fpath, mode="a")
+    repo.log_artifact("model", model, "file", skip_unchanged=True)
+    repo.save()
+    repo.log_artifact("model", model, "file", skip_unchanged=True)
+    repo.save()
+    assert len(repo.saved_versions()["model"]) == 1
+    model.write_bytes(b"weights v2" * 1000)
+    repo.log_artifact("model", model, "file", skip_unchanged=True)
+    repo.save()
+    assert len(repo.saved_versions()["model"]) == 2
+    repo.log_artifact("model", model.read_bytes(), "bytes", skip_unchanged=True)
+    repo.save()  # same bytes, another handler: a new version
+    assert [m["handler"] for m in Repository(fpath, mode="r")] == ["file", "file", "bytes"]
+    # Without the option, identical bytes are a new version, as in lazyscribe.
+    repo.log_artifact("model", model.read_bytes(), "bytes")
+    repo.save()
+    assert len(Repository(fpath, mode="r").saved_versions()["model"]) == 4
+
+
+def test_skip_unchanged_compares_with_what_is_saved_at_commit(tmp_path: Path) -> None:
+    fpath = tmp_path / "repository.json"
+    first = Repository(fpath, mode="a")
+    first.log_artifact("cfg", {"lr": 0.1}, "json")
+    first.save()
+    slow = Repository(fpath, mode="a")
+    slow.log_artifact("cfg", {"lr": 0.2}, "json", skip_unchanged=True)
+    other = Repository(fpath, mode="a")
+    other.log_artifact("cfg", {"lr": 0.2}, "json")
+    other.save()  # the same content, committed first
+    slow.save()
+    versions = Repository(fpath, mode="r").saved_versions()["cfg"]
+    assert len(versions) == 2
+
+
+def test_cli_log_skip_unchanged_says_so(tmp_path: Path) -> None:
+    import json
+
+    from support.cli import invoke
+
+    fpath = tmp_path / "repository.json"
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights" * 1000)
+    first = json.loads(invoke("log", fpath, "model", model, "--skip-unchanged", "--json").stdout)
+    again = invoke("log", fpath, "model", model, "--skip-unchanged")
+    assert first[0]["unchanged"] is False
+    assert again.exit_code == 0 and again.stdout.startswith("unchanged model@0")
+    assert len(Repository(fpath, mode="r").saved_versions()["model"]) == 1

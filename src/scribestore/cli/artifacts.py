@@ -116,9 +116,14 @@ def _files(name: str, path: Path) -> list[tuple[str, Path]]:
 @click.argument("manifest")
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--skip-unchanged",
+    is_flag=True,
+    help="Add no version when the bytes equal those of the newest saved version.",
+)
 @store_options
 @output_options
-def log(manifest: str, name: str, path: Path) -> None:
+def log(manifest: str, name: str, path: Path, *, skip_unchanged: bool) -> None:
     """Add PATH as a new version of artifact NAME and save.
 
     A file becomes one version of NAME (handler 'file': streamed in, never
@@ -130,13 +135,18 @@ def log(manifest: str, name: str, path: Path) -> None:
     repo = open_repository(manifest, mode="a")
     items = _files(name, path)
     for artifact, file in items:
-        repo.log_artifact(artifact, file, handler="file")
+        repo.log_artifact(artifact, file, handler="file", skip_unchanged=skip_unchanged)
+    before = {a: len(vs) for a, vs in repo.saved_versions().items()}
     repo.save(progress=s.progress())
+    after = repo.saved_versions()
     logged = [repo.get_artifact_metadata(artifact) for artifact, _ in items]
+    for meta in logged:  # a skipped file added no version
+        meta["unchanged"] = len(after.get(meta["name"], ())) == before.get(meta["name"], 0)
     emit(
         logged,
         lambda: (
-            f"logged {m['name']}@{m['version']}  {human(m['size'])}  blake3 {m['hash']}"
+            f"{'unchanged' if m['unchanged'] else 'logged'} {m['name']}@{m['version']}  "
+            f"{human(m['size'])}  blake3 {m['hash']}"
             for m in logged
         ),
         report=True,

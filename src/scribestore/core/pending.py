@@ -21,6 +21,8 @@ class PendingArtifact:
     serialize the value again. ``copied`` marks a copy of a version saved
     elsewhere, with its origin's creation time and hash (promotion, push): a
     save skips it when another writer committed that very version meanwhile.
+    ``skip_unchanged`` makes a save skip it when the newest saved version of
+    its name holds the same bytes with the same handler.
     """
 
     name: str
@@ -34,3 +36,4 @@ class PendingArtifact:
     expiry: dt.datetime | None = None
     stored: tuple[str, int] | None = None
     copied: bool = False
+    skip_unchanged: bool = False

@@ -31,7 +31,9 @@ def merge_versions(
     """The versions to write: ``on_disk`` without the ``dropped`` ones (mode "w"),
     renumbered densely, with the ``expiries`` set, and each ``pending`` version
     (already stored) numbered after its name's, unless it is a copy of a
-    version (name, creation time and hash) that is there already. Also returns the new versions.
+    version (name, creation time and hash) that is there already, or asks to
+    be skipped when its bytes and handler are those of its name's newest
+    version. Also returns the new versions.
     """
     artifacts: dict[str, list[ArtifactVersion]] = {}
     for name, versions in on_disk.items():
@@ -54,6 +56,8 @@ def merge_versions(
         if queued.copied and (queued.name, queued.created_at, queued.stored[0]) in present:
             continue
         versions = artifacts.setdefault(queued.name, [])
+        if queued.skip_unchanged and _same_as_newest(versions, queued):
+            continue
         entry = ArtifactVersion(
             version=len(versions),
             hash=queued.stored[0],
@@ -68,6 +72,15 @@ def merge_versions(
         versions.append(entry)
         assigned.append(entry)
     return artifacts, assigned
+
+
+def _same_as_newest(versions: Sequence[ArtifactVersion], queued: PendingArtifact) -> bool:
+    newest = versions[-1] if versions else None
+    return (
+        newest is not None
+        and queued.stored is not None
+        and (newest.hash, newest.size, newest.handler) == (*queued.stored, queued.handler)
+    )
 
 
 def drops_versions(
