@@ -33,6 +33,7 @@ from scribestore.core.lazyscribe_open import repository_versions
 from scribestore.core.manifest_file import ManifestFile
 from scribestore.core.pending import PendingArtifact
 from scribestore.core.stored import (
+    bytes_to_store,
     default_fname,
     is_stored,
     load_stored,
@@ -339,7 +340,7 @@ class Repository(ManifestFile):
             self._save_locked(progress)
 
     def _save_locked(self, progress: Progress) -> None:
-        progress.start(self._bytes_to_store(), f"saving {self._manifest_name}")
+        progress.start(bytes_to_store(self._queued), f"saving {self._manifest_name}")
         try:
             with self._saving() as lease:
                 merged = self._save_under(lease, PartOf(progress))
@@ -356,17 +357,6 @@ class Repository(ManifestFile):
         self._expiry_updates = {}
         self._baseline = set()
         self._replacing = False
-
-    def _bytes_to_store(self) -> int | None:
-        """Bytes of the queued values not stored yet, if every one is a file."""
-        total = 0
-        for pending in self._queued:
-            if pending.stored is None:
-                if not get_handler(pending.handler).streams_path:
-                    return None
-                with contextlib.suppress(OSError):  # reported by the save itself
-                    total += os.stat(pending.value).st_size
-        return total
 
     def _save_under(self, lease: Lease, progress: Progress) -> RepositoryManifest:
         """Store pending values and commit the manifest while ``lease`` is held."""

@@ -20,7 +20,7 @@ from scribestore.artifacts import (
 )
 from scribestore.artifacts.builtin import JSONHandler
 
-BUILTINS = ["bytes", "file", "json", "numpy", "pickle", "text"]
+BUILTINS = ["bytes", "file", "folder", "json", "numpy", "pickle", "text"]
 
 
 class ToyHandler(ArtifactHandler):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import io
+import os
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -124,6 +125,19 @@ class ArtifactHandler(abc.ABC):
         """For ``streams_path`` handlers: the loaded value, given a stream of
         the stored bytes that verifies as it is read."""
         raise NotImplementedError(f"handler {self.alias!r} does not stream files")
+
+    def open_source(self, path: str) -> IO[bytes] | None:
+        """For ``streams_path`` handlers: a stream of the bytes to store for the
+        path :meth:`source_path` gave, or None (default) to store that file."""
+        return None
+
+    def source_size(self, path: str) -> int | None:
+        """For ``streams_path`` handlers: how many bytes storing ``path`` takes
+        (for progress bars), or None when unknown. Default: the file's size."""
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return None
 
 
 @attrs.define

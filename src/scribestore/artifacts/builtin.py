@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import numpy
 
 from scribestore.artifacts.base import ArtifactHandler
+from scribestore.artifacts.folder import FolderHandler
 from scribestore.artifacts.localfile import write_atomically
 from scribestore.storage.base import BLOCK_SIZE
 
@@ -363,4 +364,5 @@ BUILTIN_HANDLERS: tuple[type[ArtifactHandler], ...] = (
     PickleHandler,
     NumpyHandler,
     FileHandler,
+    FolderHandler,
 )

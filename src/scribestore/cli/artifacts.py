@@ -121,21 +121,30 @@ def _files(name: str, path: Path) -> list[tuple[str, Path]]:
     is_flag=True,
     help="Add no version when the bytes equal those of the newest saved version.",
 )
+@click.option(
+    "--folder",
+    is_flag=True,
+    help="Log a directory as one version of NAME (handler 'folder'), not one per file.",
+)
 @store_options
 @output_options
-def log(manifest: str, name: str, path: Path, *, skip_unchanged: bool) -> None:
+def log(manifest: str, name: str, path: Path, *, skip_unchanged: bool, folder: bool) -> None:
     """Add PATH as a new version of artifact NAME and save.
 
     A file becomes one version of NAME (handler 'file': streamed in, never
     whole in memory). A directory becomes one version of NAME/<relative
-    path> for each file under it, all saved together in one manifest write.
+    path> for each file under it, all saved together in one manifest write;
+    with --folder, one version of NAME holding the whole tree.
     The manifest is created if it does not exist.
     """
     s = settings()
     repo = open_repository(manifest, mode="a")
-    items = _files(name, path)
+    if folder and not path.is_dir():
+        raise CliError(f"--folder needs a directory; {path} is not one", EXIT_USAGE)
+    items = [(name, path)] if folder else _files(name, path)
     for artifact, file in items:
-        repo.log_artifact(artifact, file, handler="file", skip_unchanged=skip_unchanged)
+        handler = "folder" if folder else "file"
+        repo.log_artifact(artifact, file, handler=handler, skip_unchanged=skip_unchanged)
     before = {a: len(vs) for a, vs in repo.saved_versions().items()}
     repo.save(progress=s.progress())
     after = repo.saved_versions()
@@ -299,8 +308,12 @@ def get(manifest: str, ref: str, dest: Path, *, asof: bool, force: bool) -> None
     progress = s.progress()
     progress.start(meta["size"], f"exporting {name}")
     try:
-        with repo.open_artifact(name, version=meta["version"]) as stream:
-            write_atomically(str(target), cast("IO[bytes]", stream), progress=progress)
+        if meta["handler"] == "folder":  # the tree, restored all or nothing
+            repo.load_artifact(name, version=meta["version"], dest=target)
+            progress.advance(meta["size"])
+        else:
+            with repo.open_artifact(name, version=meta["version"]) as stream:
+                write_atomically(str(target), cast("IO[bytes]", stream), progress=progress)
     finally:
         progress.close()
     result = {**meta, "path": str(target)}

@@ -33,9 +33,10 @@ from scribestore.storage.base import BLOCK_SIZE
 from scribestore.store.objects import ObjectReader, ObjectStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from scribestore.artifacts import ArtifactHandler
+    from scribestore.core.pending import PendingArtifact
     from scribestore.ops.registry import ManifestKind, ManifestRegistry
     from scribestore.storage import Storage
     from scribestore.store.leases import Lease
@@ -46,6 +47,7 @@ __all__ = [
     "PickleTrust",
     "PreparedValue",
     "StoredArtifact",
+    "bytes_to_store",
     "commit_manifest",
     "default_fname",
     "is_stored",
@@ -335,13 +337,31 @@ def store_value(
     """
     handler = get_handler(handler_alias)
     if handler.streams_path:
-        return objects.put_sized(Path(value), progress=progress)
+        source = handler.open_source(value)
+        if source is None:
+            return objects.put_sized(Path(value), progress=progress)
+        with source:
+            return objects.put_sized(source, progress=progress)
     # Small values stay in memory; a large one (a big array) spills to a
     # temporary file, so serializing never holds a second copy of it.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT, prefix="scribestore-") as buf:
         handler.write(value, cast("IO[bytes]", buf), **params)
         buf.seek(0)
         return objects.put_sized(cast("IO[bytes]", buf), progress=progress)
+
+
+def bytes_to_store(queued: Iterable[PendingArtifact]) -> int | None:
+    """Bytes of the queued values not stored yet, if every one is a file or
+    folder whose size is known (None otherwise: a progress bar without total)."""
+    total = 0
+    for pending in queued:
+        if pending.stored is None:
+            handler = get_handler(pending.handler)
+            size = handler.source_size(pending.value) if handler.streams_path else None
+            if size is None:
+                return None
+            total += size
+    return total
 
 
 def open_stored(
