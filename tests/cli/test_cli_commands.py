@@ -319,8 +319,8 @@ def test_du(repo_path: Path) -> None:
     stats = repo.objects.stats()
     assert data["versions"] == 4
     assert data["logical_bytes"] == sum(sizes)
-    assert data["stored_bytes"] == stats.stored_size
-    assert data["dedup_ratio"] == pytest.approx(sum(sizes) / stats.stored_size, rel=1e-3)
+    assert 0 < data["stored_bytes"] <= stats.stored_size == data["store"]["stored_bytes"]
+    assert data["dedup_ratio"] == pytest.approx(sum(sizes) / data["stored_bytes"], rel=1e-3)
     assert data["missing_objects"] == 0
     text = invoke("du", repo_path).stdout
     assert "dedup ratio" in text and "logical" in text
@@ -336,6 +336,22 @@ def test_du_counts_duplicates_once(tmp_path: Path) -> None:
     assert data["versions"] == 3 and data["distinct_contents"] == 1
     assert data["logical_bytes"] == 300_000
     assert data["dedup_ratio"] > 2.5
+
+
+def test_du_of_a_project_counts_its_own_bytes_not_the_shared_store(tmp_path: Path) -> None:
+    """A project beside a large repository: its figures are its own."""
+    repo = Repository(tmp_path / "s" / "repository.json", mode="w")
+    repo.log_artifact("big", os.urandom(3 << 20), "bytes")
+    repo.save()
+    project = Project(tmp_path / "s" / "project.json", mode="w")
+    for name in ("a", "b"):
+        with project.log(name) as exp:
+            exp.log_artifact("preds", list(range(20_000)), "json")  # the same bytes twice
+    project.save()
+    data = invoke_json("du", tmp_path / "s" / "project.json")
+    assert data["versions"] == 2 and data["distinct_contents"] == 1
+    assert data["stored_bytes"] < 200_000 < data["store"]["stored_bytes"]
+    assert data["dedup_ratio"] > 1.9  # two copies of compressible JSON, stored once
 
 
 def test_gc_stops_on_a_missing_manifest_until_forgotten(tmp_path: Path) -> None:

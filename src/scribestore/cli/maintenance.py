@@ -157,15 +157,18 @@ def du(manifest: str) -> None:
     """Logical versus stored bytes, and the deduplication ratio.
 
     Logical bytes count every version of MANIFEST in full, as separate
-    copies of each file would take. Stored bytes are what the object store
-    occupies (objects, packs and indexes) after deduplication, chunking and
-    compression; when other manifests share the store they are included, so
-    the ratio is then a lower bound for MANIFEST alone.
+    copies of each file would take. Stored bytes are what MANIFEST's objects
+    take on storage after deduplication, chunking and compression (each
+    object and chunk once, however many versions share it); the object
+    store's own totals, which include what other manifests sharing it
+    hold, are listed separately.
     """
     _, objects, refs = references(manifest)
     distinct = {r.hash: r.size for r in refs}
-    missing = sum(1 for h in distinct if not objects.has(h))
+    present = [h for h in distinct if objects.has(h)]
+    missing = len(distinct) - len(present)
     logical = sum(r.size for r in refs)
+    stored = objects.stored_bytes(present)
     stats = objects.stats()
     data: dict[str, Any] = {
         "manifest": manifest,
@@ -173,8 +176,8 @@ def du(manifest: str) -> None:
         "distinct_contents": len(distinct),
         "logical_bytes": logical,
         "distinct_bytes": sum(distinct.values()),
-        "stored_bytes": stats.stored_size,
-        "dedup_ratio": round(logical / stats.stored_size, 4) if stats.stored_size else None,
+        "stored_bytes": stored,
+        "dedup_ratio": round(logical / stored, 4) if stored else None,
         "missing_objects": missing,
         "store": {
             "url": objects.url,
@@ -190,9 +193,12 @@ def du(manifest: str) -> None:
             ["versions", f"{len(refs)} ({len(distinct)} distinct contents)"],
             ["logical", f"{human(logical)} ({logical} bytes, every version in full)"],
             ["distinct", f"{human(data['distinct_bytes'])} (each content once)"],
-            ["stored", f"{human(stats.stored_size)} ({stats.stored_size} bytes on storage)"],
+            ["stored", f"{human(stored)} ({stored} bytes on storage)"],
             ["dedup ratio", f"{ratio:.2f}x" if ratio is not None else "-"],
-            ["object store", f"{stats.objects} objects in {objects.url}"],
+            [
+                "object store",
+                f"{stats.objects} objects, {human(stats.stored_size)} in all, in {objects.url}",
+            ],
         ]
         if missing:
             rows.append(["MISSING", f"{missing} object(s) referenced but absent; run verify"])

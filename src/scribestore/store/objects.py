@@ -47,7 +47,7 @@ from scribestore.store.reader import ObjectReader
 from scribestore.store.writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
     "ObjectInfo",
@@ -363,6 +363,27 @@ class ObjectStore(ObjectWriter):
                 location = index.get(chunk_digest)
                 stored += location.length if location else 0
         return ObjectInfo(digest, header.size, stored, header.codec)
+
+    def stored_bytes(self, digests: Iterable[str]) -> int:
+        """Bytes on storage that the objects ``digests`` take together: each
+        object file once, and each chunk once however many of them share it.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        total = 0
+        chunks: set[bytes] = set()
+        for digest in set(digests):
+            path = object_path(digest)
+            total += self._object_io(partial(self._storage.size, path), digest)
+            chunks.update(self.recipe_chunks(digest) or ())
+        if chunks:
+            index = self._packs()
+            index.refresh()
+            for chunk in chunks:
+                location = index.get(chunk)
+                total += location.length if location else 0
+        return total
 
     def is_chunked(self, digest: str) -> bool:
         """Whether ``digest`` is stored as chunks in packs (only its header is read).
