@@ -1,6 +1,6 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
-Commands: log, ls, history, show, get, cat, diff, promote, alias, journal, push, pull,
+Commands: log, ls, history, show, get, cat, diff, promote, exp, alias, journal, push, pull,
 verify, fsck, du, gc, cache and import-lazyscribe. Exit codes are listed in
 :data:`EXIT_CODES`.
 """
@@ -11,6 +11,7 @@ from scribestore.cli import (  # noqa: F401  (register the commands)
     aliases,
     artifacts,
     cache,
+    experiments,
     journal,
     maintenance,
     sync,

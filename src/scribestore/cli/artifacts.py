@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from scribestore.store.objects import ObjectStore
 
-__all__ = ["open_repository"]
+__all__ = ["export_target", "open_repository"]
 
 
 def open_repository(url: str, mode: str = "r") -> Repository:
@@ -270,7 +270,13 @@ def show(manifest: str, ref: str, *, asof: bool) -> None:
 # --- export -----------------------------------------------------------------------
 
 
-def _target(dest: Path, fname: str, *, force: bool) -> Path:
+def export_target(dest: Path, fname: str, *, force: bool) -> Path:
+    """Where an export of a version named ``fname`` to ``dest`` writes.
+
+    Raises:
+        CliError: an unsafe ``fname``, an existing target without ``force``,
+            or a missing directory.
+    """
     try:
         target = dest / validate_fname(fname) if dest.is_dir() else dest
     except InvalidNameError as exc:
@@ -304,7 +310,7 @@ def get(manifest: str, ref: str, dest: Path, *, asof: bool, force: bool) -> None
     repo = open_repository(manifest)
     name, version = parse_ref(ref)
     meta = repo.get_artifact_metadata(name, version=version, match=_match(asof=asof))
-    target = _target(dest, meta["fname"], force=force)
+    target = export_target(dest, meta["fname"], force=force)
     progress = s.progress()
     progress.start(meta["size"], f"exporting {name}")
     try:
