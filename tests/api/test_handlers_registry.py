@@ -20,7 +20,17 @@ from scribestore.artifacts import (
 )
 from scribestore.artifacts.builtin import JSONHandler
 
-BUILTINS = ["bytes", "file", "folder", "json", "numpy", "pickle", "text"]
+BUILTINS = [
+    "bytes",
+    "dataframe",
+    "file",
+    "folder",
+    "json",
+    "numpy",
+    "pickle",
+    "safetensors",
+    "text",
+]
 
 
 class ToyHandler(ArtifactHandler):
@@ -105,7 +115,7 @@ def test_unknown_alias_lists_available(alias) -> None:
     assert isinstance(err, ValueError)
     assert isinstance(err, ScribeStoreError)
     assert repr(alias) in str(err)
-    assert "json, numpy, pickle, text" in str(err)
+    assert "json, numpy, pickle, safetensors, text" in str(err)
 
 
 # --- entry points --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The built-in artifact handlers: json, text, bytes, pickle, numpy and file.
+"""The built-in artifact handlers: json, text, bytes, pickle, numpy, file, and
+(from their own modules) folder, safetensors and dataframe.
 
 Each is a small :class:`ArtifactHandler`; the registry instantiates them by
 alias. numpy is optional and imported only inside the numpy handler's methods.
@@ -19,7 +20,9 @@ import numpy
 
 from scribestore.artifacts.base import ArtifactHandler
 from scribestore.artifacts.folder import FolderHandler
+from scribestore.artifacts.frames import DataFrameHandler
 from scribestore.artifacts.localfile import write_atomically
+from scribestore.artifacts.tensors import SafetensorsHandler
 from scribestore.storage.base import BLOCK_SIZE
 
 if TYPE_CHECKING:
@@ -365,4 +368,6 @@ BUILTIN_HANDLERS: tuple[type[ArtifactHandler], ...] = (
     NumpyHandler,
     FileHandler,
     FolderHandler,
+    SafetensorsHandler,
+    DataFrameHandler,
 )
