@@ -17,6 +17,7 @@ advances a progress.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -123,16 +124,19 @@ class TqdmProgress:
         from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
         self.close()
+        file = self._file if self._file is not None else sys.stderr
+        # A terminal that reports no width (some pseudo-terminals) would get an
+        # empty bar from tqdm: draw 80 columns and 24 rows there instead.
+        width = {"dynamic_ncols": True} if _columns(file) else {"ncols": 80, "nrows": 24}
         self._bar = tqdm(
             total=total,
             desc=desc,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            file=self._file if self._file is not None else sys.stderr,
+            file=file,
             leave=self._leave,
-            dynamic_ncols=True,
-            **self._options,
+            **{**width, **self._options},
         )
 
     def advance(self, n: int) -> None:
@@ -148,6 +152,13 @@ class TqdmProgress:
 
     def __repr__(self) -> str:
         return f"TqdmProgress(open={self._bar is not None})"
+
+
+def _columns(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def terminal_progress(*, enabled: bool = True, stream: IO[str] | None = None) -> Progress:

@@ -143,8 +143,13 @@ def copy_versions(
     # One lease from the first copied byte to the commit: gc cannot take
     # the copied objects while nothing references them yet.
     with destination.objects.writing():
+        sizes = {v.hash: v.size for _, v in missing}
         report = transfer(
-            source.objects, destination.objects, [v.hash for _, v in missing], progress=progress
+            source.objects,
+            destination.objects,
+            list(sizes),
+            progress=progress,
+            total=sum(sizes.values()),
         )
         queued: list[tuple[str, int]] = []
         try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,32 @@ def test_cli_progress_is_off_for_json_and_quiet(
     src.write_bytes(b"n" * 5000)
     assert invoke("log", manifest, "new", src).exit_code == 0
     assert recorders[-1].advanced == 5000  # log's per-file bar
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pseudo-terminals of Linux")
+def test_bars_advance_in_a_terminal(tmp_path: Path) -> None:
+    """Driven in a pseudo-terminal, each long command's bar moves, with a rate."""
+    from support.terminal import run_in_terminal
+
+    big = tmp_path / "weights.bin"
+    with big.open("wb") as f:
+        for _ in range(12):
+            f.write(os.urandom(16 << 20))  # 192 MiB
+    manifest = tmp_path / "s" / "repository.json"
+    for args in (
+        ("log", manifest, "weights", big),
+        ("verify", manifest),
+        ("get", manifest, "weights", tmp_path / "out.bin"),
+        ("push", manifest, tmp_path / "remote" / "repository.json"),
+    ):
+        code, out, percents = run_in_terminal(*args)
+        assert code == 0, out
+        moving = sorted(set(percents))
+        assert len(moving) >= 3 and moving[0] < 50 < moving[-1], (args[0], percents)
+        assert percents == sorted(percents), (args[0], percents)  # forward only
+        assert "B/s" in out, args[0]
+    code, out, percents = run_in_terminal("get", manifest, "weights", tmp_path / "o2", columns=0)
+    assert code == 0 and len(set(percents)) >= 3, percents  # a terminal without a size
+    code, out, percents = run_in_terminal("verify", manifest, "--json")
+    assert code == 0 and percents == []
+    assert json.loads(out)["results"][0]["status"] == "ok"  # nothing but the JSON

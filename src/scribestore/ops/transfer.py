@@ -47,6 +47,7 @@ def transfer(
     digests: Iterable[str],
     *,
     progress: Progress = null,
+    total: int | None = None,
     workers: int = WORKERS,
 ) -> TransferReport:
     """Copy every object of ``digests`` that ``target`` lacks from ``source``.
@@ -55,7 +56,8 @@ def transfer(
     at a time (on object storage each request waits mostly on the network),
     chunked ones in order, so chunks they share are copied once. When both
     stores are the same location nothing is read. ``progress`` is started
-    once with no total and advanced by the content bytes checked.
+    once with ``total`` (the content bytes, when the caller knows them) and
+    advanced by the content bytes checked.
 
     Raises:
         InvalidDigestError, ObjectNotFoundError, IntegrityError: a source
@@ -66,7 +68,7 @@ def transfer(
     wanted = list(dict.fromkeys(digests))
     if source.same_location(target):
         return TransferReport(copied=(), present=len(wanted), bytes_copied=0)
-    progress.start(None, f"copying to {target.url}")
+    progress.start(total, f"copying {len(wanted)} objects")
     part = PartOf(progress)
     sizes: dict[str, int | None] = {}
     try:
