@@ -125,3 +125,29 @@ def test_a_registration_that_cannot_be_written_is_a_save_error(tmp_path, monkeyp
     with pytest.raises(SaveError, match="could not register"):
         repo.save()
     assert not (tmp_path / "repository.json").exists()
+
+
+def test_a_store_copied_to_another_backend_can_be_collected(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Records of manifests on local disk, in a store copied to S3: gc opens
+    each manifest with the options of its own backend, not the store's."""
+    import uuid
+
+    from support.locations import S3_BUCKET
+
+    objects = tmp_path / "store" / "objects"
+    outside = Repository(tmp_path / "elsewhere" / "repository.json", mode="w", objects=objects)
+    outside.log_artifact("model", b"weights" * 1000, "bytes")
+    outside.save()  # registered by its absolute local path (outside the store's tree)
+    server = request.getfixturevalue("s3_server")
+    options = server.storage_options()
+    url = f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:12]}/objects"
+    remote = open_storage(url, **options)
+    local = open_storage(objects)
+    for path in local.list():
+        remote.write_new(path, (local.read_bytes(path),))
+    report = collect_garbage(url, grace=ZERO, **options)
+    assert str(tmp_path / "elsewhere" / "repository.json") in report.manifests
+    assert report.deleted_objects == ()
+    assert ObjectStore(url, **options).has(outside.get_artifact_metadata("model")["hash"])

@@ -27,7 +27,14 @@ from scribestore.manifest.schema import decode_project, decode_repository
 from scribestore.ops.gc.report import RETRY_HINT
 from scribestore.ops.journal import journal_names
 from scribestore.ops.registry import ManifestRegistry, RegisteredManifest, tree_of
-from scribestore.storage import checked, join_url, open_storage, read_if_exists, split_file_url
+from scribestore.storage import (
+    checked,
+    join_url,
+    open_storage,
+    read_if_exists,
+    split_file_url,
+    split_url,
+)
 from scribestore.store.layout import journal_path
 
 if TYPE_CHECKING:
@@ -109,7 +116,7 @@ def mark(
     for url, kind in dict.fromkeys(refs):
         if url in forget:
             continue
-        digests = manifest_digests(url, kind, options)
+        digests = manifest_digests(url, kind, options_for(url, store.url, options))
         if digests is None:
             missing.append(url)
             continue
@@ -159,6 +166,13 @@ def mark_journal(store: ObjectStore, marks: Marks, keep_s: float) -> None:
         if kind is not None:
             with contextlib.suppress(CorruptManifestError, UnsupportedFormatError):
                 marks.live |= digests_of(data, kind, f"journal state {name.digest}")
+
+
+def options_for(url: str, store_url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The storage options to open the manifest at ``url`` with: the store's
+    when it is on the same backend, none otherwise (a store copied to S3
+    keeps records of manifests on local disk, and the other way round)."""
+    return options if split_url(url)[0] == split_url(store_url)[0] else {}
 
 
 def discovered(store: ObjectStore, options: dict[str, Any]) -> list[tuple[str, str]]:
