@@ -208,3 +208,16 @@ def test_cli_log_skip_unchanged_says_so(tmp_path: Path) -> None:
     assert first[0]["unchanged"] is False
     assert again.exit_code == 0 and again.stdout.startswith("unchanged model@0")
     assert len(Repository(fpath, mode="r").saved_versions()["model"]) == 1
+
+
+def test_skip_unchanged_logs_again_what_an_expired_version_held(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="a")
+    repo.log_artifact("model", b"epoch 3", "bytes")
+    repo.log_artifact("model", b"epoch 4", "bytes")
+    repo.save()
+    repo.set_artifact_expiry("model", version=1)
+    repo.save()
+    repo.log_artifact("model", b"epoch 4", "bytes", skip_unchanged=True)
+    repo.save()
+    assert repo.load_artifact("model") == b"epoch 4"
+    assert len(repo.saved_versions()["model"]) == 3

@@ -209,3 +209,55 @@ def test_cli_logs_a_folder_and_gets_it_back(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert _tree(tmp_path / "exports" / "tiny-llm") == _tree(folder)
     assert invoke("log", fpath, "x", folder / "config.json", "--folder").exit_code == 2
+
+
+def test_a_name_a_restore_could_not_write_is_refused_when_logged(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path)
+    (folder / "back\\slash.txt").write_text("x")
+    with pytest.raises(ArtifactLogError, match="could not write"):
+        Repository(tmp_path / "repository.json", mode="w").log_artifact("llm", folder, "folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists every directory")
+def test_an_unreadable_directory_is_never_skipped_silently(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path)
+    os.chmod(folder / "tokenizer", 0)
+    try:
+        with pytest.raises(ArtifactLogError):
+            Repository(tmp_path / "repository.json", mode="w").log_artifact("llm", folder, "folder")
+    finally:
+        os.chmod(folder / "tokenizer", 0o755)
+
+
+def _sparse_member() -> tarfile.TarInfo:
+    sparse = tarfile.TarInfo("huge.bin")
+    sparse.type = tarfile.GNUTYPE_SPARSE
+    return sparse
+
+
+def _stored_as_folder(tmp_path: Path, archive: bytes) -> Path:
+    fpath = tmp_path / "store" / "repository.json"
+    repo = Repository(fpath, mode="w")
+    repo.log_artifact("llm", archive, "bytes")
+    repo.save()
+    doc = json.loads(fpath.read_text())
+    doc["artifacts"]["llm"][0]["handler"] = "folder"
+    fpath.write_bytes(seal(doc))
+    return fpath
+
+
+def test_sparse_and_clashing_entries_are_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(_sparse_member())
+    clash = io.BytesIO()
+    with tarfile.open(fileobj=clash, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for _ in range(2):
+            member = tarfile.TarInfo("same.txt")
+            member.size = 1
+            tar.addfile(member, io.BytesIO(b"x"))
+    for archive in (buf.getvalue(), clash.getvalue()):
+        fpath = _stored_as_folder(tmp_path, archive)
+        with pytest.raises(ArtifactLoadError):
+            Repository(fpath, mode="r").load_artifact("llm", dest=tmp_path / "out")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

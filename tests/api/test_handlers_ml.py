@@ -87,3 +87,34 @@ def test_dataframes_round_trip_as_parquet(tmp_path: Path) -> None:
     assert list(columns.columns) == ["age"]
     with pytest.raises(ArtifactLogError):
         repo.log_artifact("features", {"age": [1]}, "dataframe")
+
+
+def test_safetensors_stores_views_by_their_values(tmp_path: Path) -> None:
+    grid = np.arange(12, dtype="float32").reshape(3, 4)
+    views = {"transposed": grid.T, "strided": grid[:, ::2]}
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("views", views, "safetensors")
+    repo.save()
+    loaded = repo.load_artifact("views")
+    for name, view in views.items():
+        assert loaded[name].tolist() == view.tolist()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.array(["a", "b"]), np.array(["2026-01-01"], dtype="datetime64[D]"), np.float32(1.0)],
+    ids=["str", "datetime", "scalar"],
+)
+def test_safetensors_refuses_arrays_it_cannot_hold(tmp_path: Path, array: object) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    with pytest.raises(ArtifactLogError):
+        repo.log_artifact("model", {"x": array}, "safetensors")
+
+
+def test_dataframes_parquet_cannot_hold_are_refused_when_logged(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(ArtifactLogError):
+        repo.log_artifact("features", twice, "dataframe")
+    with pytest.raises(ArtifactLogError):
+        repo.log_artifact("features", pd.DataFrame({0: [1]}), "dataframe")

@@ -304,3 +304,29 @@ def test_values_decoded_while_streaming_still_refuse_damage(
             storage.write_atomic(path, bytes(blob))
     with pytest.raises(IntegrityError):
         Repository(fpath, mode="r").load_artifact("big")
+
+
+def test_a_handler_that_seeks_still_gets_the_whole_content_checked(tmp_path: Path) -> None:
+    """Parquet is read footer first; chunks in a wrong order (each one intact)
+    must still fail the load, as only the whole-content hash can tell."""
+    import struct
+
+    pd = pytest.importorskip("pandas", reason="pandas is in the dev extra")
+    frame = pd.DataFrame({"b": np.random.default_rng(0).integers(0, 2**62, 800_000)})
+    fpath = tmp_path / "repository.json"
+    repo = Repository(fpath, mode="w")
+    repo.log_artifact("df", frame, "dataframe", compression=None)
+    repo.save()
+    digest = repo.get_artifact_metadata("df")["hash"]
+    path = tmp_path / "objects" / digest[:2] / digest
+    blob = path.read_bytes()
+    entry = struct.Struct("<32sQ")  # FORMAT 3.3: a recipe entry
+    entries = [blob[16 + k : 16 + k + entry.size] for k in range(0, len(blob) - 16, entry.size)]
+    middle = len(entries) // 2
+    entries[middle], entries[middle + 1] = entries[middle + 1], entries[middle]
+    path.chmod(0o644)
+    path.write_bytes(blob[:16] + b"".join(entries))
+    with pytest.raises(IntegrityError):
+        Repository(fpath, mode="r").load_artifact("df")
+    with pytest.raises(IntegrityError):
+        Repository(fpath, mode="r").load_artifact("df", columns=["b"])

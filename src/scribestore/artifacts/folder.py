@@ -4,7 +4,8 @@ A folder is stored as one deterministic POSIX tar stream (PAX headers):
 its files and directories in sorted order, each with its relative name,
 size and permission bits, and nothing that varies between two copies of the
 same tree (times, owners), so the same tree always gives the same bytes and
-the same hash. The stream is produced while it is stored, never spooled;
+the same hash. The stream is produced while it is stored (the object store
+spools it once to a temporary file, as any stream, to hash it first);
 content-defined chunking then deduplicates each file's bytes against other
 versions, as it does for files logged alone. Restoring extracts into a
 temporary directory beside the destination, which becomes the destination
@@ -26,7 +27,12 @@ from typing import IO, Any, ClassVar
 
 from scribestore.artifacts.base import ArtifactHandler
 from scribestore.artifacts.localfile import fsync_dir
-from scribestore.exception import ArtifactLoadError, InvalidNameError, ScribeStoreError
+from scribestore.exception import (
+    ArtifactLoadError,
+    ContentChangedError,
+    InvalidNameError,
+    ScribeStoreError,
+)
 from scribestore.manifest.schema import validate_fname
 from scribestore.storage.base import BLOCK_SIZE
 
@@ -128,9 +134,14 @@ class FolderHandler(ArtifactHandler):
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
         try:
-            _extract(stream, tmp)
+            modes = _extract(stream, tmp)
             while stream.read(BLOCK_SIZE):  # to the verified end
                 pass
+            # Directory modes last: a read-only directory can be filled (and
+            # removed again on failure) until the whole stream checked out.
+            for path, mode in reversed(modes):
+                with contextlib.suppress(OSError):
+                    os.chmod(path, mode)
             if target.exists():
                 target.rmdir()
             tmp.rename(target)
@@ -150,14 +161,24 @@ def _entries(root: str) -> Iterator[tuple[str, str, str]]:
     """``(relative name, full path, "dir" | "file")`` for everything under ``root``, sorted.
 
     Raises:
-        ValueError: a link to a directory, or a device, FIFO or socket.
+        ValueError: a link to a directory, a device, FIFO or socket, or a
+            name that could not be restored (``\\``, NUL).
+        OSError: a directory cannot be listed (it is never skipped silently).
     """
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        raise exc
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            try:
+                validate_fname(rel)
+            except InvalidNameError as exc:
+                raise ValueError(f"{full} has a name a restore could not write: {exc}") from None
             mode = os.stat(full).st_mode  # follows a link to a file
             if name in dirnames and os.path.islink(full):
                 raise ValueError(f"{full} is a link to a directory; log the directory itself")
@@ -201,7 +222,7 @@ def _tar_stream(root: str) -> Iterator[bytes]:
                 left -= len(block)
                 yield block
             if left or f.read(1):
-                raise ScribeStoreError(f"{full} changed while it was being stored; log it again")
+                raise ContentChangedError(f"{full} changed while it was being stored; log it again")
         yield b"\0" * (-info.size % _BLOCK)
     yield b"\0" * (2 * _BLOCK)
 
@@ -229,22 +250,30 @@ class _Chunks(io.RawIOBase):
         return n
 
 
-def _extract(stream: IO[bytes], into: Path) -> None:
+def _extract(stream: IO[bytes], into: Path) -> list[tuple[Path, int]]:
     """Restore the tar ``stream`` under ``into``: plain files and directories only.
 
+    Returns:
+        Each directory made and its mode, for the caller to set last.
+
     Raises:
-        ArtifactLoadError: not a tar stream, or an entry of another kind or
-            with an unsafe name.
+        ArtifactLoadError: not a tar stream, or an entry of another kind,
+            with an unsafe name, or that cannot be written (a name twice, a
+            file where a directory is).
     """
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as archive:
-            _extract_members(archive, into)
+            return _extract_members(archive, into)
     except tarfile.TarError as exc:
         raise ArtifactLoadError(f"the stored folder is not a readable tar archive: {exc}") from None
+    except OSError as exc:
+        if isinstance(exc, ScribeStoreError):
+            raise
+        raise ArtifactLoadError(f"the stored folder cannot be restored: {exc}") from None
 
 
-def _extract_members(archive: tarfile.TarFile, into: Path) -> None:
-    modes: list[tuple[Path, int]] = []  # of directories: set last, so they can be filled
+def _extract_members(archive: tarfile.TarFile, into: Path) -> list[tuple[Path, int]]:
+    modes: list[tuple[Path, int]] = []
     for member in archive:
         try:
             rel = validate_fname(member.name)
@@ -255,7 +284,7 @@ def _extract_members(archive: tarfile.TarFile, into: Path) -> None:
             path.mkdir(parents=True, exist_ok=True)
             modes.append((path, member.mode & 0o777))
             continue
-        if not member.isreg():
+        if not member.isreg() or member.issparse():
             raise ArtifactLoadError(
                 f"the stored folder holds {member.name!r}, which is not a plain file "
                 "or directory; nothing was restored"
@@ -269,6 +298,4 @@ def _extract_members(archive: tarfile.TarFile, into: Path) -> None:
             os.fsync(out.fileno())
         with contextlib.suppress(OSError):
             os.chmod(path, member.mode & 0o777)
-    for path, mode in reversed(modes):
-        with contextlib.suppress(OSError):
-            os.chmod(path, mode)
+    return modes

@@ -45,6 +45,9 @@ class DataFrameHandler(ArtifactHandler):
             raise TypeError(
                 f"the 'dataframe' handler takes a pandas.DataFrame, not {type(value).__name__}"
             )
+        names = list(value.columns)
+        if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+            raise ValueError("Parquet needs unique string column names; rename the columns")
         if "engine" in params or "path" in params:
             raise TypeError("the 'dataframe' handler sets path= and engine='pyarrow' itself")
 

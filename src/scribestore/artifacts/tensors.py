@@ -16,6 +16,8 @@ from scribestore.artifacts.base import ArtifactHandler
 __all__ = ["SafetensorsHandler"]
 
 _FRAMEWORKS = ("numpy", "torch")
+#: numpy dtype kinds safetensors holds: bool, signed, unsigned, float.
+_NUMPY_KINDS = frozenset("biuf")
 
 
 def _module(name: str) -> Any:
@@ -44,8 +46,13 @@ def _framework(value: Any) -> str:
         module = type(tensor).__module__.split(".")[0]
         if module not in _FRAMEWORKS or not hasattr(tensor, "shape"):
             raise TypeError(f"tensor {key!r} is a {type(tensor).__name__}, not an array")
-        if module == "numpy" and tensor.dtype.hasobject:
-            raise ValueError(f"tensor {key!r} is an object array; safetensors holds numbers")
+        if module == "numpy" and (
+            type(tensor).__name__ != "ndarray" or tensor.dtype.kind not in _NUMPY_KINDS
+        ):
+            raise ValueError(
+                f"tensor {key!r} is a {type(tensor).__name__} of {tensor.dtype}; safetensors "
+                "holds arrays of booleans, integers and floats"
+            )
         kinds.add(module)
     if len(kinds) > 1:
         raise TypeError("mix of numpy arrays and torch tensors; use one kind per artifact")
@@ -79,8 +86,16 @@ class SafetensorsHandler(ArtifactHandler):
     def write(self, value: Any, buf: IO[bytes], **params: Any) -> None:
         """Write ``value`` as a safetensors file into ``buf``."""
         self.check_value(value, **params)
-        save = _module(f"safetensors.{_framework(value)}").save
-        buf.write(save(value, metadata=params.get("metadata")))
+        framework = _framework(value)
+        save = _module(f"safetensors.{framework}").save
+        # safetensors writes an array's memory as laid out: a transposed or
+        # strided view must be made contiguous, or its values come back wrong.
+        if framework == "numpy":
+            numpy = _module("numpy")
+            tensors = {k: numpy.ascontiguousarray(v) for k, v in value.items()}
+        else:
+            tensors = {k: v.contiguous() for k, v in value.items()}
+        buf.write(save(tensors, metadata=params.get("metadata")))
 
     def read(self, buf: IO[bytes], **params: Any) -> dict[str, Any]:
         """The dict of tensors, as numpy arrays or (``framework="torch"``) tensors.

@@ -310,6 +310,10 @@ def get(manifest: str, ref: str, dest: Path, *, asof: bool, force: bool) -> None
     repo = open_repository(manifest)
     name, version = parse_ref(ref)
     meta = repo.get_artifact_metadata(name, version=version, match=_match(asof=asof))
+    if meta["handler"] == "folder" and force:
+        raise CliError(
+            "--force does not replace a folder: remove it, or give a new DEST", EXIT_USAGE
+        )
     target = export_target(dest, meta["fname"], force=force)
     progress = s.progress()
     progress.start(meta["size"], f"exporting {name}")

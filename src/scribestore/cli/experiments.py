@@ -198,6 +198,10 @@ def get(
     if record is None:
         holder.load_artifact(name)  # raises ArtifactNotFoundError naming what there is
         raise CliError(f"artifact {name!r} is not saved", EXIT_NOT_FOUND)
+    if record.handler == "folder" and force:
+        raise CliError(
+            "--force does not replace a folder: remove it, or give a new DEST", EXIT_USAGE
+        )
     target = export_target(dest, record.fname, force=force)
     if record.handler == "folder":
         holder.load_artifact(name, dest=target)

@@ -387,6 +387,13 @@ def open_stored(
     return reader
 
 
+def _check_whole(stream: ObjectReader) -> None:
+    """Read ``stream`` again from 0 to its end: IntegrityError if it does not match."""
+    stream.seek(0)
+    while stream.read(BLOCK_SIZE):
+        pass
+
+
 def _read_value(handler: ArtifactHandler, stream: ObjectReader, params: dict[str, Any]) -> Any:
     """``handler``'s value decoded from ``stream``, which is verified to its end.
 
@@ -398,9 +405,23 @@ def _read_value(handler: ArtifactHandler, stream: ObjectReader, params: dict[str
         if not stream.chunked:
             return handler.read(io.BytesIO(stream.read()), **params)
         buffered = io.BufferedReader(stream, BLOCK_SIZE)
-        value = handler.read(buffered, **params)
+        try:
+            value = handler.read(buffered, **params)
+        except Exception:
+            # Bytes the handler could not decode may be damaged ones: say so
+            # (IntegrityError) if the whole content does not match.
+            _check_whole(stream)
+            raise
         while buffered.read(BLOCK_SIZE):  # the rest, so the whole content is checked
             pass
+        if not stream.verified:
+            # The handler sought (Parquet reads its footer first): chunks were
+            # checked, their order and the whole were not. Check it all once.
+            _check_whole(stream)
+        if not stream.verified:
+            raise IntegrityError(
+                stream.digest, "not verified", detail="the whole content could not be checked"
+            )
         return value
 
 

@@ -75,9 +75,11 @@ def merge_versions(
 
 
 def _same_as_newest(versions: Sequence[ArtifactVersion], queued: PendingArtifact) -> bool:
+    # An expired newest version is not what loads return: logging it again is a change.
     newest = versions[-1] if versions else None
     return (
         newest is not None
+        and newest.expiry is None
         and queued.stored is not None
         and (newest.hash, newest.size, newest.handler) == (*queued.stored, queued.handler)
     )

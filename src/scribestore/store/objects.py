@@ -376,7 +376,8 @@ class ObjectStore(ObjectWriter):
         for digest in set(digests):
             path = object_path(digest)
             total += self._object_io(partial(self._storage.size, path), digest)
-            chunks.update(self.recipe_chunks(digest) or ())
+            if self.is_chunked(digest):  # only a chunked object's file is read whole
+                chunks.update(self.recipe_chunks(digest) or ())
         if chunks:
             index = self._packs()
             index.refresh()
