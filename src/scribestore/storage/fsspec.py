@@ -14,6 +14,7 @@ import datetime
 import io
 import secrets
 import threading
+import zlib
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from scribestore.storage.base import TMP_PREFIX, Storage, check_relpath
@@ -94,10 +95,13 @@ class FsspecStorage(Storage):
             return False
         tmp = self._write_tmp(final, chunks)
         try:
-            if self.fs.exists(final):
-                return False
-            self.fs.mv(tmp, final)
-            return True
+            # The check and the move under a lock of this process (one of 64,
+            # by path): two threads that both wrote a temp file cannot both publish.
+            with _lock_for(self.url, f"create-only {zlib.crc32(path.encode()) % 64}"):
+                if self.fs.exists(final):
+                    return False
+                self.fs.mv(tmp, final)
+                return True
         finally:
             with contextlib.suppress(FileNotFoundError):
                 if self.fs.exists(tmp):
