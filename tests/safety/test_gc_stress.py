@@ -69,7 +69,10 @@ def _stress(loc: Location, tmp_path: Path) -> dict[str, int]:
     runs = deleted = 0
     while any(p.poll() is None for p in procs):
         try:
-            report = collect_garbage(store, grace=dt.timedelta(0))
+            # No grace and no journal retention: every mode "w" save's replaced
+            # manifest is journaled and its entry expires at once, so gc deletes
+            # while the writers save (the harshest schedule).
+            report = collect_garbage(store, grace=dt.timedelta(0), keep_journal=dt.timedelta(0))
         except Exception:
             for proc in procs:
                 proc.kill()
@@ -81,7 +84,7 @@ def _stress(loc: Location, tmp_path: Path) -> dict[str, int]:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         results.append(json.loads(out.strip().splitlines()[-1]))
-    collect_garbage(store, grace=dt.timedelta(0))
+    collect_garbage(store, grace=dt.timedelta(0), keep_journal=dt.timedelta(0))
 
     for tag in range(WRITERS):
         repo = Repository(loc.join(f"writer-{tag}.json"), mode="r", **loc.options)
