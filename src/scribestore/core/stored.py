@@ -418,10 +418,6 @@ def _read_value(handler: ArtifactHandler, stream: ObjectReader, params: dict[str
             # The handler sought (Parquet reads its footer first): chunks were
             # checked, their order and the whole were not. Check it all once.
             _check_whole(stream)
-        if not stream.verified:
-            raise IntegrityError(
-                stream.digest, "not verified", detail="the whole content could not be checked"
-            )
         return value
 
 
