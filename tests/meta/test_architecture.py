@@ -2,7 +2,7 @@
 
 Layers, top to bottom (a module may import its own layer and those below):
 
-- tools: ``cli``, ``migrate``, ``demo``, ``fs``
+- tools: ``cli``, ``migrate``, ``demo``, ``fs``, ``ui``
 - API: the lazyscribe-named modules (``repository``, ``project``,
   ``experiment``, ``test``, ``release``, ``registry``, ``linked``, ``sync``, ``_utils``) and the
   package root
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "scribestore"
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"cli", "migrate", "demo", "fs"}),
+    frozenset({"cli", "migrate", "demo", "fs", "ui"}),
     frozenset(
         {
             "__init__",

@@ -239,6 +239,25 @@ def test_inserted_byte_costs_a_few_chunks(location: Location) -> None:
     assert store.get(b3(shifted)) == shifted
 
 
+def test_added_bytes_is_what_each_object_cost_after_those_before(location: Location) -> None:
+    store = open_store(location)
+    base = random.Random(5).randbytes(16 << 20)
+    shifted = base[:1000] + b"\x07" + base[1000:]
+    small = b"a small loose object"
+    digests = [store.put(base), store.put(shifted), store.put(small)]
+    before = stored(store)
+    added = store.added_bytes([*digests, digests[0]])
+    # Each figure is what storing that object added to the store, in that order.
+    assert added[0] > 0.9 * len(base)
+    assert 0 < added[1] <= 0.01 * len(base)
+    assert added[2] == store.stored_bytes([digests[2]])
+    assert added[3] == 0  # the same object again adds nothing
+    assert sum(added) == store.stored_bytes(digests) <= before
+    assert store.added_bytes([]) == []
+    with pytest.raises(ObjectNotFoundError):
+        store.added_bytes([b3(b"never stored")])
+
+
 @pytest.mark.parametrize(("dtype", "limit"), [("float32", 0.90), ("bfloat16", 0.72)])
 def test_float_weights_compress_bit_exactly(location: Location, dtype: str, limit: float) -> None:
     store = open_store(location)

@@ -1,7 +1,7 @@
 """The ``scribestore`` command line (``python -m scribestore.cli`` works too).
 
 Commands: log, ls, history, show, get, cat, diff, promote, exp, alias, journal, push, pull,
-verify, fsck, du, gc, cache and import-lazyscribe. Exit codes are listed in
+verify, fsck, du, gc, cache, ui and import-lazyscribe. Exit codes are listed in
 :data:`EXIT_CODES`.
 """
 
@@ -15,6 +15,7 @@ from scribestore.cli import (  # noqa: F401  (register the commands)
     journal,
     maintenance,
     sync,
+    ui,
 )
 from scribestore.cli.app import EXIT_CODES, cli, exit_code_for, main
 

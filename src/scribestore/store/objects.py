@@ -47,7 +47,7 @@ from scribestore.store.reader import ObjectReader
 from scribestore.store.writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
     "ObjectInfo",
@@ -371,20 +371,40 @@ class ObjectStore(ObjectWriter):
         Raises:
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
-        total = 0
+        return sum(self.added_bytes(list(dict.fromkeys(digests))))
+
+    def added_bytes(self, digests: Sequence[str]) -> list[int]:
+        """For each of ``digests`` in order, the bytes on storage it adds to
+        the objects before it: its object file unless an earlier entry is the
+        same object, plus its chunks that no earlier entry holds. For the
+        versions of an artifact in order, this is what each one cost.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        added: list[int] = []
+        objects: set[str] = set()
         chunks: set[bytes] = set()
-        for digest in set(digests):
+        index: PackIndex | None = None
+        for digest in digests:
+            if digest in objects:
+                added.append(0)
+                continue
+            objects.add(digest)
             path = object_path(digest)
-            total += self._object_io(partial(self._storage.size, path), digest)
-            if self.is_chunked(digest):  # only a chunked object's file is read whole
-                chunks.update(self.recipe_chunks(digest) or ())
-        if chunks:
-            index = self._packs()
-            index.refresh()
-            for chunk in chunks:
-                location = index.get(chunk)
-                total += location.length if location else 0
-        return total
+            total = self._object_io(partial(self._storage.size, path), digest)
+            # Only a chunked object's file is read whole.
+            recipe = self.recipe_chunks(digest) if self.is_chunked(digest) else None
+            if recipe:
+                if index is None:
+                    index = self._packs()
+                    index.refresh()
+                for chunk in set(recipe) - chunks:
+                    location = index.get(chunk)
+                    total += location.length if location else 0
+                chunks.update(recipe)
+            added.append(total)
+        return added
 
     def is_chunked(self, digest: str) -> bool:
         """Whether ``digest`` is stored as chunks in packs (only its header is read).
