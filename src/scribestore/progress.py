@@ -1,7 +1,8 @@
 """Opt-in progress reporting for long operations.
 
 A :class:`Progress` receives three calls: :meth:`~Progress.start` once with the
-expected total (in bytes, or ``None`` when unknown) and a short description,
+expected total (in bytes unless the operation documents another unit, as gc
+counts files; ``None`` when unknown) and a short description,
 :meth:`~Progress.advance` as work is done, and :meth:`~Progress.close` at the
 end, also after an error. Library code takes a ``progress`` argument typed as
 :class:`Progress` and defaults to :data:`null`, so nothing is shown unless the
@@ -99,11 +100,13 @@ class PartOf:
 
 
 class TqdmProgress:
-    """A :class:`Progress` drawn as a ``tqdm`` bar (bytes, auto-scaled units).
+    """A :class:`Progress` drawn as a ``tqdm`` bar.
 
     Args:
         file: where to draw; default ``sys.stderr``.
         leave: keep the finished bar on screen.
+        unit: ``"B"`` (bytes, in auto-scaled binary units) or the name of
+            what is counted (``"file"``), shown as plain counts.
         **tqdm_options: passed to ``tqdm.tqdm``.
 
     Raises:
@@ -111,11 +114,21 @@ class TqdmProgress:
     """
 
     def __init__(
-        self, file: IO[str] | None = None, *, leave: bool = False, **tqdm_options: Any
+        self,
+        file: IO[str] | None = None,
+        *,
+        leave: bool = False,
+        unit: str = "B",
+        **tqdm_options: Any,
     ) -> None:
         self._file = file
         self._leave = leave
-        self._options = tqdm_options
+        units: dict[str, Any] = (
+            {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
+            if unit == "B"
+            else {"unit": f" {unit}", "unit_scale": False}
+        )
+        self._options = {**units, **tqdm_options}
         self._bar: Any = None
 
     def start(self, total: int | None, desc: str) -> None:
@@ -131,9 +144,6 @@ class TqdmProgress:
         self._bar = tqdm(
             total=total,
             desc=desc,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
             file=file,
             leave=self._leave,
             **{**width, **self._options},
@@ -161,9 +171,11 @@ def _columns(stream: IO[str]) -> int:
         return 0
 
 
-def terminal_progress(*, enabled: bool = True, stream: IO[str] | None = None) -> Progress:
-    """A :class:`TqdmProgress` when ``enabled`` and ``stream`` (default stderr)
-    is a terminal and tqdm is installed; :data:`null` otherwise.
+def terminal_progress(
+    *, enabled: bool = True, stream: IO[str] | None = None, unit: str = "B"
+) -> Progress:
+    """A :class:`TqdmProgress` counting ``unit`` when ``enabled`` and ``stream``
+    (default stderr) is a terminal and tqdm is installed; :data:`null` otherwise.
 
     Bars are drawn only for people: never into files, pipes or CI logs.
     """
@@ -180,7 +192,7 @@ def terminal_progress(*, enabled: bool = True, stream: IO[str] | None = None) ->
         import tqdm  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
         return null
-    return TqdmProgress(target)
+    return TqdmProgress(target, unit=unit)
 
 
 class ProgressReader(io.RawIOBase):

@@ -54,6 +54,16 @@ def test_tqdm_progress_draws_and_closes() -> None:
     bar.close()
 
 
+def test_tqdm_progress_counts_other_units_plainly() -> None:
+    out = io.StringIO()
+    bar = TqdmProgress(out, leave=True, mininterval=0, unit="file")
+    bar.start(2048, "gc: surveying")
+    bar.advance(2048)
+    bar.close()
+    text = out.getvalue()
+    assert "2048/2048" in text and " file" in text and "KiB" not in text and "B/s" not in text
+
+
 def test_terminal_progress_only_for_terminals() -> None:
     assert terminal_progress(enabled=True, stream=io.StringIO()) is null
     assert terminal_progress(enabled=False, stream=FakeTTY()) is null
@@ -104,7 +114,7 @@ def test_cli_progress_is_off_for_json_and_quiet(
     asked: list[bool] = []
     recorders: list[Recorder] = []
 
-    def fake(enabled: bool = True, stream: object = None) -> Progress:
+    def fake(enabled: bool = True, stream: object = None, unit: str = "B") -> Progress:
         asked.append(enabled)
         if not enabled:
             return null
@@ -149,6 +159,10 @@ def test_bars_advance_in_a_terminal(tmp_path: Path) -> None:
         assert "B/s" in out, args[0]
     code, out, percents = run_in_terminal("get", manifest, "weights", tmp_path / "o2", columns=0)
     assert code == 0 and len(set(percents)) >= 3, percents  # a terminal without a size
+    code, out, percents = run_in_terminal("gc", manifest, "--grace", "0")
+    assert code == 0, out
+    assert "gc: surveying" in out and "gc: deleting" in out and " file" in out
+    assert percents and percents[-1] == 100
     code, out, percents = run_in_terminal("verify", manifest, "--json")
     assert code == 0 and percents == []
     assert json.loads(out)["results"][0]["status"] == "ok"  # nothing but the JSON

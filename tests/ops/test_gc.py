@@ -21,6 +21,7 @@ from scribestore.storage import open_storage
 from scribestore.store.layout import PACK_DIR, object_path
 from support.helpers import spoil_pack_table
 from support.locations import Location
+from support.progress import Recorder
 
 NOW = dt.timedelta(0)
 
@@ -62,6 +63,40 @@ def test_gc_deletes_only_unreferenced_objects(location: Location) -> None:
     all_load(location)
     again = collect_garbage(store, grace=NOW)
     assert again.deleted_objects == () and again.freed_bytes == 0
+
+
+def _phases(recorder: Recorder) -> list[tuple[str, int | None, int]]:
+    """(description, total, advanced) of each phase the recorder saw."""
+    phases: list[tuple[str, int | None, int]] = []
+    for kind, arg in recorder.calls:
+        if kind == "start":
+            total, desc = arg  # type: ignore[misc]
+            phases.append((desc, total, 0))
+        elif kind == "advance":
+            desc, total, done = phases[-1]
+            phases[-1] = (desc, total, done + int(arg))  # type: ignore[call-overload]
+    return phases
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_gc_reports_each_phase_counting_files(location: Location, dry_run: bool) -> None:
+    _, _, orphans = setup_store(location)
+    store = store_at(location)
+    files = len(list(store.storage.list()))
+    recorder = Recorder()
+    report = collect_garbage(store, grace=NOW, dry_run=dry_run, progress=recorder)
+    names = [desc for desc, _, _ in _phases(recorder)]
+    expected = ["gc: marking", "gc: surveying", "gc: checking" if dry_run else "gc: deleting"]
+    if not dry_run:
+        expected.insert(2, "gc: marking again (saves wait)")
+    assert names == expected
+    for desc, total, done in _phases(recorder):
+        assert done == total, desc  # every bar ends full
+    phases = {desc: total for desc, total, _ in _phases(recorder)}
+    assert phases["gc: marking"] == 2  # the repository and the project
+    assert phases["gc: surveying"] == files
+    assert phases[expected[-1]] >= len(orphans) == len(report.deleted_objects)
+    assert recorder.closed
 
 
 def test_grace_period_protects_young_objects(location: Location) -> None:

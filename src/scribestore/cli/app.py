@@ -187,9 +187,9 @@ class Settings:
     json: bool = False
     quiet: bool = False
 
-    def progress(self) -> Progress:
+    def progress(self, unit: str = "B") -> Progress:
         """Bars on stderr only for a person at a terminal: never with --json or --quiet."""
-        return terminal_progress(enabled=not (self.json or self.quiet))
+        return terminal_progress(enabled=not (self.json or self.quiet), unit=unit)
 
     def say(self, message: str) -> None:
         """Print an informational line (to stderr under --json; not at all under --quiet)."""

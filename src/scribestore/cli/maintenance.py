@@ -277,6 +277,7 @@ def gc(
         keep_journal=DEFAULT_RETENTION
         if keep_journal is None
         else dt.timedelta(seconds=keep_journal),
+        progress=s.progress(unit="file"),
         **s.storage_options,
     )
     plain = msgspec.to_builtins(report)

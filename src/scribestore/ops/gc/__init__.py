@@ -25,6 +25,7 @@ from scribestore.ops.gc.survey import add_chunks, survey_store
 from scribestore.ops.gc.sweep import sweep
 from scribestore.ops.journal import DEFAULT_RETENTION
 from scribestore.ops.registry import ManifestRegistry
+from scribestore.progress import Progress, null
 from scribestore.store.objects import ObjectStore
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def collect_garbage(
     forget: Iterable[str] = (),
     wait: dt.timedelta | None = None,
     keep_journal: dt.timedelta = DEFAULT_RETENTION,
+    progress: Progress = null,
     **storage_options: Any,
 ) -> GcReport:
     """Delete objects and packs that no manifest references.
@@ -63,6 +65,9 @@ def collect_garbage(
         keep_journal: how long replaced manifest states stay restorable, with
             everything they reference (default 7 days; see
             :mod:`scribestore.ops.journal`); older journal entries are deleted.
+        progress: told of each phase in turn, counting files: the manifests
+            marked from, the store's files surveyed, and the objects, packs
+            and temp files deleted (or, in a dry run, checked).
         **storage_options: fsspec options for the store and the manifests.
 
     Raises:
@@ -80,12 +85,23 @@ def collect_garbage(
     gone = set(forget)
     grace_s = grace.total_seconds()
     keep_s = keep_journal.total_seconds()
-    first = mark(store, extra, gone, options, strict=dry_run, keep_journal_s=keep_s)
-    survey = survey_store(store, first.live, grace_s)
+    first = mark(
+        store, extra, gone, options, strict=dry_run, keep_journal_s=keep_s, progress=progress
+    )
+    survey = survey_store(store, first.live, grace_s, progress)
     if dry_run:
-        return sweep(store, survey, first, first, grace_s, dry_run=True)
+        return sweep(store, survey, first, first, grace_s, dry_run=True, progress=progress)
     with store.exclusive(wait=None if wait is None else wait.total_seconds()):
-        again = mark(store, extra, gone, options, strict=True, keep_journal_s=keep_s)
+        again = mark(
+            store,
+            extra,
+            gone,
+            options,
+            strict=True,
+            keep_journal_s=keep_s,
+            progress=progress,
+            label="gc: marking again (saves wait)",
+        )
         # Saves that committed during the survey: their objects and chunks live.
         for digest in again.live - first.live:
             if digest not in survey.kept:
@@ -94,4 +110,4 @@ def collect_garbage(
         registry = ManifestRegistry(store)
         for record in again.forgotten:
             registry.forget(record.record)
-        return sweep(store, survey, first, again, grace_s, dry_run=False)
+        return sweep(store, survey, first, again, grace_s, dry_run=False, progress=progress)

@@ -27,6 +27,7 @@ from scribestore.manifest.schema import decode_project, decode_repository
 from scribestore.ops.gc.report import RETRY_HINT
 from scribestore.ops.journal import journal_names
 from scribestore.ops.registry import ManifestRegistry, RegisteredManifest, tree_of
+from scribestore.progress import Progress, null
 from scribestore.storage import (
     checked,
     join_url,
@@ -95,6 +96,8 @@ def mark(
     *,
     strict: bool,
     keep_journal_s: float,
+    progress: Progress = null,
+    label: str = "gc: marking",
 ) -> Marks:
     """Mark from every registered manifest and every extra one.
 
@@ -113,15 +116,19 @@ def mark(
     refs = [(r.url, r.kind) for r in records] + extra + discovered(store, options)
     marks = Marks(live=set(), seen=[], forgotten=[])
     missing: list[str] = []
-    for url, kind in dict.fromkeys(refs):
-        if url in forget:
-            continue
-        digests = manifest_digests(url, kind, options_for(url, store.url, options))
-        if digests is None:
-            missing.append(url)
-            continue
-        marks.live |= digests
-        marks.seen.append(url)
+    wanted = [(url, kind) for url, kind in dict.fromkeys(refs) if url not in forget]
+    progress.start(len(wanted), label)
+    try:
+        for url, kind in wanted:
+            digests = manifest_digests(url, kind, options_for(url, store.url, options))
+            progress.advance(1)
+            if digests is None:
+                missing.append(url)
+                continue
+            marks.live |= digests
+            marks.seen.append(url)
+    finally:
+        progress.close()
     if missing and strict:
         raise MissingManifestError(
             f"garbage collection stopped before deleting anything: {len(missing)} registered "

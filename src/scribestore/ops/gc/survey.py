@@ -17,6 +17,7 @@ from scribestore.exception import (
     UnsupportedFormatError,
 )
 from scribestore.ops.gc.report import RETRY_HINT
+from scribestore.progress import Progress, null
 from scribestore.storage import Storage, checked
 from scribestore.store.hashing import is_digest
 from scribestore.store.layout import (
@@ -58,8 +59,26 @@ def chunks_of(store: ObjectStore, digest: str) -> list[bytes] | None:
         return None
 
 
-def survey_store(store: ObjectStore, live: set[str], grace_s: float) -> Survey:
-    """List objects and packs; collect the chunks that live and young recipes use."""
+def survey_store(
+    store: ObjectStore, live: set[str], grace_s: float, progress: Progress = null
+) -> Survey:
+    """List objects and packs; collect the chunks that live and young recipes use.
+
+    ``progress`` counts the listed files as they are looked at.
+    """
+    listing = checked(
+        store.storage, lambda: list(store.storage.list()), "the listing", hint=RETRY_HINT
+    )
+    progress.start(len(listing), "gc: surveying")
+    try:
+        return _survey(store, listing, live, grace_s, progress)
+    finally:
+        progress.close()
+
+
+def _survey(
+    store: ObjectStore, listing: list[str], live: set[str], grace_s: float, progress: Progress
+) -> Survey:
     storage = store.storage
     survey = Survey(
         candidates=[],
@@ -72,7 +91,8 @@ def survey_store(store: ObjectStore, live: set[str], grace_s: float) -> Survey:
         live_chunks=set(),
         chunks_known=True,
     )
-    for path in checked(storage, lambda: list(storage.list()), "the listing", hint=RETRY_HINT):
+    for path in listing:
+        progress.advance(1)
         parts = path.split("/")
         base = parts[-1]
         if parts[0] == LOCKS_DIR:

@@ -17,6 +17,7 @@ import msgspec
 from scribestore.ops.gc.mark import Marks
 from scribestore.ops.gc.report import RETRY_HINT, GcReport
 from scribestore.ops.gc.survey import Survey
+from scribestore.progress import Progress, null
 from scribestore.storage import Storage, checked
 from scribestore.store.layout import (
     condemned_path,
@@ -38,25 +39,51 @@ def sweep(
     grace_s: float,
     *,
     dry_run: bool,
+    progress: Progress = null,
 ) -> GcReport:
-    """Delete what is dead (only under the gc lease unless ``dry_run``)."""
+    """Delete what is dead (only under the gc lease unless ``dry_run``).
+
+    ``progress`` counts the journal entries, objects, packs and temp files
+    deleted (in a dry run: checked).
+    """
+    doomed = [d for d in survey.candidates if d not in again.live]
+    total = len(again.expired) + len(doomed) + len(survey.pack_chunks) + len(survey.orphans)
+    progress.start(total + len(survey.temp_files), "gc: checking" if dry_run else "gc: deleting")
+    try:
+        return _sweep(store, survey, first, again, doomed, grace_s, dry_run, progress)
+    finally:
+        progress.close()
+
+
+def _sweep(
+    store: ObjectStore,
+    survey: Survey,
+    first: Marks,
+    again: Marks,
+    doomed: list[str],
+    grace_s: float,
+    dry_run: bool,
+    progress: Progress,
+) -> GcReport:
     now = dt.datetime.now(dt.timezone.utc)
     storage = store.storage
-    if not dry_run:  # entries first: none may name a state after it is deleted
-        for name in again.expired:
+    for name in again.expired:  # entries first: none may name a state after it is deleted
+        if not dry_run:
             delete_quietly(storage, journal_path(name.key, name.time_ns, name.digest))
-    doomed = [d for d in survey.candidates if d not in again.live]
+        progress.advance(1)
     freed = 0
     for digest in doomed:
+        progress.advance(1)
         path = object_path(digest)
         with contextlib.suppress(FileNotFoundError):
             freed += checked(storage, partial(storage.size, path), path, hint=RETRY_HINT)
             if not dry_run:
                 checked(storage, partial(storage.delete, path), path, hint=RETRY_HINT)
-    packs = _sweep_packs(store, survey, grace_s, dry_run=dry_run)
+    packs = _sweep_packs(store, survey, grace_s, dry_run=dry_run, progress=progress)
     freed += packs.freed
     orphaned: list[str] = []
     for pack_id in survey.orphans:
+        progress.advance(1)
         paths = [p(pack_id) for p in (pack_path, condemned_path)]
         present = [p for p in paths if exists(storage, p)]
         if present and all(store.age(p) > grace_s for p in present):
@@ -66,6 +93,7 @@ def sweep(
                 for path in present:
                     delete_quietly(storage, path)
     for path in survey.temp_files:
+        progress.advance(1)
         with contextlib.suppress(FileNotFoundError):
             freed += checked(storage, partial(storage.size, path), path, hint=RETRY_HINT)
             if not dry_run:
@@ -104,13 +132,16 @@ class _Packs(msgspec.Struct, kw_only=True):
     wait_s: float | None = None
 
 
-def _sweep_packs(store: ObjectStore, survey: Survey, grace_s: float, *, dry_run: bool) -> _Packs:
+def _sweep_packs(
+    store: ObjectStore, survey: Survey, grace_s: float, *, dry_run: bool, progress: Progress
+) -> _Packs:
     """Condemn dead packs, delete condemned ones past the grace period, rescue used ones."""
     storage = store.storage
     out = _Packs(deleted=[], condemned=[], rescued=[])
     if not survey.chunks_known:
         return out  # a damaged recipe: which packs it needs is unknown
     for pack_id, chunk_digests in sorted(survey.pack_chunks.items()):
+        progress.advance(1)
         dead = not any(d in survey.live_chunks for d in chunk_digests)
         if pack_id in survey.condemned and not dead:
             out.rescued.append(pack_id)
