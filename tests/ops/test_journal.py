@@ -242,4 +242,33 @@ def test_journal_entries_are_plain_files_gc_and_fsck_understand(tmp_path: Path) 
     storage.write_new("journal/stray.txt", (b"not an entry",))  # never touched
     collect_garbage(tmp_path / "objects", grace=NOW, keep_journal=NOW)
     assert list(storage.list("journal")) == ["journal/stray.txt"]
+    result = invoke("fsck", fpath)  # fsck reports the stray file, as under packs/
+    assert result.exit_code == 4 and "journal/stray.txt" in result.stdout
+    storage.delete("journal/stray.txt")
     assert invoke("fsck", fpath).exit_code == 0
+
+
+def test_fsck_checks_the_journal(location: Location) -> None:
+    from scribestore.ops.fsck import check_store
+    from scribestore.store.layout import JOURNAL_DIR, parse_journal_name
+
+    fpath = location.join("repository.json")
+    _history(fpath, **location.options)
+    _rewrite(fpath, **location.options)
+    _history(fpath, **location.options)
+    _rewrite(fpath, **location.options)
+    store = ObjectStore(location.join("objects"), **location.options)
+    assert check_store(store).ok
+    storage = store.storage
+    first, second = sorted(storage.list(JOURNAL_DIR))
+    storage.write_atomic(first, b"{not json")
+    gone = parse_journal_name(second)
+    assert gone is not None
+    storage.delete(object_path(gone.digest))
+    storage.write_atomic(f"{JOURNAL_DIR}/stray.txt", b"x")
+    found = {(p.kind, p.path) for p in check_store(store).problems}
+    assert found == {
+        ("corrupt", first),
+        ("missing", second),
+        ("corrupt", f"{JOURNAL_DIR}/stray.txt"),
+    }

@@ -19,6 +19,7 @@ from scribestore.exception import (
     StorageError,
     UnsupportedFormatError,
 )
+from scribestore.ops.journal import check_journal
 from scribestore.ops.verify import check_object
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.layout import (
@@ -147,7 +148,7 @@ def _check_table(
 def check_store(
     objects: ObjectStore | str | os.PathLike[str], **storage_options: Any
 ) -> FsckReport:
-    """Check every object and every packed chunk of a store.
+    """Check every object and every packed chunk of a store, and its journal.
 
     Raises:
         StorageError: the store cannot be listed.
@@ -186,6 +187,8 @@ def check_store(
             packs += 1
             chunks += count
             problems.extend(found)
+    for kind, path, message in check_journal(store):
+        problems.append(FsckProblem(kind=kind, path=path, message=message))
     return FsckReport(
         objects_checked=len(digests),
         packs_checked=packs,

@@ -21,14 +21,20 @@ import logging
 import os
 import time
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from scribestore.exception import VersionNotFoundError
 from scribestore.ops.registry import ManifestKind, manifest_key
 from scribestore.storage import checked
-from scribestore.store.layout import JOURNAL_DIR, JournalName, journal_path, parse_journal_name
+from scribestore.store.layout import (
+    JOURNAL_DIR,
+    TMP_PREFIX,
+    JournalName,
+    journal_path,
+    parse_journal_name,
+)
 
 if TYPE_CHECKING:
     from scribestore.store.objects import ObjectStore
@@ -37,6 +43,7 @@ __all__ = [
     "DEFAULT_RETENTION",
     "JournalEntry",
     "ManifestJournal",
+    "check_journal",
     "current_user",
     "journal_names",
 ]
@@ -190,3 +197,43 @@ class ManifestJournal:
                 f"(latest: {listing}); see `scribestore journal ls`"
             )
         return self._store.get(entry.digest, size=entry.size)
+
+
+def check_journal(store: ObjectStore) -> list[tuple[Literal["corrupt", "missing"], str, str]]:
+    """What is wrong with the journal of ``store``, as (kind, path, message)
+    with kind ``"corrupt"`` or ``"missing"``: a file under ``journal/`` that
+    is not an entry, an entry file that does not decode, and an entry whose
+    state object is missing or of another size. (The state objects' bytes
+    are checked with every other object.)
+
+    Raises:
+        StorageError: the journal could not be listed or read.
+    """
+    storage = store.storage
+    try:
+        paths = checked(storage, lambda: list(storage.list(JOURNAL_DIR)), "journal")
+    except FileNotFoundError:
+        return []
+    problems: list[tuple[Literal["corrupt", "missing"], str, str]] = []
+    for path in paths:
+        name = parse_journal_name(path)
+        if name is None:
+            if not path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):  # not an in-flight write
+                problems.append(("corrupt", path, "not the name of a journal entry; remove it"))
+            continue
+        try:
+            record = msgspec.json.decode(
+                checked(storage, partial(storage.read_bytes, path), path), type=_Record
+            )
+        except FileNotFoundError:
+            continue  # expired meanwhile
+        except msgspec.DecodeError as exc:
+            problems.append(("corrupt", path, f"journal entry does not decode: {exc}"))
+            continue
+        if not store.has(name.digest):
+            message = f"the journaled state {name.digest} is missing: it cannot be restored"
+            problems.append(("missing", path, message))
+        elif (size := store.stat(name.digest).size) != record.size:
+            message = f"the journaled state is {size} bytes, the entry says {record.size}"
+            problems.append(("corrupt", path, message))
+    return problems
