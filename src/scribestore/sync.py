@@ -6,8 +6,10 @@ the objects and chunks its store lacks (verified, several at once), then
 queues the versions with their origin's creation time, handler, file name,
 parameters, environment and expiry and saves the destination: the manifest
 is merged as any concurrent save merges it, so the destination numbers the
-copied versions after the versions it holds. Running the same copy again
-finds nothing to do and writes nothing.
+copied versions after the versions it holds. Then each alias of the source
+that points at a selected version is pointed at that version in the
+destination too (the move is recorded there, with who and when). Running
+the same copy again finds nothing to do and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
         present: versions asked for that the destination already held.
         objects_copied: objects whose bytes were copied (the rest were there).
         bytes_copied: content bytes of the copied objects.
+        aliases: ``(name, alias)`` of each alias set or moved in the destination.
     """
 
     copied: tuple[tuple[str, int], ...]
     present: int
     objects_copied: int
     bytes_copied: int
+    aliases: tuple[tuple[str, str], ...] = ()
 
 
 def parse_selection(text: str) -> tuple[str, int | None]:
@@ -114,7 +118,9 @@ def copy_versions(
     ``selection`` holds ``"NAME"`` (every version of it), ``"NAME@VERSION"``
     or ``(name, version)``; empty means every version. The destination is
     re-read first and saved at the end (with anything else it has queued).
-    ``progress`` follows the content bytes checked while copying.
+    ``progress`` follows the content bytes checked while copying. An alias
+    of ``source`` that points at a selected version then points at it in
+    ``destination`` too, moved there if it pointed elsewhere.
 
     Raises:
         ReadOnlyError: ``destination`` is open in mode ``"r"``.
@@ -138,7 +144,10 @@ def copy_versions(
     held = {(n, v.created_at, v.hash) for n, vs in destination.saved_versions().items() for v in vs}
     missing = [(n, v) for n, v in wanted if (n, v.created_at, v.hash) not in held]
     if not missing:
-        return SyncReport(copied=(), present=len(wanted), objects_copied=0, bytes_copied=0)
+        aliases = _copy_aliases(source, destination, wanted)
+        return SyncReport(
+            copied=(), present=len(wanted), objects_copied=0, bytes_copied=0, aliases=aliases
+        )
     missing.sort(key=lambda nv: (nv[1].created_at, nv[0]))
     # One lease from the first copied byte to the commit: gc cannot take
     # the copied objects while nothing references them yet.
@@ -165,7 +174,31 @@ def copy_versions(
         present=len(wanted) - len(missing),
         objects_copied=len(report.copied),
         bytes_copied=report.bytes_copied,
+        aliases=_copy_aliases(source, destination, wanted),
     )
+
+
+def _copy_aliases(
+    source: Repository, destination: Repository, wanted: list[tuple[str, ArtifactVersion]]
+) -> tuple[tuple[str, str], ...]:
+    """Point the destination's aliases where the source's point, for the
+    aliases whose version was selected (and is now in the destination)."""
+    chosen = {(name, v.version): v for name, v in wanted}
+    held = destination.saved_versions()
+    current = {(a.name, a.alias): (a.created_at, a.hash) for a in destination.aliases()}
+    moved = []
+    for info in source.aliases():
+        version = chosen.get((info.name, info.version))
+        if version is None or current.get((info.name, info.alias)) == (info.created_at, info.hash):
+            continue
+        target = next(
+            v.version
+            for v in held.get(info.name, ())
+            if v.created_at == version.created_at and v.hash == version.hash
+        )
+        destination.set_alias(info.name, info.alias, version=target)
+        moved.append((info.name, info.alias))
+    return tuple(moved)
 
 
 def _queue(destination: Repository, name: str, v: ArtifactVersion) -> tuple[str, int]:

@@ -107,6 +107,40 @@ def test_pull_brings_the_remote_versions_numbered_after_the_local_ones(tmp_path:
     assert pull(mine, Repository(remote.url, mode="r")).copied == ()
 
 
+def test_aliases_of_copied_versions_follow_them(tmp_path: Path) -> None:
+    working_store(tmp_path / "work")
+    local = Repository(tmp_path / "work" / "repository.json", mode="a")
+    local.set_alias("model", "production", version=0)
+    local.set_alias("model", "candidate", version=1)
+    local.set_alias("config", "production", version=1)
+    remote = Repository(tmp_path / "remote" / "repository.json", mode="a")
+    report = push(local, remote, ["model@0", "config"])
+    # Only aliases whose version was selected are copied.
+    assert sorted(report.aliases) == [("config", "production"), ("model", "production")]
+    fresh = Repository(remote.url, mode="r")
+    (alias,) = fresh.aliases("model")
+    assert alias.hash == local.saved_versions()["model"][0].hash
+    assert fresh.load_artifact("config", version="@production") == {"lr": 0.2}
+    assert alias.alias == "production"
+    assert push(local, remote, ["model@0", "config"]).aliases == ()  # again: a no-op
+    # Moved in the source, the alias moves in the destination on the next copy,
+    # even when there are no versions to copy; its history there records both.
+    local.set_alias("config", "production", version=0)
+    again = push(local, remote, ["config"])
+    assert again.copied == () and again.aliases == (("config", "production"),)
+    fresh = Repository(remote.url, mode="r")
+    assert fresh.load_artifact("config", version="@production") == {"lr": 0.1}
+    assert len(fresh.alias_history("config", "production")) == 2
+    # Pulled back into a store that numbers the versions differently, an alias
+    # still names the same version (by its time and hash).
+    other = Repository(tmp_path / "other" / "repository.json", mode="a")
+    other.log_artifact("config", {"lr": 7.0}, handler="json")
+    other.save()
+    pull(other, Repository(remote.url, mode="r"), ["config"])
+    assert other.load_artifact("config", version="@production") == {"lr": 0.1}
+    assert other.aliases("config")[0].version == 1  # its own 0 came first
+
+
 def test_selections_and_their_errors(tmp_path: Path) -> None:
     local, _, _ = working_store(tmp_path / "work")
     assert parse_selection("model@1") == ("model", 1)

@@ -47,8 +47,12 @@ def _run(source: str, destination: str, selection: tuple[str, ...], verb: str) -
 
 
 def _text(report: SyncReport, source: str, destination: str, verb: str) -> Iterator[str]:
+    moved = ", ".join(f"{name}@{alias}" for name, alias in report.aliases)
     if not report.copied:
-        yield f"nothing to {verb}: {destination} holds every selected version of {source}"
+        if moved:
+            yield f"{verb}ed aliases from {source} to {destination}: {moved}"
+        else:
+            yield f"nothing to {verb}: {destination} holds every selected version of {source}"
         return
     names = ", ".join(f"{name}@{number}" for name, number in report.copied)
     yield f"{verb}ed {len(report.copied)} versions from {source} to {destination}: {names}"
@@ -56,6 +60,8 @@ def _text(report: SyncReport, source: str, destination: str, verb: str) -> Itera
         f"copied {report.objects_copied} objects ({human(report.bytes_copied)}); "
         f"{report.present} selected versions were already there"
     )
+    if moved:
+        yield f"set aliases: {moved}"
 
 
 @cli.command()
