@@ -154,11 +154,7 @@ def copy_versions(
     with destination.objects.writing():
         sizes = {v.hash: v.size for _, v in missing}
         report = transfer(
-            source.objects,
-            destination.objects,
-            list(sizes),
-            progress=progress,
-            total=sum(sizes.values()),
+            source.objects, destination.objects, list(sizes), progress=progress, sizes=sizes
         )
         queued: list[tuple[str, int]] = []
         try:

@@ -211,3 +211,17 @@ def test_a_damaged_loose_object_publishes_nothing(tmp_path: Path, where: str) ->
     with pytest.raises(IntegrityError):
         transfer(source, target, [digest])
     assert digest not in target
+
+
+def test_objects_already_there_fill_their_share_of_the_bar(tmp_path: Path) -> None:
+    source = ObjectStore(tmp_path / "source")
+    target = ObjectStore(tmp_path / "target")
+    small, big = b"small object" * 10, weights(6 << 20)
+    digests = [source.put(small), source.put(big)]
+    transfer(source, target, digests[:1])  # the small one is there already
+    rec = Recorder()
+    sizes = {digests[0]: len(small), digests[1]: len(big)}
+    report = transfer(source, target, digests, progress=rec, sizes=sizes)
+    assert report.copied == (digests[1],) and report.present == 1
+    assert rec.starts == [(len(small) + len(big), "copying 2 objects")]
+    assert rec.advanced == len(small) + len(big) and rec.closed  # the bar ends full

@@ -258,6 +258,21 @@ def test_added_bytes_is_what_each_object_cost_after_those_before(location: Locat
         store.added_bytes([b3(b"never stored")])
 
 
+def test_missing_chunks_counts_what_no_pack_holds(location: Location) -> None:
+    store = open_store(location)
+    chunked = store.put(random.Random(6).randbytes(12 << 20))
+    loose = store.put(b"loose")
+    assert store.missing_chunks(chunked) == 0 and store.missing_chunks(loose) == 0
+    distinct = len(set(store.recipe_chunks(chunked) or []))
+    for name in list(store.storage.list(PACK_DIR)):
+        store.storage.delete(name)
+    fresh = open_store(location)  # no index in memory from the put
+    assert fresh.missing_chunks(chunked) == distinct > 0
+    assert fresh.has(chunked)  # the object file is there; only its chunks are not
+    with pytest.raises(ObjectNotFoundError):
+        fresh.missing_chunks(b3(b"never stored"))
+
+
 @pytest.mark.parametrize(("dtype", "limit"), [("float32", 0.90), ("bfloat16", 0.72)])
 def test_float_weights_compress_bit_exactly(location: Location, dtype: str, limit: float) -> None:
     store = open_store(location)

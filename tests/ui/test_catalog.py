@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from scribestore import Repository
-from scribestore.exception import ManifestNotFoundError
+from scribestore import Project, Repository
+from scribestore.exception import CorruptManifestError, ManifestNotFoundError
 from scribestore.ui.catalog import Catalog
 from scribestore.ui.views import repository_view
 from support.locations import Location
@@ -69,10 +70,76 @@ def test_a_target_with_no_manifest_is_refused_by_name(tmp_path: Path, name: str)
         Catalog(str(tmp_path / name), storage_options={})
 
 
-def test_a_file_that_is_not_a_manifest_is_refused(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_manifest_is_refused_as_corrupt(tmp_path: Path) -> None:
     (tmp_path / "repository.json").write_text('{"format": "something else"}')
-    with pytest.raises(ManifestNotFoundError):
+    with pytest.raises(CorruptManifestError, match="not a scribestore manifest"):
         Catalog(str(tmp_path / "repository.json"), storage_options={})
+    (tmp_path / "lazy.json").write_text("[]")
+    with pytest.raises(CorruptManifestError, match="import-lazyscribe"):
+        Catalog(str(tmp_path / "lazy.json"), storage_options={})
+
+
+def test_a_damaged_manifest_in_a_directory_is_listed_with_its_problem(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("notes", "x", handler="text")
+    repo.save()
+    (tmp_path / "repository.json").write_text("garbage{")
+    (entry,) = Catalog(str(tmp_path), storage_options={}).entries
+    assert entry.kind == "repository"
+    assert entry.problem is not None and "not a scribestore manifest" in entry.problem
+
+
+def test_one_spelling_of_a_place_gives_one_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repository(tmp_path / "store" / "repository.json", mode="w")
+    repo.log_artifact("notes", "x", handler="text")
+    repo.save()
+    monkeypatch.chdir(tmp_path)
+    ids = set()
+    for target in ("store", "./store", str(tmp_path / "store"), f"file://{tmp_path}/store"):
+        (entry,) = Catalog(target, storage_options={}).entries
+        ids.add(entry.id)
+    assert len(ids) == 1
+
+
+def _record(tmp_path: Path, url: str, kind: str = "repository") -> None:
+    records = tmp_path / "objects" / "manifests"
+    (records / f"{abs(hash(url)):x}.json").write_text(json.dumps({"url": url, "kind": kind}))
+
+
+def test_unreachable_registered_manifests_are_noted_not_fatal(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("notes", "x", handler="text")
+    repo.save()
+    _record(tmp_path, "nosuchproto://bucket/x.json")
+    _record(tmp_path, "memory://nowhere/repository.json")  # reachable, but gone: left out
+    catalog = Catalog(str(tmp_path), storage_options={})
+    assert [Path(e.url).name for e in catalog.entries] == ["repository.json"]
+    (problem,) = catalog.problems
+    assert "nosuchproto://bucket/x.json is unreachable" in problem
+
+
+def test_a_damaged_registry_is_noted_and_the_directory_still_shown(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("notes", "x", handler="text")
+    repo.save()
+    (tmp_path / "objects" / "manifests" / "bad.json").write_text("{not json")
+    catalog = Catalog(str(tmp_path), storage_options={})
+    assert len(catalog.entries) == 1 and "registry" in catalog.problems[0]
+
+
+def test_the_manifests_own_format_decides_its_kind(tmp_path: Path) -> None:
+    store = tmp_path / "team" / "objects"
+    project = Project(tmp_path / "other" / "project.json", mode="w", objects=store)
+    with project.log("exp") as exp:
+        exp.log_metric("m", 1)
+    project.save()
+    for record in (store / "manifests").iterdir():
+        record.unlink()  # only a record that calls the project a repository is left
+    _record(tmp_path / "team", str(tmp_path / "other" / "project.json"), kind="repository")
+    (entry,) = Catalog(str(tmp_path / "team"), storage_options={}).entries
+    assert entry.kind == "project"
 
 
 def test_asking_for_the_wrong_kind_or_an_unknown_id_is_not_found(catalog: Catalog) -> None:

@@ -140,3 +140,41 @@ def test_a_page_reads_the_store_as_it_is_now(tmp_path: Path) -> None:
         more.log_artifact("notes", "two", handler="text")
         more.save()
         assert httpx.get(page, params={"name": "notes"}).text.count('data-version="') == 2
+
+
+def test_a_manifest_damaged_after_the_start_is_a_500_that_says_so(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json", mode="w")
+    repo.log_artifact("notes", "one", handler="text")
+    repo.save()
+    catalog = Catalog(str(tmp_path), storage_options={})
+    with serving(catalog) as url:
+        (tmp_path / "repository.json").write_text("garbage{")
+        page = httpx.get(f"{url}/repository/{catalog.entries[0].id}")
+        assert page.status_code == 500
+        assert "repository.json" in _text(page.text)
+        index = httpx.get(url + "/")  # the index still answers
+        assert index.status_code == 200
+
+
+def test_a_damaged_manifest_is_listed_with_its_problem(tmp_path: Path) -> None:
+    (tmp_path / "repository.json").write_text("[]")  # a lazyscribe manifest, say
+    project = Project(tmp_path / "project.json", mode="w")
+    project.save()
+    catalog = Catalog(str(tmp_path), storage_options={})
+    with serving(catalog) as url:
+        text = _text(httpx.get(url + "/").text)
+    assert "not a scribestore manifest" in text and "import-lazyscribe" in text
+
+
+def test_requests_for_other_host_names_are_refused(base_url: str) -> None:
+    assert httpx.get(base_url + "/", headers={"Host": "attacker.example"}).status_code == 400
+    assert httpx.get(base_url.replace("127.0.0.1", "localhost") + "/").status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["\uff11", "\u00b2", "1" * 5000, "-1", "1.0"])
+def test_versions_are_ascii_numbers(base_url: str, catalog: Catalog, bad: str) -> None:
+    url = f"{base_url}/repository/{_id(catalog, 'repository')}/diff"
+    page = httpx.get(url, params={"name": "config", "old": "0", "new": bad})
+    assert page.status_code == 400
+    assert "must be a version number" in page.text
+    assert "400: " not in page.text  # the message once, without the status again

@@ -17,7 +17,7 @@ import msgspec
 from scribestore.progress import PartOf, Progress, null
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from scribestore.store.objects import ObjectStore
 
@@ -47,7 +47,7 @@ def transfer(
     digests: Iterable[str],
     *,
     progress: Progress = null,
-    total: int | None = None,
+    sizes: Mapping[str, int] | None = None,
     workers: int = WORKERS,
 ) -> TransferReport:
     """Copy every object of ``digests`` that ``target`` lacks from ``source``.
@@ -56,8 +56,10 @@ def transfer(
     at a time (on object storage each request waits mostly on the network),
     chunked ones in order, so chunks they share are copied once. When both
     stores are the same location nothing is read. ``progress`` is started
-    once with ``total`` (the content bytes, when the caller knows them) and
-    advanced by the content bytes checked.
+    once and advanced by the content bytes checked; with ``sizes`` (each
+    digest's content bytes, when the caller knows them) its total is theirs,
+    and an object ``target`` already holds advances it by its size, so the
+    bar ends full.
 
     Raises:
         InvalidDigestError, ObjectNotFoundError, IntegrityError: a source
@@ -68,27 +70,37 @@ def transfer(
     wanted = list(dict.fromkeys(digests))
     if source.same_location(target):
         return TransferReport(copied=(), present=len(wanted), bytes_copied=0)
+    total = sum(sizes[d] for d in wanted) if sizes is not None else None
     progress.start(total, f"copying {len(wanted)} objects")
     part = PartOf(progress)
-    sizes: dict[str, int | None] = {}
+    done: dict[str, int | None] = {}
     try:
         with target.writing(), ThreadPoolExecutor(max(1, workers)) as pool:
             chunked = dict(zip(wanted, pool.map(source.is_chunked, wanted), strict=True))
             # Small objects several at once; chunked ones one after another,
             # so chunks they share are copied once, by the first.
             loose = [d for d in wanted if not chunked[d]]
-            copy = functools.partial(_copy, source, target, part)
-            sizes.update(zip(loose, pool.map(copy, loose), strict=True))
-            sizes.update((d, copy(d)) for d in wanted if chunked[d])
+            copy = functools.partial(_copy, source, target, part, sizes or {})
+            done.update(zip(loose, pool.map(copy, loose), strict=True))
+            done.update((d, copy(d)) for d in wanted if chunked[d])
     finally:
         progress.close()
-    copied = [d for d in wanted if sizes[d] is not None]
+    copied = [d for d in wanted if done[d] is not None]
     return TransferReport(
         copied=tuple(copied),
         present=len(wanted) - len(copied),
-        bytes_copied=sum(size for size in sizes.values() if size is not None),
+        bytes_copied=sum(size for size in done.values() if size is not None),
     )
 
 
-def _copy(source: ObjectStore, target: ObjectStore, progress: Progress, digest: str) -> int | None:
-    return source.copy_to(target, digest, progress=progress)
+def _copy(
+    source: ObjectStore,
+    target: ObjectStore,
+    progress: Progress,
+    sizes: Mapping[str, int],
+    digest: str,
+) -> int | None:
+    copied = source.copy_to(target, digest, progress=progress)
+    if copied is None:
+        progress.advance(sizes.get(digest, 0))  # already there: its share of the bar is done
+    return copied

@@ -406,6 +406,23 @@ class ObjectStore(ObjectWriter):
             added.append(total)
         return added
 
+    def missing_chunks(self, digest: str) -> int:
+        """How many distinct chunks of ``digest`` no pack holds (0 for a loose
+        object): more than 0 means it cannot be loaded. Nothing is changed.
+
+        Raises:
+            InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
+        """
+        recipe = self.recipe_chunks(digest) if self.is_chunked(digest) else None
+        if not recipe:
+            return 0
+        index = self._packs()
+        missing = {c for c in recipe if index.get(c) is None}
+        if missing:
+            self._wrap_os(index.refresh, "packs")
+            missing = {c for c in missing if index.get(c) is None}
+        return len(missing)
+
     def is_chunked(self, digest: str) -> bool:
         """Whether ``digest`` is stored as chunks in packs (only its header is read).
 

@@ -9,12 +9,15 @@ store. Errors are pages too: a missing manifest, artifact or version is a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -22,7 +25,12 @@ from starlette.templating import Jinja2Templates
 
 from scribestore import __version__
 from scribestore.cli.app import human
-from scribestore.exception import IntegrityError, ScribeStoreError
+from scribestore.exception import (
+    CorruptManifestError,
+    IntegrityError,
+    ScribeStoreError,
+    UnsupportedFormatError,
+)
 from scribestore.ui.charts import line_chart
 from scribestore.ui.diffs import text_diff
 from scribestore.ui.views import (
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 _PACKAGE = files("scribestore.ui")
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def _templates() -> Jinja2Templates:
@@ -110,7 +119,8 @@ def create_app(catalog: Catalog) -> Starlette:
 
     def failure(request: Request, exc: Exception) -> HTMLResponse:
         status = _status(exc)
-        return page(request, "error.html", status, status_code=status, message=str(exc))
+        message = str(exc.detail) if isinstance(exc, HTTPException) else str(exc)
+        return page(request, "error.html", status, status_code=status, message=message)
 
     routes = [
         Route("/", index),
@@ -124,14 +134,21 @@ def create_app(catalog: Catalog) -> Starlette:
     # The library's errors and the built-in ones it raises are pages; anything
     # else is a bug and goes to Starlette's own 500 handling and the log.
     handled = (HTTPException, ScribeStoreError, LookupError, ValueError, OSError)
-    return Starlette(routes=routes, exception_handlers=dict.fromkeys(handled, failure))
+    # Only requests addressed to this machine by name: a page elsewhere that
+    # rebinds its own host name to 127.0.0.1 cannot read the store.
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=dict.fromkeys(handled, failure),
+    )
 
 
 def _status(exc: Exception) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
-    if isinstance(exc, IntegrityError):
-        return 500
+    if isinstance(exc, (IntegrityError, CorruptManifestError, UnsupportedFormatError)):
+        return 500  # damaged or unreadable bytes: not the request's fault
     if isinstance(exc, (LookupError, FileNotFoundError)):
         return 404
     if isinstance(exc, ValueError):
@@ -148,6 +165,6 @@ def _query(request: Request, key: str) -> str:
 
 def _int_query(request: Request, key: str) -> int:
     text = _query(request, key)
-    if not text.isdigit():
-        raise HTTPException(400, f"{key} must be a version number, not {text!r}")
+    if not _NUMBER.fullmatch(text):
+        raise HTTPException(400, f"{key} must be a version number, not {text[:40]!r}")
     return int(text)

@@ -10,15 +10,22 @@ that several repositories and projects share shows them all.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Literal
 
 import msgspec
 
-from scribestore.exception import ManifestNotFoundError, ScribeStoreError
+from scribestore.exception import CorruptManifestError, ManifestNotFoundError, ScribeStoreError
 from scribestore.ops.registry import ManifestRegistry
 from scribestore.project import Project
 from scribestore.repository import Repository
-from scribestore.storage import NotRegularFileError, join_url, open_storage, split_file_url
+from scribestore.storage import (
+    NotRegularFileError,
+    join_url,
+    open_storage,
+    split_file_url,
+    split_url,
+)
 from scribestore.store.hashing import hash_bytes
 from scribestore.store.layout import MANIFESTS_DIR
 from scribestore.store.objects import ObjectStore
@@ -40,6 +47,8 @@ class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind
     #: The object store to open it with (None: ``objects/`` beside it).
     objects: str | None
+    #: Why it cannot be shown (a damaged manifest), or None.
+    problem: str | None = None
 
 
 class Catalog:
@@ -53,6 +62,7 @@ class Catalog:
 
     Raises:
         ManifestNotFoundError: ``target`` holds no manifest.
+        CorruptManifestError: ``target`` is a file but not a scribestore manifest.
         StorageError: the target could not be read.
     """
 
@@ -61,6 +71,9 @@ class Catalog:
     ) -> None:
         self.target = target
         self._options = dict(storage_options)
+        #: What could not be shown and why (unreachable registered manifests).
+        self.problems: list[str] = []
+        self._damage: dict[str, str] = {}
         found = self._discover(target, objects)
         if not found:
             raise ManifestNotFoundError(
@@ -109,25 +122,53 @@ class Catalog:
     # --- discovery --------------------------------------------------------------
 
     def _discover(self, target: str, objects: str | None) -> list[ManifestEntry]:
-        kind = self._kind(target)
-        if kind is not None:
-            return [_entry(target, kind, objects)]
-        found = {}
-        for name in ("repository.json", "project.json"):
+        probed = self._probe(target)
+        if probed is not None:
+            return [_entry(target, probed, objects)]
+        found: dict[str, ManifestEntry] = {}
+        fixed: tuple[tuple[str, Kind], ...] = (
+            ("repository.json", "repository"),
+            ("project.json", "project"),
+        )
+        for name, kind in fixed:
             url = join_url(target, name)
-            kind = self._kind(url)
-            if kind is not None:
-                found[url] = _entry(url, kind, objects)
+            probed = self._probe(url, damaged_as=kind)
+            if probed is not None:
+                found[_place(url)] = _entry(url, probed, objects, self._damage.pop(url, None))
         store = objects or self._store_at(target)
         if store is not None:
-            opened = ObjectStore(store, **self._options)
-            for record in ManifestRegistry(opened).manifests():
-                if record.url not in found and self._kind(record.url) is not None:
-                    found[record.url] = _entry(record.url, record.kind, store)
+            self._registered(store, found)
         return sorted(found.values(), key=lambda e: (e.kind, e.url))
 
-    def _kind(self, url: str) -> Kind | None:
-        """The kind of the scribestore manifest at ``url``; None if there is none."""
+    def _registered(self, store: str, found: dict[str, ManifestEntry]) -> None:
+        """Add the manifests registered with ``store`` that can be read; note the rest."""
+        try:
+            records = ManifestRegistry(ObjectStore(store, **self._options)).manifests()
+        except (ScribeStoreError, OSError, ValueError) as exc:
+            self.problems.append(f"the registry of {store} could not be read: {exc}")
+            return
+        for record in records:
+            if _place(record.url) in found:
+                continue
+            try:
+                probed = self._probe(record.url, damaged_as=record.kind)
+            except (ScribeStoreError, OSError, ValueError) as exc:
+                self.problems.append(f"registered manifest {record.url} is unreachable: {exc}")
+                continue
+            if probed is not None:  # a registered manifest that is gone is left out
+                damage = self._damage.pop(record.url, None)
+                found[_place(record.url)] = _entry(record.url, probed, store, damage)
+
+    def _probe(self, url: str, *, damaged_as: Kind | None = None) -> Kind | None:
+        """The kind of the manifest at ``url``, None where there is no file.
+
+        A file that is not a scribestore manifest is ``damaged_as`` (its
+        problem noted in ``_damage``) when given, else an error.
+
+        Raises:
+            CorruptManifestError: (no ``damaged_as``) it is not a scribestore manifest.
+            StorageError: it could not be read.
+        """
         directory, name = split_file_url(url)
         try:
             data = open_storage(directory, **self._options).read_bytes(name)
@@ -136,9 +177,21 @@ class Catalog:
         try:
             doc = json.loads(data)
         except ValueError:
-            return None
+            doc = None
         fmt = doc.get("format") if isinstance(doc, dict) else None
-        return _FORMATS.get(fmt) if isinstance(fmt, str) else None
+        kind = _FORMATS.get(fmt) if isinstance(fmt, str) else None
+        if kind is not None:
+            return kind
+        hint = (
+            ": it looks like a lazyscribe manifest; import it with 'scribestore import-lazyscribe'"
+            if isinstance(doc, list)
+            else ""
+        )
+        problem = f"{url} is not a scribestore manifest{hint}"
+        if damaged_as is None:
+            raise CorruptManifestError(problem)
+        self._damage[url] = problem
+        return damaged_as
 
     def _store_at(self, directory: str) -> str | None:
         """The object store in or at ``directory``, if it has a registry."""
@@ -152,5 +205,21 @@ class Catalog:
         return None
 
 
-def _entry(url: str, kind: Kind, objects: str | None) -> ManifestEntry:
-    return ManifestEntry(id=hash_bytes(url.encode())[:12], url=url, kind=kind, objects=objects)
+def _place(url: str) -> str:
+    """Where ``url`` is, for telling two spellings of one manifest apart: a
+    local path made absolute (``store/x.json``, ``./store/x.json`` and
+    ``file:///…/store/x.json`` are one place), any other URL as it is."""
+    protocol, rest = split_url(url)
+    if protocol in ("", "file", "local"):
+        return os.path.normpath(os.path.abspath(rest))
+    return url
+
+
+def _entry(url: str, kind: Kind, objects: str | None, problem: str | None = None) -> ManifestEntry:
+    return ManifestEntry(
+        id=hash_bytes(_place(url).encode())[:12],
+        url=url,
+        kind=kind,
+        objects=objects,
+        problem=problem,
+    )

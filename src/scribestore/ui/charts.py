@@ -8,6 +8,7 @@ library to fetch, and its geometry is tested as numbers.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import msgspec
@@ -56,24 +57,22 @@ class Chart(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def line_chart(metric: str, values: Sequence[tuple[str, float]]) -> Chart:
-    """The chart of ``values`` (label, value) in the order given, left to right.
+    """The chart of ``values`` (label, finite value) in the order given, left to right.
 
-    Higher values are drawn higher; a single value or equal values sit on
-    the middle line.
+    Higher values are drawn higher. Values too close to tell apart at the
+    chart's height (equal ones, a single one) sit on the middle line; any
+    finite values, however large or small, give a chart.
     """
-    low = min((v for _, v in values), default=0.0)
-    high = max((v for _, v in values), default=0.0)
-    if high == low:
-        low, high = low - 1.0, high + 1.0
-    # A margin, so the highest and lowest points are not drawn on the frame.
-    margin = (high - low) * 0.08
-    low, high = low - margin, high + margin
+    low, high = _padded(
+        min((v for _, v in values), default=0.0), max((v for _, v in values), default=0.0)
+    )
     inner_w = WIDTH - LEFT - RIGHT
     inner_h = HEIGHT - TOP - BOTTOM
     step = inner_w / max(len(values) - 1, 1)
 
     def height(value: float) -> float:
-        return TOP + inner_h * (high - value) / (high - low)
+        # Halves, so that the span of two extreme floats does not overflow.
+        return TOP + inner_h * ((high / 2 - value / 2) / (high / 2 - low / 2))
 
     points = tuple(
         Point(
@@ -96,15 +95,38 @@ def line_chart(metric: str, values: Sequence[tuple[str, float]]) -> Chart:
     )
 
 
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """The value range drawn: ``low`` to ``high`` with a margin, so the extreme
+    points are not on the frame; a range too narrow to draw is widened around
+    its middle."""
+    middle = low / 2 + high / 2
+    half = high / 2 - low / 2
+    if half <= abs(middle) * 1e-9 or half == 0:
+        half = abs(middle) * 0.05 or 1.0
+    else:
+        half *= 1.08
+    return _finite(middle - half), _finite(middle + half)
+
+
+def _finite(value: float) -> float:
+    return max(-sys.float_info.max, min(sys.float_info.max, value))
+
+
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round values from ``low`` to ``high``, about ``count`` of them."""
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
+    """Round values from ``low`` to ``high``, about ``count`` of them (none when
+    the range has no round step in floating point)."""
+    raw = (high / 2 - low / 2) / (count - 1) * 2
+    if not (math.isfinite(raw) and raw > 0):
+        return []
+    magnitude = math.pow(10.0, math.floor(math.log10(raw)))
+    if magnitude == 0.0 or not math.isfinite(magnitude):
+        return []
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     first = math.ceil(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    # Each tick from its index, not by adding steps: a bounded loop whatever
+    # the precision, and no drift.
+    # A tick that should be 0 but carries rounding error is shown as 0.
+    ticks = [
+        (t if abs(t) > step * 1e-9 else 0.0) for t in (first + i * step for i in range(count + 2))
+    ]
+    return sorted({t for t in ticks if low <= t <= high})

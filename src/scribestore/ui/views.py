@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from scribestore.artifacts import get_handler
-from scribestore.exception import ArtifactNotFoundError, ExperimentNotFoundError
+from scribestore.exception import (
+    ArtifactNotFoundError,
+    ExperimentNotFoundError,
+    IntegrityError,
+    ObjectNotFoundError,
+    UnknownHandlerError,
+)
 
 if TYPE_CHECKING:
     from scribestore.core.aliases import AliasInfo
@@ -35,10 +41,12 @@ __all__ = [
     "VersionRow",
     "artifact_view",
     "experiment_view",
+    "is_text",
     "metric_series",
     "number",
     "project_view",
     "repository_view",
+    "usable",
 ]
 
 Order = Literal["asc", "desc"]
@@ -52,11 +60,14 @@ class VersionRow(msgspec.Struct, frozen=True, kw_only=True):
     size: int
     hash: str
     fname: str
+    handler: str
+    #: Whether it is text that can be diffed.
+    text: bool
     aliases: tuple[str, ...]
     expiry: str | None
     expired: bool
-    #: Bytes this version added on storage beyond the versions before it
-    #: (None: its object is missing from the store).
+    #: Bytes this version added on storage beyond every version saved before
+    #: it (None: its object is missing, damaged or lacks chunks).
     added_bytes: int | None
 
 
@@ -87,7 +98,7 @@ class ArtifactView(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     handler: str
-    #: Whether its versions are text that can be diffed.
+    #: Whether its newest version is text that can be diffed.
     text: bool
     versions: tuple[VersionRow, ...]
     aliases: tuple[AliasInfo, ...]
@@ -148,7 +159,7 @@ def repository_view(repo: Repository) -> RepositoryView:
     """The artifacts of ``repo`` with its logical and stored bytes.
 
     Raises:
-        StorageError, IntegrityError: the store could not be read.
+        StorageError: the store could not be read.
     """
     saved = repo.saved_versions()
     aliases = _aliases_by_version(repo.aliases())
@@ -169,28 +180,34 @@ def repository_view(repo: Repository) -> RepositoryView:
             )
         )
     every = [v for versions in saved.values() for v in versions]
-    present = {v.hash for v in every if repo.objects.has(v.hash)}
+    hashes = {v.hash for v in every}
+    loadable = usable(repo.objects, hashes)
     return RepositoryView(
         url=repo.url,
         artifacts=tuple(summaries),
         logical_bytes=sum(v.size for v in every),
-        stored_bytes=repo.objects.stored_bytes(present),
-        missing_objects=len({v.hash for v in every} - present),
+        stored_bytes=repo.objects.stored_bytes(loadable),
+        missing_objects=len(hashes - loadable),
     )
 
 
 def artifact_view(repo: Repository, name: str) -> ArtifactView:
     """The timeline of ``name`` in ``repo``: each version with what it cost on storage.
 
+    A version's cost is what it added to the store beyond every version of
+    the repository saved before it (of any artifact), so a copy of content
+    another artifact holds costs nothing.
+
     Raises:
         ArtifactNotFoundError: ``repo`` has no saved version of ``name``.
-        StorageError, IntegrityError: the store could not be read.
+        StorageError: the store could not be read.
     """
-    versions = repo.saved_versions().get(name)
+    saved = repo.saved_versions()
+    versions = saved.get(name)
     if not versions:
         raise ArtifactNotFoundError(f"no saved artifact {name!r} in {repo.url}")
     aliases = _aliases_by_version(repo.aliases(name))
-    added = _added_bytes(repo.objects, versions)
+    costs = _costs(repo.objects, saved)
     now = dt.datetime.now(dt.timezone.utc)
     rows = tuple(
         VersionRow(
@@ -199,31 +216,61 @@ def artifact_view(repo: Repository, name: str) -> ArtifactView:
             size=v.size,
             hash=v.hash,
             fname=v.fname,
+            handler=v.handler,
+            text=is_text(v.handler),
             aliases=tuple(sorted(aliases.get((name, v.version), ()))),
             expiry=None if v.expiry is None else _time(v.expiry),
             expired=v.expiry is not None and v.expiry <= now,
-            added_bytes=cost,
+            added_bytes=costs.get((name, v.version)),
         )
-        for v, cost in zip(versions, added, strict=True)
+        for v in versions
     )
+    loadable = usable(repo.objects, {v.hash for v in versions})
     return ArtifactView(
         name=name,
         handler=versions[-1].handler,
-        text=not get_handler(versions[-1].handler).binary,
+        text=rows[-1].text,
         versions=rows,
         aliases=tuple(repo.aliases(name)),
         logical_bytes=sum(v.size for v in versions),
-        stored_bytes=sum(c for c in added if c is not None),
+        stored_bytes=repo.objects.stored_bytes(loadable),
     )
 
 
-def _added_bytes(objects: ObjectStore, versions: tuple[ArtifactVersion, ...]) -> list[int | None]:
-    """What each version added on storage; None for one whose object is missing."""
-    present = [v for v in versions if objects.has(v.hash)]
-    costs = dict(
-        zip((id(v) for v in present), objects.added_bytes([v.hash for v in present]), strict=True)
+def is_text(handler: str) -> bool:
+    """Whether versions stored by ``handler`` are text (False for a handler
+    this process does not have: the timeline needs none)."""
+    try:
+        return not get_handler(handler).binary
+    except UnknownHandlerError:
+        return False
+
+
+def usable(objects: ObjectStore, digests: set[str]) -> set[str]:
+    """The ``digests`` whose objects are present, readable and complete (every
+    chunk in a pack): the versions that can be loaded and costed."""
+    found = set()
+    for digest in digests:
+        try:
+            if objects.has(digest) and objects.missing_chunks(digest) == 0:
+                found.add(digest)
+        except (IntegrityError, ObjectNotFoundError):
+            continue
+    return found
+
+
+def _costs(
+    objects: ObjectStore, saved: dict[str, tuple[ArtifactVersion, ...]]
+) -> dict[tuple[str, int], int]:
+    """What each loadable version added on storage, versions taken in the order
+    they were saved; versions that cannot be loaded are left out."""
+    ordered = sorted(
+        ((v.created_at, name, v.version, v.hash) for name, vs in saved.items() for v in vs)
     )
-    return [costs.get(id(v)) for v in versions]
+    loadable = usable(objects, {digest for *_, digest in ordered})
+    kept = [(name, number, digest) for _, name, number, digest in ordered if digest in loadable]
+    added = objects.added_bytes([digest for *_, digest in kept])
+    return {(name, number): cost for (name, number, _), cost in zip(kept, added, strict=True)}
 
 
 def _aliases_by_version(infos: list[AliasInfo]) -> dict[tuple[str, int], list[str]]:
@@ -310,7 +357,10 @@ def number(value: Any) -> float | None:
     """``value`` as a finite float when it is a real number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond any float
+        return None
     return result if math.isfinite(result) else None
 
 
