@@ -9,6 +9,7 @@ live in :mod:`support`, never here.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from support.seaweed import SeaweedCluster
 # Tests of remote behaviour read the remote itself; the cache tests give
 # their stores a cache of their own (tests/store/test_cache.py).
 os.environ["SCRIBESTORE_CACHE"] = "off"
+# The stat cache stays on (as for users), in a directory of the run's own.
+os.environ["SCRIBESTORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="scribestore-test-cache-")
 
 
 @pytest.fixture(scope="session")

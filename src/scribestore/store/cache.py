@@ -36,7 +36,7 @@ from scribestore.exception import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CacheInfo", "ChunkCache", "default_cache"]
+__all__ = ["CacheInfo", "ChunkCache", "cache_root", "default_cache", "is_off"]
 
 DEFAULT_LIMIT = 10 << 30
 _KINDS = ("chunks", "files")
@@ -166,18 +166,29 @@ class ChunkCache:
         return deleted, freed
 
 
+def is_off(variable: str) -> bool:
+    """Whether the environment variable ``variable`` says ``off`` (or 0, false, no)."""
+    return os.environ.get(variable, "").strip().lower() in {"off", "0", "false", "no"}
+
+
+def cache_root() -> str:
+    """Where local caches live: ``SCRIBESTORE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/scribestore``, else ``~/.cache/scribestore``."""
+    root = os.environ.get("SCRIBESTORE_CACHE_DIR")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "scribestore")
+
+
 def default_cache() -> ChunkCache | None:
     """The cache the environment configures (see the module docs), or None when off.
 
     Raises:
         ConfigurationError: ``SCRIBESTORE_CACHE_SIZE`` is not a whole number of bytes.
     """
-    if os.environ.get("SCRIBESTORE_CACHE", "").strip().lower() in {"off", "0", "false", "no"}:
+    if is_off("SCRIBESTORE_CACHE"):
         return None
-    root = os.environ.get("SCRIBESTORE_CACHE_DIR")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "scribestore")
     text = os.environ.get("SCRIBESTORE_CACHE_SIZE", "").strip()
     try:
         limit = int(text) if text else DEFAULT_LIMIT
@@ -185,4 +196,4 @@ def default_cache() -> ChunkCache | None:
         raise ConfigurationError(
             f"SCRIBESTORE_CACHE_SIZE={text!r} is not a number of bytes"
         ) from None
-    return ChunkCache(root, limit=limit)
+    return ChunkCache(cache_root(), limit=limit)

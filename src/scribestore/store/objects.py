@@ -44,6 +44,7 @@ from scribestore.store.layout import PACK_DIR, object_path
 from scribestore.store.leases import Lease, LeasePolicy, Leases
 from scribestore.store.packs import PackIndex
 from scribestore.store.reader import ObjectReader
+from scribestore.store.statcache import default_stat_cache
 from scribestore.store.writer import ObjectWriter
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class ObjectStore(ObjectWriter):
         else:
             self._cache = default_cache() if cache and self._storage.remote else None
         self._leases = Leases(self._storage, lease_policy)
+        self._stat_cache = default_stat_cache()
         self._index: PackIndex | None = None
         self._fresh_lease: Lease | None = None
 

@@ -16,6 +16,7 @@ import io
 import os
 import tempfile
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
@@ -46,6 +47,7 @@ from scribestore.store.chunks import (
 from scribestore.store.hashing import Hasher, hash_bytes, hash_chunk, hash_file
 from scribestore.store.layout import BLOCK_SIZE, object_path
 from scribestore.store.packs import PackIndex, PackWriter
+from scribestore.store.statcache import StatCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -78,6 +80,8 @@ class ObjectWriter(abc.ABC):
     """The write path of an object store (see :class:`~scribestore.store.objects.ObjectStore`)."""
 
     _storage: Storage
+    #: Digests of local files by their stat (None: off); see :mod:`.statcache`.
+    _stat_cache: StatCache | None = None
 
     @property
     @abc.abstractmethod
@@ -164,11 +168,24 @@ class ObjectWriter(abc.ABC):
 
     def _put_file(self, path: str, progress: Progress) -> tuple[str, int]:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size >= CHUNK_THRESHOLD:
-                return self._put_large(FileWindows(f, size), f, progress)
-        digest, size = hash_file(path)
-        return self._put_prepared(_Prepared(digest, size, path, None), progress)
+            before = os.fstat(f.fileno())
+            known = self._stat_cache.lookup(path, before) if self._stat_cache else None
+            # The stat cache names unchanged content without reading it; the
+            # object must still be stored and readable (chunks are not looked
+            # up: that would load every pack index).
+            if known is not None and self._intact(known, chunks=False):
+                progress.start(before.st_size, "storing")
+                progress.advance(before.st_size)
+                return known, before.st_size
+            hashed_at = time.time_ns()
+            if before.st_size >= CHUNK_THRESHOLD:
+                digest, size = self._put_large(FileWindows(f, before.st_size), f, progress)
+            else:
+                digest, size = hash_file(path)
+                digest, size = self._put_prepared(_Prepared(digest, size, path, None), progress)
+            if self._stat_cache is not None and _same_file(before, os.fstat(f.fileno())):
+                self._stat_cache.record(path, before, digest, hashed_at)
+        return digest, size
 
     def _put_large(
         self, source: BufferWindows | FileWindows, f: IO[bytes] | None, progress: Progress
@@ -486,6 +503,12 @@ def encode_loose(
 def _probe(source: BufferWindows | FileWindows) -> memoryview:
     """The first bytes of a chunked object's content: what its codec is chosen on."""
     return source.window(0, codec.PROBE_SIZE * 4, bytearray(codec.PROBE_SIZE * 4))
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stats of one open file show it unchanged in between."""
+    fields = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+    return all(getattr(a, n) == getattr(b, n) for n in fields)
 
 
 def _file_state(f: IO[bytes]) -> tuple[int, int, int, int] | None:

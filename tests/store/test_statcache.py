@@ -1,0 +1,126 @@
+"""The stat cache: re-storing an unchanged local file reads none of it."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from scribestore import ObjectStore
+from scribestore.store import writer
+from scribestore.store.chunks import CHUNK_THRESHOLD
+from scribestore.store.layout import object_path
+from scribestore.store.statcache import RACY_NS, StatCache, default_stat_cache
+
+SIZES = [1000, CHUNK_THRESHOLD + 12345]  # a loose object and a chunked one
+
+
+def _aged(path: Path, seconds: float = 60) -> None:
+    """Make ``path`` last modified ``seconds`` ago (its change time becomes now)."""
+    then = time.time_ns() - int(seconds * 1e9)
+    os.utime(path, ns=(then, then))
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file the writer hashes, in order."""
+    seen: list[str] = []
+    real = writer.hash_file
+
+    def counting(path: str, *args: object, **kwargs: object) -> tuple[str, int]:
+        seen.append(os.fspath(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "hash_file", counting)
+    return seen
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_unchanged_file_is_not_read_again(tmp_path: Path, size: int, hashes: list[str]) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "model.bin"
+    path.write_bytes(random.Random(size).randbytes(size))
+    _aged(path)
+    digest = store.put(path)
+    assert hashes == [str(path)]
+    assert store.put(path) == digest
+    assert hashes == [str(path)]  # the second put hashed nothing
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(writer, "FileWindows", None)  # chunking it again would fail
+        assert ObjectStore(tmp_path / "objects").put(path) == digest
+    assert store.get(digest) == path.read_bytes()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_changed_file_is_hashed_again(tmp_path: Path, size: int, hashes: list[str]) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"a" * size)
+    _aged(path)
+    first = store.put(path)
+    path.write_bytes(b"b" * size)  # same size
+    _aged(path)  # and the same kind of old modification time: its change time differs
+    second = store.put(path)
+    assert second != first and store.get(second) == b"b" * size
+    assert len(hashes) == 2
+
+
+def test_a_file_modified_as_it_was_hashed_is_not_trusted(tmp_path: Path, hashes: list[str]) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "fresh.bin"
+    path.write_bytes(b"just written")  # modified now: a racy record
+    store.put(path)
+    store.put(path)
+    assert len(hashes) == 2
+    _aged(path, seconds=RACY_NS / 1e9 + 5)
+    store.put(path)  # hashed again, now safely old: recorded as trusted
+    store.put(path)
+    assert len(hashes) == 3
+
+
+def test_the_object_must_still_be_in_the_store(tmp_path: Path, hashes: list[str]) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"content" * 100)
+    _aged(path)
+    digest = store.put(path)
+    (tmp_path / "objects" / object_path(digest)).unlink()
+    assert store.put(path) == digest  # stored again, from the file
+    assert store.get(digest) == b"content" * 100 and len(hashes) == 2
+    other = ObjectStore(tmp_path / "elsewhere")
+    assert other.put(path) == digest and other.get(digest) == b"content" * 100
+
+
+def test_it_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashes: list[str]
+) -> None:
+    monkeypatch.setenv("SCRIBESTORE_STAT_CACHE", "off")
+    assert default_stat_cache() is None
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"content")
+    _aged(path)
+    store.put(path)
+    store.put(path)
+    assert len(hashes) == 2
+
+
+def test_damaged_or_foreign_records_are_ignored(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "stat")
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"x")
+    _aged(path)
+    st = os.stat(path)
+    cache.record(str(path), st, "ab" * 32, time.time_ns())
+    assert cache.lookup(str(path), st) == "ab" * 32
+    assert cache.lookup(os.path.relpath(path), st) == "ab" * 32  # one record per place
+    for record in (tmp_path / "stat").rglob("*"):
+        if record.is_file():
+            record.write_bytes(b"{damaged")
+    assert cache.lookup(str(path), st) is None
+    unwritable = StatCache(path / "not-a-directory")
+    unwritable.record(str(path), st, "ab" * 32, time.time_ns())  # ignored, not raised
+    assert unwritable.lookup(str(path), st) is None
