@@ -99,6 +99,19 @@ def test_gc_reports_each_phase_counting_files(location: Location, dry_run: bool)
     assert recorder.closed
 
 
+def test_gc_bars_end_full_when_a_recipe_is_damaged(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "repository.json")
+    repo.log_artifact("model", random.Random(7).randbytes(6 << 20), "bytes")
+    repo.save()
+    store = ObjectStore(tmp_path / "objects")
+    digest = repo.saved_versions()["model"][0].hash
+    path = tmp_path / "objects" / object_path(digest)
+    path.write_bytes(path.read_bytes()[:-7])  # a truncated recipe
+    recorder = Recorder()
+    collect_garbage(store, grace=NOW, progress=recorder)
+    assert all(done == total for _, total, done in _phases(recorder))
+
+
 def test_grace_period_protects_young_objects(location: Location) -> None:
     _, _, orphans = setup_store(location)
     store = store_at(location)

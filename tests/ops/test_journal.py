@@ -272,3 +272,24 @@ def test_fsck_checks_the_journal(location: Location) -> None:
         ("missing", second),
         ("corrupt", f"{JOURNAL_DIR}/stray.txt"),
     }
+
+
+def test_fsck_reports_a_damaged_journaled_state_and_an_oversized_entry(tmp_path: Path) -> None:
+    from scribestore.ops.fsck import check_store
+    from scribestore.ops.journal import MAX_ENTRY_BYTES
+    from scribestore.store.layout import JOURNAL_DIR, parse_journal_name
+
+    fpath = tmp_path / "repository.json"
+    _history(fpath)
+    _rewrite(fpath)
+    store = ObjectStore(tmp_path / "objects")
+    (entry_path,) = list(store.storage.list(JOURNAL_DIR))
+    name = parse_journal_name(entry_path)
+    assert name is not None
+    (tmp_path / "objects" / object_path(name.digest)).write_bytes(b"bad")
+    report = check_store(store)  # a report, not an error
+    assert ("corrupt", entry_path) in {(p.kind, p.path) for p in report.problems}
+    big = f"{JOURNAL_DIR}/{name.key}/{'9' * 20}-{name.digest}.json"
+    store.storage.write_atomic(big, b" " * (MAX_ENTRY_BYTES + 1))
+    messages = {p.path: p.message for p in check_store(store).problems}
+    assert "more than an entry's" in messages[big]

@@ -25,16 +25,21 @@ def _aged(path: Path, seconds: float = 60) -> None:
 
 
 @pytest.fixture
-def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every file the writer hashes, in order."""
-    seen: list[str] = []
-    real = writer.hash_file
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every file the writer read to store it, in order."""
+    seen: list[int] = []
+    large, prepared = writer.ObjectWriter._put_large, writer.ObjectWriter._put_prepared
 
-    def counting(path: str, *args: object, **kwargs: object) -> tuple[str, int]:
-        seen.append(os.fspath(path))
-        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+    def reading_large(self: writer.ObjectWriter, source: object, *args: object) -> object:
+        seen.append(source.size)  # type: ignore[attr-defined]
+        return large(self, source, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "hash_file", counting)
+    def reading_small(self: writer.ObjectWriter, src: object, *args: object) -> object:
+        seen.append(src.size)  # type: ignore[attr-defined]
+        return prepared(self, src, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer.ObjectWriter, "_put_large", reading_large)
+    monkeypatch.setattr(writer.ObjectWriter, "_put_prepared", reading_small)
     return seen
 
 
@@ -45,9 +50,9 @@ def test_an_unchanged_file_is_not_read_again(tmp_path: Path, size: int, hashes: 
     path.write_bytes(random.Random(size).randbytes(size))
     _aged(path)
     digest = store.put(path)
-    assert hashes == [str(path)]
+    assert hashes == [size]
     assert store.put(path) == digest
-    assert hashes == [str(path)]  # the second put hashed nothing
+    assert hashes == [size]  # the second put read nothing
     with pytest.MonkeyPatch.context() as m:
         m.setattr(writer, "FileWindows", None)  # chunking it again would fail
         assert ObjectStore(tmp_path / "objects").put(path) == digest
@@ -124,3 +129,46 @@ def test_damaged_or_foreign_records_are_ignored(tmp_path: Path) -> None:
     unwritable = StatCache(path / "not-a-directory")
     unwritable.record(str(path), st, "ab" * 32, time.time_ns())  # ignored, not raised
     assert unwritable.lookup(str(path), st) is None
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_symlink_retargeted_while_storing_never_misnames_a_file(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, link = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "model.bin"
+    a.write_bytes(random.Random(1).randbytes(size))
+    b.write_bytes(random.Random(2).randbytes(size))
+    for path in (a, b):
+        _aged(path)
+    link.symlink_to(a)
+    store = ObjectStore(tmp_path / "objects")
+    real = writer.hash_bytes if size < CHUNK_THRESHOLD else writer.hash_chunk
+
+    def flipping(*args: object) -> object:
+        if link.resolve() == a:  # the path now names the other file
+            link.unlink()
+            link.symlink_to(b)
+        return real(*args)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(writer, "hash_bytes" if size < CHUNK_THRESHOLD else "hash_chunk", flipping)
+        digest = store.put(link)
+    assert store.get(digest) == a.read_bytes()  # the file that was opened
+    assert store.get(store.put(link)) == b.read_bytes()  # the link names b now
+    link.unlink()
+    link.symlink_to(a)
+    assert store.get(store.put(link)) == a.read_bytes()
+
+
+def test_a_relog_restores_chunks_the_store_lost(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    path = tmp_path / "model.bin"
+    path.write_bytes(random.Random(3).randbytes(CHUNK_THRESHOLD + 999))
+    _aged(path)
+    digest = store.put(path)
+    for pack in (tmp_path / "objects" / "packs").rglob("*"):
+        if pack.is_file():
+            pack.unlink()
+    fresh = ObjectStore(tmp_path / "objects")
+    assert fresh.put(path) == digest
+    assert fresh.get(digest) == path.read_bytes()

@@ -200,8 +200,9 @@ class S3Server:
         """s3fs.S3FileSystem keyword arguments reaching this server.
 
         Plain, picklable data (str/bool/dict), so it can be handed to child processes.
-        ``skip_instance_cache`` stops fsspec from handing back an instance made for
-        another server (or in a parent process); ``use_listings_cache=False`` keeps
+        fsspec's instance cache stays on, as for users: it is keyed by these
+        options (another server is another instance) and cleared in a child
+        process; ``use_listings_cache=False`` keeps
         ``ls``/``exists``/``info`` from answering out of a stale directory cache;
         ``proxies: {}`` stops botocore from routing loopback traffic through an
         ``HTTP_PROXY`` found in the environment. (An ``AWS_PROFILE`` naming a profile
@@ -237,7 +238,6 @@ def client_options(endpoint_url: str, key: str, secret: str) -> dict[str, object
         "token": None,
         "anon": False,
         "use_ssl": False,
-        "skip_instance_cache": True,
         "use_listings_cache": False,
         "client_kwargs": {"region_name": REGION},
         "config_kwargs": {

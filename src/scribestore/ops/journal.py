@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from scribestore.exception import VersionNotFoundError
+from scribestore.exception import IntegrityError, UnsupportedFormatError, VersionNotFoundError
 from scribestore.ops.registry import ManifestKind, manifest_key
-from scribestore.storage import checked
+from scribestore.storage import Storage, checked
 from scribestore.store.layout import (
     JOURNAL_DIR,
     TMP_PREFIX,
@@ -156,12 +156,10 @@ class ManifestJournal:
                 continue
             path = journal_path(name.key, name.time_ns, name.digest)
             try:
-                raw = checked(storage, partial(storage.read_bytes, path), path)
+                record = _read_record(storage, path)
             except FileNotFoundError:
                 continue  # expired meanwhile
-            try:
-                record = msgspec.json.decode(raw, type=_Record)
-            except msgspec.DecodeError as exc:
+            except ValueError as exc:
                 # One damaged entry must not hide the others from a restore.
                 logger.warning("journal entry %s is damaged and left out: %s", path, exc)
                 continue
@@ -222,18 +220,44 @@ def check_journal(store: ObjectStore) -> list[tuple[Literal["corrupt", "missing"
                 problems.append(("corrupt", path, "not the name of a journal entry; remove it"))
             continue
         try:
-            record = msgspec.json.decode(
-                checked(storage, partial(storage.read_bytes, path), path), type=_Record
-            )
+            record = _read_record(storage, path)
         except FileNotFoundError:
             continue  # expired meanwhile
-        except msgspec.DecodeError as exc:
+        except ValueError as exc:
             problems.append(("corrupt", path, f"journal entry does not decode: {exc}"))
             continue
         if not store.has(name.digest):
             message = f"the journaled state {name.digest} is missing: it cannot be restored"
             problems.append(("missing", path, message))
-        elif (size := store.stat(name.digest).size) != record.size:
+            continue
+        try:
+            size = store.stat(name.digest).size
+        except (IntegrityError, UnsupportedFormatError) as exc:
+            problems.append(("corrupt", path, f"the journaled state is damaged: {exc}"))
+            continue
+        if size != record.size:
             message = f"the journaled state is {size} bytes, the entry says {record.size}"
             problems.append(("corrupt", path, message))
     return problems
+
+
+#: An entry is a few hundred bytes; anything larger is not one (and is not read).
+MAX_ENTRY_BYTES = 64 * 1024
+
+
+def _read_record(storage: Storage, path: str) -> _Record:
+    """The entry at ``path``.
+
+    Raises:
+        FileNotFoundError: it is gone.
+        ValueError: it is too large to be an entry, or does not decode.
+        StorageError: it could not be read.
+    """
+    size = checked(storage, partial(storage.size, path), path)
+    if size > MAX_ENTRY_BYTES:
+        raise ValueError(f"{size} bytes, more than an entry's {MAX_ENTRY_BYTES}")
+    raw = checked(storage, partial(storage.read_bytes, path), path)
+    try:
+        return msgspec.json.decode(raw, type=_Record)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from exc

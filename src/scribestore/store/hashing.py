@@ -9,7 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import blake3
 
@@ -107,30 +107,40 @@ def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
 
 
 def hash_file(
-    path: str | os.PathLike[str], *, stop: Callable[[], bool] | None = None
+    path: str | os.PathLike[str] | IO[bytes], *, stop: Callable[[], bool] | None = None
 ) -> tuple[str, int]:
     """Digest and size of a local file, via mmap and all cores.
 
-    The file is mapped one window at a time and each window is unmapped before
-    the next, so resident memory stays bounded by the window (16 MiB) however
-    large the file is; no byte is copied into the process. ``stop`` is asked
-    before each window whether to give up.
+    ``path`` is a path, or an open file (hashed through its descriptor, so
+    what is hashed is the file that was opened, whatever its path names
+    meanwhile; small ones are read with ``pread``, leaving its position).
+    The file is mapped one window at a time and each window is unmapped
+    before the next, so resident memory stays bounded by the window (16 MiB)
+    however large the file is; no byte is copied into the process. ``stop``
+    is asked before each window whether to give up.
 
     Raises:
         OSError: the file cannot be opened or read.
         HashStopped: ``stop`` returned True.
     """
+    if hasattr(path, "fileno"):
+        return _hash_descriptor(path.fileno(), str(getattr(path, "name", "<file>")), stop)
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < _PARALLEL_MIN:
-            return hash_bytes(f.read()), size
-        digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        offset = 0
-        while offset < size:
-            if stop is not None and stop():
-                raise HashStopped(os.fspath(path))
-            length = min(_MMAP_WINDOW, size - offset)
-            with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=offset) as mm:
-                digest.update(mm)
-            offset += length
-        return str(digest.hexdigest()), size
+        return _hash_descriptor(f.fileno(), os.fspath(path), stop)
+
+
+def _hash_descriptor(fd: int, name: str, stop: Callable[[], bool] | None) -> tuple[str, int]:
+    size = os.fstat(fd).st_size
+    if size < _PARALLEL_MIN:
+        data = os.pread(fd, size, 0)
+        return hash_bytes(data), len(data)
+    digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    offset = 0
+    while offset < size:
+        if stop is not None and stop():
+            raise HashStopped(name)
+        length = min(_MMAP_WINDOW, size - offset)
+        with mmap.mmap(fd, length, access=mmap.ACCESS_READ, offset=offset) as mm:
+            digest.update(mm)
+        offset += length
+    return str(digest.hexdigest()), size

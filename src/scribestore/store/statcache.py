@@ -11,7 +11,11 @@ modification time is safely older than the moment its hashing began
 (:data:`RACY_NS`): a file written in the same instant it was hashed could
 change again without its times changing, and is hashed again next time.
 Changing a file's content changes its change time, which no user can set
-back, so a record never names content a file no longer has.
+back, so a record does not name content a file no longer has, with one
+exception: writes to a page of a shared memory map that is already dirty
+change no time (documented in docs/large-files.md; turn the cache off for
+such files). What is hashed is the opened file, through its descriptor, so a
+path retargeted meanwhile cannot pair one file's stat with another's digest.
 
 Records are small files under ``<cache root>/stat/``, one per path, named by
 the BLAKE3 of the path; they are written under a temporary name and renamed

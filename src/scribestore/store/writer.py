@@ -171,18 +171,21 @@ class ObjectWriter(abc.ABC):
             before = os.fstat(f.fileno())
             known = self._stat_cache.lookup(path, before) if self._stat_cache else None
             # The stat cache names unchanged content without reading it; the
-            # object must still be stored and readable (chunks are not looked
-            # up: that would load every pack index).
-            if known is not None and self._intact(known, chunks=False):
+            # object must still be stored whole (a re-log repairs lost chunks).
+            if known is not None and self._intact(known):
                 progress.start(before.st_size, "storing")
                 progress.advance(before.st_size)
                 return known, before.st_size
             hashed_at = time.time_ns()
+            # Everything below reads the opened file, never the path again:
+            # the path may name another file by now (a symlink retargeted).
             if before.st_size >= CHUNK_THRESHOLD:
                 digest, size = self._put_large(FileWindows(f, before.st_size), f, progress)
             else:
-                digest, size = hash_file(path)
-                digest, size = self._put_prepared(_Prepared(digest, size, path, None), progress)
+                data = f.read()
+                digest, size = self._put_prepared(
+                    _Prepared(hash_bytes(data), len(data), None, data), progress
+                )
             if self._stat_cache is not None and _same_file(before, os.fstat(f.fileno())):
                 self._stat_cache.record(path, before, digest, hashed_at)
         return digest, size
@@ -205,8 +208,10 @@ class ObjectWriter(abc.ABC):
         stop = threading.Event()
         pool = ThreadPoolExecutor(2, thread_name_prefix="scribestore-name")
         try:
-            path = source.file.name if isinstance(source, FileWindows) else None
-            named = None if path is None else pool.submit(hash_file, path, stop=stop.is_set)
+            opened = source.file if isinstance(source, FileWindows) else None
+            path = None if opened is None else opened.name
+            # Hashed through the open file: the one the chunking pass reads.
+            named = None if opened is None else pool.submit(hash_file, opened, stop=stop.is_set)
             index = self._packs()
             loaded = pool.submit(index.refresh)
             probe = _probe(source)

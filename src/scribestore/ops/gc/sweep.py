@@ -139,6 +139,7 @@ def _sweep_packs(
     storage = store.storage
     out = _Packs(deleted=[], condemned=[], rescued=[])
     if not survey.chunks_known:
+        progress.advance(len(survey.pack_chunks))  # judged: every pack is kept
         return out  # a damaged recipe: which packs it needs is unknown
     for pack_id, chunk_digests in sorted(survey.pack_chunks.items()):
         progress.advance(1)
