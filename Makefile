@@ -31,8 +31,16 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
 
-bench: $(STAMP)
+# The peers the benchmark compares with: DVC in an environment of its own (its
+# pins would move the project's), restic when Debian's package is on PATH.
+PEERS := .venv-peers/.installed
+$(PEERS):
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet 'dvc>=3.50'
+	touch $(PEERS)
+
+bench: $(STAMP) $(PEERS)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-store .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers demo-store .pytest_cache .mypy_cache .ruff_cache

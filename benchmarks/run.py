@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from peers import bench_peers
 from timing import times
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -246,6 +247,8 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     dedup_dir.mkdir()
     first = run_scenario("scribe_log_again", src=str(base), work=str(dedup_dir))
     tuned = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
+    again = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
+    restore = run_scenario("scribe_restore", src=str(edited), work=str(dedup_dir))
     insert = run_scenario("scribe_log_again", src=str(shifted), work=str(dedup_dir))
     out["dedup"] = {
         "file_bytes": dedup_size,
@@ -254,7 +257,61 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
         "finetune_new_bytes": tuned["new_bytes"],
         "insert_new_bytes": insert["new_bytes"],
     }
+    out["side_by_side"] = {
+        "scribestore": {
+            "ingest_s": first["seconds"],
+            "readd_s": again["seconds"],
+            "finetune_s": tuned["seconds"],
+            "finetune_new_bytes": tuned["new_bytes"],
+            "stored_bytes": first["new_bytes"],
+            "restore_s": restore["seconds"],
+            "restore_verifies": True,
+        },
+        **bench_peers(work / "peers", base, edited, repeat),
+    }
     return out
+
+
+#: The rows of the side-by-side table: (key, label, unit).
+SIDE_BY_SIDE = (
+    ("ingest_s", "ingest new content", "s"),
+    ("readd_s", "re-ingest the same path", "s"),
+    ("finetune_s", "ingest a 5% fine-tune", "s"),
+    ("finetune_new_bytes", "fine-tune new bytes", "B"),
+    ("stored_bytes", "stored bytes, first version", "B"),
+    ("restore_s", "restore to a file", "s"),
+)
+
+
+def report_peers(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """scribestore against the best peer present, row by row (lower is better)."""
+    peers = {k: v for k, v in r.items() if k != "scribestore" and "absent" not in v}
+    rows = []
+    for key, label, unit in SIDE_BY_SIDE:
+        ours = r["scribestore"][key]
+        best = min(peers.items(), key=lambda kv: kv[1][key]) if peers else None
+        shown = f"{ours:.3f}s" if unit == "s" else str(ours)
+        theirs = (
+            "n/a"
+            if best is None
+            else (f"{best[1][key]:.3f}s {best[0]}" if unit == "s" else f"{best[1][key]} {best[0]}")
+        )
+        rows.append(
+            (
+                f"best peer: {label}",
+                shown,
+                theirs,
+                ratio(ours, best[1][key]) if best else "",
+                "<= 1.0x",
+            )
+        )
+    for name, figures in r.items():
+        if "absent" in figures:
+            rows.append((f"  {name}", "absent", "", "", ""))
+        elif name != "scribestore":
+            verifies = "verifies" if figures["restore_verifies"] else "does not verify"
+            rows.append((f"  {name} restore {verifies} hashes", "", "", "", ""))
+    return rows
 
 
 def bench_promotion(work: Path, sizes_mib: list[int], repeat: int) -> dict[str, Any]:
@@ -452,6 +509,7 @@ def main() -> int:
             )
         results["large_files"] = large
         rows.extend(report_large(large))
+        rows.extend(report_peers(large["side_by_side"]))
     if args.only in (None, "stages"):
         print("cost of each step ...", flush=True)
         from stages import bench_stages

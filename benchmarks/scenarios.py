@@ -134,6 +134,23 @@ def scribe_load(src: str, work: str) -> dict[str, Any]:
 
 
 @scenario
+def scribe_restore(src: str, work: str) -> dict[str, Any]:
+    """Restore the newest version of ``model`` to a file, verified, as ``scribestore get`` does."""
+    from scribestore import Repository
+
+    dest = Path(work) / "restored.bin"
+    dest.unlink(missing_ok=True)
+
+    def run() -> None:
+        Repository(Path(work) / "repository.json", mode="r").load_artifact("model", dest=dest)
+
+    seconds = timed(run)
+    assert dest.stat().st_size == Path(src).stat().st_size
+    dest.unlink()
+    return {"seconds": seconds}
+
+
+@scenario
 def scribe_promote(src: str, work: str) -> dict[str, Any]:
     from scribestore import Project, Repository
 

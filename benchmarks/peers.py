@@ -1,0 +1,149 @@
+"""The tools a user would otherwise pick, on the same files in the same run.
+
+DVC (``dvc add`` in a ``dvc init --no-scm`` project with its local cache,
+``dvc checkout`` to restore) and restic (a version-2 repository with
+compression ``auto``: ``backup``, ``restore``, ``stats --mode raw-data``)
+run as the commands a user types, each in a fresh project or repository,
+and report the same figures as scribestore's scenarios: seconds, new bytes
+on storage, and whether the restore checks hashes.
+
+DVC is found as ``$SCRIBESTORE_BENCH_DVC``, else ``dvc`` beside this
+Python, else in ``.venv-peers`` (``make bench`` installs it there, apart
+from the project's own environment, whose pins it would move), else on
+PATH; restic on PATH (Debian's package). A tool that is absent is
+reported as absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESTIC_PASSWORD = "benchmark"
+
+
+def find_dvc() -> str | None:
+    """The ``dvc`` command to run, or None."""
+    candidates = [
+        os.environ.get("SCRIBESTORE_BENCH_DVC", ""),
+        str(Path(sys.executable).parent / "dvc"),
+        str(ROOT / ".venv-peers" / "bin" / "dvc"),
+    ]
+    for path in candidates:
+        if path and Path(path).is_file() and os.access(path, os.X_OK):
+            return path
+    return shutil.which("dvc")
+
+
+def find_restic() -> str | None:
+    """The ``restic`` command on PATH, or None."""
+    return shutil.which("restic")
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
+
+
+def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
+    """Ingest ``src``, add it again unchanged, add ``edited`` in its place, restore.
+
+    The file is copied into the project first (DVC adds files where they
+    are), outside the timings; restore is ``dvc checkout`` after deleting it.
+    """
+    project = work / "dvc"
+    project.mkdir(parents=True)
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=project, check=True, capture_output=True)
+    cache = project / ".dvc" / "cache"
+    target = project / "model.bin"
+    shutil.copyfile(src, target)
+    ingest = _timed([dvc, "add", "-q", "model.bin"], project)
+    stored = tree_bytes(cache)
+    again = _timed([dvc, "add", "-q", "model.bin"], project)
+    target.unlink()  # DVC may have linked it to the cache: replace, never write through
+    shutil.copyfile(edited, target)
+    tune = _timed([dvc, "add", "-q", "model.bin"], project)
+    tuned_bytes = tree_bytes(cache) - stored
+    target.unlink()
+    restore = _timed([dvc, "checkout", "-q", "model.bin"], project)
+    if target.read_bytes() != edited.read_bytes():
+        raise RuntimeError("dvc checkout restored other bytes")
+    return {
+        "ingest_s": ingest,
+        "readd_s": again,
+        "finetune_s": tune,
+        "finetune_new_bytes": tuned_bytes,
+        "stored_bytes": stored,
+        "restore_s": restore,
+        "restore_verifies": False,  # checkout copies from the cache by its name
+    }
+
+
+def restic_round(restic: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
+    """Back up ``src``, back it up again unchanged, back up ``edited``, restore it."""
+    repo = work / "restic-repo"
+    env = {**os.environ, "RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_REPOSITORY": str(repo)}
+    subprocess.run(
+        [restic, "init", "--repository-version", "2"], check=True, capture_output=True, env=env
+    )
+    data = work / "restic-data"
+    data.mkdir()
+    target = data / "model.bin"
+    shutil.copyfile(src, target)
+    backup = [restic, "backup", "-q", "--compression", "auto", str(data)]
+    ingest = _timed(backup, work, env)
+    stored = tree_bytes(repo)
+    again = _timed(backup, work, env)
+    target.unlink()
+    shutil.copyfile(edited, target)
+    before = tree_bytes(repo)
+    tune = _timed(backup, work, env)
+    tuned_bytes = tree_bytes(repo) - before
+    out = work / "restic-out"
+    restore = _timed([restic, "restore", "latest", "--target", str(out)], work, env)
+    restored = out / target.relative_to("/")
+    if restored.read_bytes() != edited.read_bytes():
+        raise RuntimeError("restic restore restored other bytes")
+    return {
+        "ingest_s": ingest,
+        "readd_s": again,
+        "finetune_s": tune,
+        "finetune_new_bytes": tuned_bytes,
+        "stored_bytes": stored,
+        "restore_s": restore,
+        "restore_verifies": True,  # restic checks each blob's hash as it restores
+    }
+
+
+def bench_peers(work: Path, src: Path, edited: Path, repeat: int) -> dict[str, Any]:
+    """Each peer's figures, medians over ``repeat`` rounds, or why it is absent."""
+    out: dict[str, Any] = {}
+    for name, find, run in (("dvc", find_dvc, dvc_round), ("restic", find_restic, restic_round)):
+        command = find()
+        if command is None:
+            out[name] = {"absent": f"{name} not found (see benchmarks/peers.py)"}
+            continue
+        rounds = []
+        for i in range(repeat):
+            round_dir = work / f"{name}-{i}"
+            rounds.append(run(command, round_dir, src, edited))
+            shutil.rmtree(round_dir)
+        out[name] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
+    return out
+
+
+def _median(values: list[Any]) -> Any:
+    if isinstance(values[0], bool):
+        return values[0]
+    return sorted(values)[len(values) // 2]
