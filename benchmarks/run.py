@@ -486,7 +486,9 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["large", "stages", "promote", "transfer", "versions"], default=None
+        "--only",
+        choices=["large", "stages", "promote", "transfer", "versions", "remote"],
+        default=None,
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
@@ -553,6 +555,31 @@ def main() -> int:
                 "< 1.0x",
             )
         )
+    if args.only in (None, "remote"):
+        print("a store on a SeaweedFS cluster against plain s3fs ...", flush=True)
+        from remote import bench_remote
+
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            src = Path(tmp) / "weights.bin"
+            make_weights(src, args.size_mib << 20, seed=4)
+            remote = bench_remote(src, args.repeat)
+        results["remote"] = remote
+        if "absent" in remote:
+            rows.append(("SeaweedFS cluster", "absent", remote["absent"], "", ""))
+        else:
+            for ours, theirs, label in (
+                ("scribe_save", "put", "log+save"),
+                ("scribe_load", "get", "verified load"),
+            ):
+                rows.append(
+                    (
+                        f"cluster: {label} vs s3fs {theirs} ({args.size_mib} MiB)",
+                        f"{remote[ours]:.2f}s",
+                        f"{remote[theirs]:.2f}s",
+                        ratio(remote[ours], remote[theirs]),
+                        "",
+                    )
+                )
     if args.only in (None, "versions"):
         print(f"opening a repository with {args.versions:,} versions ...", flush=True)
         many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)
