@@ -183,9 +183,14 @@ class ObjectWriter(abc.ABC):
                 digest, size = self._put_large(FileWindows(f, before.st_size), f, progress)
             else:
                 data = f.read()
-                digest, size = self._put_prepared(
-                    _Prepared(hash_bytes(data), len(data), None, data), progress
-                )
+                named = hash_bytes(data)
+                if not _same_file(before, os.fstat(f.fileno())):
+                    raise ContentChangedError(
+                        f"{path} changed while it was being stored (its size, modification "
+                        "or change time moved during the read); nothing was stored. Do not "
+                        "modify a file while logging it, then retry."
+                    )
+                digest, size = self._put_prepared(_Prepared(named, len(data), None, data), progress)
             if self._stat_cache is not None and _same_file(before, os.fstat(f.fileno())):
                 self._stat_cache.record(path, before, digest, hashed_at)
         return digest, size
