@@ -473,6 +473,45 @@ def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def report_scale(
+    scaled: dict[str, Any], repacked: dict[str, Any]
+) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    base_name = next(iter(scaled))
+    base = scaled[base_name]
+    for size, r in scaled.items():
+        for op, label in (("small_save", "small save"), ("relog", "re-log"), ("load", "load")):
+            rows.append(
+                (
+                    f"{size} store ({r['packs']} packs): {label}",
+                    f"{r[op + '_s'] * 1000:.1f} ms",
+                    f"{base[op + '_s'] * 1000:.1f} ms",
+                    ratio(r[op + "_s"], base[op + "_s"]),
+                    "<= 1.5x",
+                )
+            )
+            rows.append((f"  requests: {label}", str(r[op + "_requests"]), "", "", "bounded"))
+        rows.append(
+            (
+                f"{size} store: open + one load RSS",
+                f"{r['open_and_load_rss_mib']:.0f} MiB",
+                "",
+                "",
+                "< 100 MiB",
+            )
+        )
+    rows.append(
+        (
+            "gc after dropping half of 8 fine-tunes",
+            f"{repacked['stored_after_gc']:,} B",
+            f"live {repacked['live_bytes']:,} B",
+            f"{repacked['after_over_live']:.2f}x",
+            "",
+        )
+    )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -486,8 +525,15 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--scale-gib",
+        type=int,
+        nargs="+",
+        default=[1, 5, 20],
+        help="store sizes (GiB of distinct chunks) for the scale rows",
+    )
+    parser.add_argument(
         "--only",
-        choices=["large", "stages", "promote", "transfer", "versions", "remote"],
+        choices=["large", "stages", "promote", "transfer", "versions", "remote", "scale"],
         default=None,
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
@@ -582,6 +628,17 @@ def main() -> int:
                         "",
                     )
                 )
+    if args.only in (None, "scale"):
+        print(f"operations against store size ({args.scale_gib} GiB) ...", flush=True)
+        from scale import bench_repack, bench_scale
+
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            scaled = bench_scale(Path(tmp), args.scale_gib, args.repeat)
+        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+            repacked = bench_repack(Path(tmp), 8, 64 << 20)
+        results["scale"] = scaled
+        results["repack"] = repacked
+        rows.extend(report_scale(scaled, repacked))
     if args.only in (None, "versions"):
         print(f"opening a repository with {args.versions:,} versions ...", flush=True)
         many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)

@@ -148,7 +148,7 @@ def test_dead_packs_are_condemned_then_deleted(location: Location) -> None:
     all_load(location)
 
 
-def test_condemned_pack_is_rescued_when_used_again(location: Location) -> None:
+def test_condemned_pack_whose_chunks_were_stored_again_is_deleted(location: Location) -> None:
     setup_store(location)
     store = store_at(location)
     data = random.Random(3).randbytes(6 << 20)
@@ -156,19 +156,35 @@ def test_condemned_pack_is_rescued_when_used_again(location: Location) -> None:
     first = collect_garbage(store, grace=NOW)
     assert len(first.condemned_packs) == 1
     # A new version with the same bytes: writers do not reuse condemned chunks,
-    # so it is stored again; its chunks are live, so the old pack is rescued.
+    # so it is stored again, and the condemned pack is needed by nothing.
+    repo = Repository(location.join("repository.json"), **location.options)
+    repo.log_artifact("again", data, "bytes")
+    repo.save()
+    second = collect_garbage(store, grace=NOW)
+    assert second.rescued_packs == ()
+    assert second.deleted_packs == first.condemned_packs
+    reader = Repository(location.join("repository.json"), mode="r", **location.options)
+    assert reader.load_artifact("again") == data
+
+
+def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(location: Location) -> None:
+    setup_store(location)
+    store = store_at(location)
+    data = random.Random(3).randbytes(6 << 20)
+    digest = store.put(data)
+    recipe = store.storage.read_bytes(object_path(digest))
+    first = collect_garbage(store, grace=NOW)
+    assert digest in first.deleted_objects and len(first.condemned_packs) == 1
+    # A save that named the condemned chunks before the marker was written.
+    store.storage.write_new(object_path(digest), (recipe,))
     repo = Repository(location.join("repository.json"), **location.options)
     repo.log_artifact("again", data, "bytes")
     repo.save()
     second = collect_garbage(store, grace=NOW)
     assert second.rescued_packs == first.condemned_packs
     assert second.deleted_packs == ()
-    assert (
-        Repository(location.join("repository.json"), mode="r", **location.options).load_artifact(
-            "again"
-        )
-        == data
-    )
+    reader = Repository(location.join("repository.json"), mode="r", **location.options)
+    assert reader.load_artifact("again") == data
 
 
 def test_unreadable_manifest_stops_gc(location: Location) -> None:

@@ -11,7 +11,7 @@ import pytest
 from scribestore import CorruptObjectError, IntegrityError, ObjectStore, UnsupportedFormatError
 from scribestore.store.chunks import MAX_CHUNK
 from scribestore.store.layout import object_path, pack_path
-from scribestore.store.packs import PackIndex
+from scribestore.store.pack_index import PackIndex
 from support.helpers import PEAK_RSS, run_child, spoil_pack_table
 from support.locations import Location
 from support.store_util import repo_at

@@ -164,7 +164,7 @@ def test_relog_does_not_wait_for_the_pack_indexes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stored name found by the hashing pass ends the put, however slowly indexes load."""
-    from scribestore.store.packs import PackIndex
+    from scribestore.store.pack_index import PackIndex
 
     src = tmp_path / "w.bin"
     src.write_bytes(weights(8 << 20, seed=4))
@@ -777,7 +777,8 @@ def test_format_2_packs_load_and_a_damaged_index_is_reported_not_rebuilt(
 def test_damaged_index_of_a_newer_pack_is_unsupported_not_guessed(location: Location) -> None:
     """The pack's own table is read only from packs of a format this reader knows."""
     from scribestore import UnsupportedFormatError
-    from scribestore.store.packs import PACK_FORMAT_VERSION, PackIndex, read_pack_table
+    from scribestore.store.pack_index import PackIndex
+    from scribestore.store.packs import PACK_FORMAT_VERSION, read_pack_table
 
     store = open_store(location)
     data = os.urandom(5 << 20)

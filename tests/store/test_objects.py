@@ -657,7 +657,8 @@ def test_hash_file_stops_between_windows_when_told(tmp_path: Path) -> None:
 
 def test_a_refresh_keeps_packs_added_while_it_lists(tmp_path: Path) -> None:
     """A pack this process publishes during a refresh's listing is not taken for deleted."""
-    from scribestore.store.packs import PackIndex, read_pack_table
+    from scribestore.store.pack_index import PackIndex
+    from scribestore.store.packs import read_pack_table
 
     def packs(index: PackIndex) -> set[str]:
         return {loc.pack for _, loc in index.items()}

@@ -23,15 +23,18 @@ from scribestore.ops.journal import check_journal
 from scribestore.ops.verify import check_object
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.layout import (
+    MERGED_EXT,
     PACK_DIR,
     TMP_PREFIX,
     condemned_path,
     index_path,
+    merged_index_path,
     object_path,
     orphan_packs,
     pack_path,
     parse_pack_name,
 )
+from scribestore.store.midx import MergedIndex
 from scribestore.store.objects import ObjectStore
 from scribestore.store.packs import ChunkLocation, read_own_table, read_pack_table, rewrite_index
 
@@ -73,6 +76,35 @@ def _check_object(store: ObjectStore, digest: str) -> FsckProblem | None:
     return FsckProblem(
         kind=outcome.kind, path=object_path(digest), digest=digest, message=outcome.detail
     )
+
+
+def _check_merged(storage: Storage, merged_id: str) -> list[FsckProblem]:
+    """A merged index must parse and agree with the index of every pack it covers."""
+    path = merged_index_path(merged_id)
+    advice = (
+        "it is derived data, so no chunk is lost (readers use the packs' own indexes): "
+        "`scribestore fsck --repair` or gc writes a new one"
+    )
+    try:
+        merged = MergedIndex(merged_id, storage.read_bytes(path))
+    except FileNotFoundError:
+        return []  # replaced by gc meanwhile
+    except UnsupportedFormatError as exc:
+        return [FsckProblem(kind="unsupported", path=path, message=str(exc))]
+    except ValueError as exc:
+        return [FsckProblem(kind="corrupt", path=path, message=f"{exc}; {advice}")]
+    disagree = []
+    for pack_id, (total, entries) in merged.tables(merged.packs).items():
+        try:
+            table = read_pack_table(storage, pack_id)
+        except (FileNotFoundError, ValueError):
+            continue  # deleted since (it no longer counts), or reported with its pack
+        if table.total != total or sorted(table.entries) != sorted(entries):
+            disagree.append(pack_id)
+    if not disagree:
+        return []
+    message = f"disagrees with the index of packs {', '.join(disagree)}; {advice}"
+    return [FsckProblem(kind="corrupt", path=path, message=message)]
 
 
 def _check_pack(store: ObjectStore, pack_id: str) -> tuple[int, list[FsckProblem]]:
@@ -177,7 +209,7 @@ def check_store(
                 FsckProblem(
                     kind="corrupt",
                     path=name,
-                    message="not the name of a pack, index or condemned marker: "
+                    message="not the name of a pack, index, merged index or condemned marker: "
                     "scribestore ignores it (a renamed or foreign file); restore its name "
                     "or remove it",
                 )
@@ -187,6 +219,8 @@ def check_store(
             packs += 1
             chunks += count
             problems.extend(found)
+        elif parsed is not None and parsed.kind == MERGED_EXT:
+            problems.extend(_check_merged(store.storage, parsed.pack_id))
     for kind, path, message in check_journal(store):
         problems.append(FsckProblem(kind=kind, path=path, message=message))
     return FsckReport(
@@ -208,6 +242,9 @@ class RepairReport(msgspec.Struct, frozen=True, kw_only=True):
     #: 1 or 2, or a damaged pack table). Their chunks are stored again by
     #: logging the affected artifacts again; gc then removes the damaged pack.
     damaged_indexes: tuple[str, ...]
+    #: Merged indexes that were damaged or disagreed with their packs'
+    #: indexes: deleted, and a new one published over every pack.
+    replaced_merged_indexes: tuple[str, ...] = ()
 
 
 def repair_store(
@@ -237,12 +274,29 @@ def repair_store(
                 with contextlib.suppress(FileNotFoundError):
                     storage.delete(path)
         rebuilt, damaged = _repair_indexes(storage, names)
+        merged = _repair_merged(store, names)
     return RepairReport(
         removed_orphan_packs=tuple(orphans),
         removed_stale_leases=tuple(stale),
         rebuilt_indexes=tuple(rebuilt),
         damaged_indexes=tuple(damaged),
+        replaced_merged_indexes=tuple(merged),
     )
+
+
+def _repair_merged(store: ObjectStore, names: list[str]) -> list[str]:
+    """Delete damaged merged indexes and publish one over every pack: the ids deleted."""
+    deleted = []
+    for parsed in filter(None, map(parse_pack_name, names)):
+        if parsed.kind != MERGED_EXT:
+            continue
+        # One of a newer format is left alone: a newer scribestore reads it.
+        if any(p.kind == "corrupt" for p in _check_merged(store.storage, parsed.pack_id)):
+            with contextlib.suppress(FileNotFoundError):
+                store.storage.delete(merged_index_path(parsed.pack_id))
+            deleted.append(parsed.pack_id)
+    store.merge_indexes()
+    return deleted
 
 
 def _repair_indexes(storage: Storage, names: list[str]) -> tuple[list[str], list[str]]:

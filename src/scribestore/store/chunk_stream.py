@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from scribestore.storage import Storage
     from scribestore.store.cache import ChunkCache
     from scribestore.store.chunks import RecipeEntry
-    from scribestore.store.packs import ChunkLocation, PackIndex
+    from scribestore.store.pack_index import PackIndex
+    from scribestore.store.packs import ChunkLocation
 
 __all__ = ["READERS", "READ_AHEAD", "STREAM_AFTER", "ChunkedStream"]
 
@@ -82,6 +83,7 @@ class ChunkedStream:
         self._cache = cache
         self._index = index
         self._recipe = recipe
+        self._located: list[ChunkLocation | None] | None = None
         self._starts = list(itertools.accumulate((s for _, s in recipe), initial=0))
         #: The content's size: the sum of the recipe's chunk sizes.
         self.size = self._starts[-1]
@@ -92,8 +94,13 @@ class ChunkedStream:
         self._pos = 0  # offset of the next byte read returns
         self._since = 0  # where the current in-order reading began
 
-    def _locate(self, digest: bytes) -> ChunkLocation:
-        location = self._index.get(digest)
+    def _locate(self, entry: int) -> ChunkLocation:
+        # Every chunk is located at once, with one search of the merged index.
+        located = self._located
+        if located is None:
+            located = self._located = self._index.locate([d for d, _ in self._recipe])
+        digest = self._recipe[entry][0]
+        location = located[entry]
         if location is None:
             self._index.refresh()
             location = self._index.get(digest)
@@ -129,7 +136,7 @@ class ChunkedStream:
                 yield i, None, 0, [(self._recipe[i][1], None)]
                 i += 1
                 continue
-            head = self._locate(self._recipe[i][0])
+            head = self._locate(i)
             _check_size(self._recipe[i], head)
             run: list[tuple[int, ChunkLocation | None]] = [(self._recipe[i][1], head)]
             end = head.offset + head.length
@@ -138,7 +145,7 @@ class ChunkedStream:
                 digest, size = self._recipe[i + len(run)]
                 if cache is not None and cache.has(digest):
                     break
-                loc = self._locate(digest)
+                loc = self._locate(i + len(run))
                 _check_size((digest, size), loc)
                 if loc.pack != head.pack or loc.offset != end:
                     break
@@ -167,12 +174,33 @@ class ChunkedStream:
         """
         if first is None:
             return self._from_cache(start)
-        buf, out = self._decode(start, first, self._read_run(first, length), run)
+        try:
+            data = self._read_run(first, length)
+        except FileNotFoundError:
+            # gc deleted the pack after moving its live chunks: look again.
+            self._index.refresh()
+            self._located = None
+            return self._gather(start, len(run))
+        buf, out = self._decode(start, first, data, run)
         if self._cache is not None:
             at = 0
             for j, (size, _) in enumerate(run):
                 self._cache.put(self._recipe[start + j][0], out[at : at + size])
                 at += size
+        return buf, out
+
+    def _gather(self, start: int, count: int) -> tuple[bytearray, memoryview]:
+        """Entries ``start`` to ``start + count`` decoded into one buffer, wherever they are."""
+        total = sum(size for _, size in self._recipe[start : start + count])
+        buf = self._buffer_for(total)
+        out = memoryview(buf)[:total]
+        at = 0
+        for first, head, length, run in self._runs(start, start + count, cached=False):
+            assert head is not None
+            part_buf, part = self._decode(first, head, self._read_run(head, length), run)
+            out[at : at + len(part)] = part
+            at += len(part)
+            self._spare.put(part_buf)
         return buf, out
 
     def _from_cache(self, entry: int) -> tuple[bytearray, memoryview]:
@@ -181,7 +209,7 @@ class ChunkedStream:
         assert self._cache is not None
         data = self._cache.get(digest)
         if data is None or len(data) != size:  # evicted or damaged meanwhile
-            loc = self._locate(digest)
+            loc = self._locate(entry)
             _check_size(self._recipe[entry], loc)
             return self._fetch(entry, loc, loc.length, [(size, loc)])
         buf = self._buffer_for(size)

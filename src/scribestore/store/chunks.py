@@ -33,7 +33,8 @@ from scribestore.store.blobcodec import (
     encode_chunks,
 )
 from scribestore.store.loose import LOOSE_LIMIT
-from scribestore.store.packs import PackIndex, PackWriter
+from scribestore.store.pack_index import PackIndex
+from scribestore.store.packs import PackWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -290,16 +291,17 @@ def _hash_batch(
 ) -> tuple[list[bytes], list[bool]]:
     """Digest each chunk, append it to the recipe, and say which ones are new."""
     digests: list[bytes] = []
-    keep: list[bool] = []
     pos = 0
     for size in sizes:
         digest = blake3.blake3(span[pos : pos + size]).digest()
         pos += size
         recipe += _RECIPE_ENTRY.pack(digest, size)
-        new = digest not in index and digest not in stored
+        digests.append(digest)
+    keep: list[bool] = []
+    for digest, reused in zip(digests, index.reusable(digests), strict=True):
+        new = not reused and digest not in stored
         if new:
             stored.add(digest)
-        digests.append(digest)
         keep.append(new)
     return digests, keep
 

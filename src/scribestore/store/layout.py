@@ -6,7 +6,8 @@ back from a listing is parsed here, so the layout is defined once:
 - objects: ``<2 hex>/<64 hex digest>``; the digest is validated before it
   becomes a path;
 - packs: ``packs/<32 hex id>.pack``, its index ``.idx`` and the marker gc
-  leaves on a pack it will delete, ``.condemned``;
+  leaves on a pack it will delete, ``.condemned``; merged indexes of many
+  packs, ``packs/<32 hex id>.midx``;
 - records of the manifests that use the store, under ``manifests/``;
 - leases of writers and gc, under ``locks/``;
 - the journal of replaced manifest states, under ``journal/``;
@@ -30,6 +31,7 @@ __all__ = [
     "JOURNAL_DIR",
     "LOCKS_DIR",
     "MANIFESTS_DIR",
+    "MERGED_EXT",
     "PACK_DIR",
     "TMP_PREFIX",
     "JournalName",
@@ -38,6 +40,7 @@ __all__ = [
     "condemned_path",
     "index_path",
     "journal_path",
+    "merged_index_path",
     "object_path",
     "orphan_packs",
     "pack_path",
@@ -49,6 +52,8 @@ __all__ = [
 PACK_DIR = "packs"
 #: Extension of the marker gc leaves on a pack it will delete after the grace period.
 CONDEMNED_EXT = "condemned"
+#: Extension of a merged index, which holds the entries of many packs (FORMAT 3.6).
+MERGED_EXT = "midx"
 #: Where records of the manifests that use a store live (FORMAT section 7).
 MANIFESTS_DIR = "manifests"
 #: Where writer and gc leases live (FORMAT section 7).
@@ -58,8 +63,8 @@ JOURNAL_DIR = "journal"
 
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
 _JOURNAL_NAME = re.compile(r"([0-9a-f]{32})/([0-9]{20})-([0-9a-f]{64})\.json")
-PackKind = Literal["pack", "idx", "condemned"]
-_PACK_KINDS: frozenset[str] = frozenset({"pack", "idx", CONDEMNED_EXT})
+PackKind = Literal["pack", "idx", "condemned", "midx"]
+_PACK_KINDS: frozenset[str] = frozenset({"pack", "idx", CONDEMNED_EXT, MERGED_EXT})
 
 
 def object_path(digest: str) -> str:
@@ -98,6 +103,11 @@ def condemned_path(pack_id: str) -> str:
     return f"{PACK_DIR}/{check_pack_id(pack_id)}.{CONDEMNED_EXT}"
 
 
+def merged_index_path(merged_id: str) -> str:
+    """Storage path of a merged index (the id is validated first)."""
+    return f"{PACK_DIR}/{check_pack_id(merged_id)}.{MERGED_EXT}"
+
+
 class PackName(NamedTuple):
     """A file under ``packs/`` by what it is: the pack's id and the file's kind."""
 
@@ -123,7 +133,12 @@ def orphan_packs(names: Iterable[str]) -> list[str]:
     Left by killed saves (a pack is published before its index) and killed
     gc runs (an index is deleted before its pack and marker).
     """
-    by_kind: dict[str, set[str]] = {"pack": set(), "idx": set(), CONDEMNED_EXT: set()}
+    by_kind: dict[str, set[str]] = {
+        "pack": set(),
+        "idx": set(),
+        CONDEMNED_EXT: set(),
+        MERGED_EXT: set(),
+    }
     for name in names:
         parsed = parse_pack_name(name)
         if parsed is not None:

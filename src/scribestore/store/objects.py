@@ -40,15 +40,24 @@ from scribestore.store.chunks import (
 from scribestore.store.hashing import (
     is_digest,
 )
-from scribestore.store.layout import PACK_DIR, object_path
+from scribestore.store.layout import (
+    MERGED_EXT,
+    PACK_DIR,
+    merged_index_path,
+    object_path,
+    parse_pack_name,
+)
 from scribestore.store.leases import Lease, LeasePolicy, Leases
-from scribestore.store.packs import PackIndex
+from scribestore.store.pack_index import PackIndex
 from scribestore.store.reader import ObjectReader
+from scribestore.store.repack import RepackResult, repack
 from scribestore.store.statcache import default_stat_cache
 from scribestore.store.writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from scribestore.store.packs import ChunkLocation
 
 __all__ = [
     "ObjectInfo",
@@ -361,9 +370,8 @@ class ObjectStore(ObjectWriter):
             recipe = self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)
             index = self._packs()
             index.refresh()
-            for chunk_digest in {d for d, _ in recipe}:
-                location = index.get(chunk_digest)
-                stored += location.length if location else 0
+            distinct = list(dict.fromkeys(d for d, _ in recipe))
+            stored += sum(loc.length for loc in index.locate(distinct) if loc is not None)
         return ObjectInfo(digest, header.size, stored, header.codec)
 
     def stored_bytes(self, digests: Iterable[str]) -> int:
@@ -401,9 +409,8 @@ class ObjectStore(ObjectWriter):
                 if index is None:
                     index = self._packs()
                     index.refresh()
-                for chunk in set(recipe) - chunks:
-                    location = index.get(chunk)
-                    total += location.length if location else 0
+                new = list(dict.fromkeys(c for c in recipe if c not in chunks))
+                total += sum(loc.length for loc in index.locate(new) if loc is not None)
                 chunks.update(recipe)
             added.append(total)
         return added
@@ -416,14 +423,16 @@ class ObjectStore(ObjectWriter):
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
         recipe = self.recipe_chunks(digest) if self.is_chunked(digest) else None
-        if not recipe:
-            return 0
+        return len(self._missing(recipe)) if recipe else 0
+
+    def _missing(self, chunks: list[bytes]) -> list[bytes]:
+        """The distinct ``chunks`` in no pack, after refreshing the indexes if any seem missing."""
         index = self._packs()
-        missing = {c for c in recipe if index.get(c) is None}
+        missing = index.missing(chunks)
         if missing:
             self._wrap_os(index.refresh, "packs")
-            missing = {c for c in missing if index.get(c) is None}
-        return len(missing)
+            missing = index.missing(missing)
+        return missing
 
     def is_chunked(self, digest: str) -> bool:
         """Whether ``digest`` is stored as chunks in packs (only its header is read).
@@ -434,6 +443,42 @@ class ObjectStore(ObjectWriter):
         path = object_path(digest)
         head = self._object_io(lambda: self._storage.read_range(path, 0, codec.HEADER_SIZE), digest)
         return codec.decode_header(head, digest=digest, path=path).codec is codec.Codec.CHUNKED
+
+    def merge_indexes(self) -> str | None:
+        """Publish a merged index of every pack, unless the newest one covers
+        exactly the packs there are, then delete the merged indexes older than
+        the one in use (FORMAT 3.6). Returns that one's id (None: no packs).
+
+        Safe beside writers and readers: a merged index is derived data, and
+        one deleted while a reader wanted it costs that reader only time.
+
+        Raises:
+            StorageError: the packs could not be listed, read or written.
+        """
+        index = self._packs()
+        self._wrap_os(index.refresh, "packs")
+        self._wrap_os(lambda: index.merge(at=0), "packs")
+        keep = index.merged_id
+        names = self._wrap_os(lambda: list(self._storage.list(PACK_DIR)), self.url)
+        for found in filter(None, map(parse_pack_name, names)):
+            if found.kind == MERGED_EXT and (keep is None or found.pack_id < keep):
+                path = merged_index_path(found.pack_id)
+                with contextlib.suppress(FileNotFoundError):
+                    self._wrap_os(partial(self._storage.delete, path), path)
+        return keep
+
+    def repack(self, keep: Mapping[str, list[tuple[bytes, ChunkLocation]]]) -> RepackResult:
+        """Copy the chunks ``keep`` names (pack id -> entries) into new packs,
+        each verified first; see :func:`scribestore.store.repack.repack`.
+
+        Only gc calls this, under the gc lease, then condemns the emptied packs.
+
+        Raises:
+            StorageError: a new pack could not be written (nothing is emptied).
+        """
+        index = self._packs()
+        self._wrap_os(index.refresh, "packs")
+        return self._wrap_os(lambda: repack(self._storage, index, keep), "packs")
 
     def stats(self) -> StoreStats:
         """Object count, logical bytes, and bytes on storage (objects, packs and indexes)."""
@@ -490,14 +535,8 @@ class ObjectStore(ObjectWriter):
             recipe = self.recipe_chunks(digest)
             if recipe is None:
                 self.get(digest)
-            elif chunks:
-                index = self._packs()
-                missing = [c for c in recipe if index.get(c) is None]
-                if missing:
-                    self._wrap_os(index.refresh, "packs")
-                    missing = [c for c in missing if index.get(c) is None]
-                if missing:
-                    raise ObjectNotFoundError(f"{len(missing)} chunks of {digest} are missing")
+            elif chunks and (missing := self._missing(recipe)):
+                raise ObjectNotFoundError(f"{len(missing)} chunks of {digest} are missing")
         except (IntegrityError, ObjectNotFoundError):
             path = object_path(digest)
             with contextlib.suppress(ObjectNotFoundError):

@@ -3,42 +3,35 @@
 See docs/FORMAT.md section 3.4. A :class:`PackWriter` fills a pack in memory
 (at most 32 MiB) and hands full packs to one background thread that publishes
 the pack and then its index, so disk or network writes overlap the chunking
-and hashing of the next pack. A :class:`PackIndex` maps chunk digests to their
-location, loaded from every published index.
+and hashing of the next pack. A ``PackIndex`` maps chunk digests to their
+location (:mod:`scribestore.store.pack_index`).
 """
 
 from __future__ import annotations
 
 import secrets
 import struct
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import blake3
 
 from scribestore.exception import CorruptPackError, UnsupportedFormatError
 from scribestore.storage import NotRegularFileError
-from scribestore.store.layout import (
-    CONDEMNED_EXT,
-    PACK_DIR,
-    index_path,
-    pack_path,
-    parse_pack_name,
-)
+from scribestore.store.layout import index_path, pack_path
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from scribestore.storage import Storage
 
 __all__ = [
     "PACK_TARGET",
     "ChunkLocation",
-    "PackIndex",
     "PackTable",
     "PackWriter",
+    "Published",
     "parse_index",
     "read_own_table",
     "read_pack_table",
@@ -218,88 +211,11 @@ def rewrite_index(storage: Storage, pack_id: str, table: PackTable) -> None:
     storage.write_atomic(index_path(pack_id), index)
 
 
-class PackIndex:
-    """Chunk digest (32 raw bytes) → :class:`ChunkLocation`, for one store."""
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._entries: dict[bytes, ChunkLocation] = {}
-        self._packs: dict[str, int] = {}
-        # Packs gc has condemned: still readable, never deduplicated against.
-        self._condemned: set[str] = set()
-        #: Packs whose index could not be parsed: pack id -> why.
-        self.damaged: dict[str, str] = {}
-        #: Packs whose index is of a newer format than this reader knows.
-        self.newer: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._refreshing = threading.Lock()
-
-    def refresh(self) -> None:
-        """Load the indexes of packs published since the last refresh.
-
-        Packs deleted since then are forgotten. An index that cannot be
-        parsed is skipped and recorded in :attr:`damaged`, so the chunks of
-        every other pack stay readable.
-
-        Raises:
-            OSError: the pack directory or an index could not be read.
-        """
-        with self._refreshing:  # threads copying into one store share its index
-            self._refresh()
-
-    def _refresh(self) -> None:
-        # Packs this process publishes are added while the listing runs:
-        # only the packs known before it can have been deleted by gc.
-        with self._lock:
-            known = set(self._packs)
-        try:
-            names = list(self._storage.list(PACK_DIR))
-        except FileNotFoundError:
-            return
-        parsed = [found for found in map(parse_pack_name, names) if found is not None]
-        condemned = {found.pack_id for found in parsed if found.kind == CONDEMNED_EXT}
-        listed = {found.pack_id for found in parsed if found.kind == "idx"}
-        self._condemned = condemned
-        if not listed.issuperset(known):
-            # gc deleted packs: start again, so no entry points at a deleted
-            # pack and chunks also held by another pack are found there.
-            with self._lock:
-                self._entries = {}
-                self._packs = {}
-        for pack_id in sorted(listed - self._packs.keys()):
-            try:
-                table = read_pack_table(self._storage, pack_id)
-            except FileNotFoundError:
-                continue  # deleted by gc meanwhile
-            except UnsupportedFormatError as exc:
-                self.newer[pack_id] = str(exc)
-                continue
-            except ValueError as exc:
-                # One damaged index costs only the chunks in its pack.
-                self.damaged[pack_id] = str(exc)
-                continue
-            self.damaged.pop(pack_id, None)
-            self.add(pack_id, table.total, table.entries)
+class Published(Protocol):
+    """What a :class:`PackWriter` tells of each pack it has published."""
 
     def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:
         """Record a published pack's entries."""
-        with self._lock:
-            self._packs[pack_id] = total
-            for digest, location in entries:
-                self._entries.setdefault(digest, location)
-
-    def get(self, digest: bytes) -> ChunkLocation | None:
-        """The location of a chunk, or None if no loaded index has it."""
-        return self._entries.get(digest)
-
-    def __contains__(self, digest: object) -> bool:
-        """Whether a new chunk with this digest may reuse a stored one."""
-        location = self._entries.get(digest) if isinstance(digest, bytes) else None
-        return location is not None and location.pack not in self._condemned
-
-    def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
-        """Every loaded (digest, location)."""
-        return iter(list(self._entries.items()))
 
 
 class PackWriter:
@@ -314,7 +230,7 @@ class PackWriter:
     or :meth:`abort`.
     """
 
-    def __init__(self, storage: Storage, index: PackIndex, *, target: int = PACK_TARGET) -> None:
+    def __init__(self, storage: Storage, index: Published, *, target: int = PACK_TARGET) -> None:
         self._storage = storage
         self._index = index
         self._target = target

@@ -46,7 +46,8 @@ from scribestore.store.chunks import (
 )
 from scribestore.store.hashing import Hasher, hash_bytes, hash_chunk, hash_file
 from scribestore.store.layout import BLOCK_SIZE, object_path
-from scribestore.store.packs import PackIndex, PackWriter
+from scribestore.store.pack_index import PackIndex
+from scribestore.store.packs import PackWriter
 from scribestore.store.statcache import StatCache
 
 if TYPE_CHECKING:
@@ -336,10 +337,18 @@ class ObjectWriter(abc.ABC):
         self._publish_recipe(digest, source.size, done.recipe)
 
     def _write_chunks(self, source: Windows, probe: memoryview, progress: Progress) -> ChunkWrite:
-        return self._wrap_os(
+        done = self._wrap_os(
             lambda: write_chunks(self._storage, self._packs(), source, probe, progress.advance),
             "packs",
         )
+        self._merge_due()
+        return done
+
+    def _merge_due(self) -> None:
+        """Merge the tail of pack indexes once it is long (FORMAT 3.6)."""
+        # A merged index is derived data: failing to write one costs only speed.
+        with contextlib.suppress(OSError):
+            self._packs().merge()
 
     def _publish_recipe(self, digest: str, size: int, recipe: bytes) -> None:
         header = codec.encode_header(codec.Codec.CHUNKED, size)
@@ -421,6 +430,7 @@ class ObjectWriter(abc.ABC):
             if whole != digest:
                 raise IntegrityError(digest, whole, path=path, detail="its recipe is damaged")
             target._wrap_os(writer.close, "packs")
+            target._merge_due()
         except BaseException as exc:
             writer.abort()
             mapped = _source_error(exc, self.url, digest, path)

@@ -26,6 +26,11 @@ class GcReport(msgspec.Struct, frozen=True, kw_only=True):
     deleted_packs: tuple[str, ...]
     condemned_packs: tuple[str, ...]
     rescued_packs: tuple[str, ...]
+    #: Mostly dead packs (REPACK_DEAD) whose live chunks were copied into
+    #: new packs; they are condemned too, and a later run deletes them.
+    repacked_packs: tuple[str, ...] = ()
+    #: Bytes of live chunks those copies took.
+    repacked_bytes: int = 0
     #: Packs (or condemned markers) without an index, deleted.
     orphaned_packs: tuple[str, ...] = ()
     #: Packs left alone because their index is damaged or unreadable.

@@ -41,7 +41,8 @@ class Survey(msgspec.Struct, kw_only=True):
     kept: set[str]
     kept_young: int
     temp_files: list[str]
-    pack_chunks: dict[str, list[bytes]]
+    #: Every pack with a readable table: its length and entries.
+    packs: dict[str, PackTable]
     skipped_packs: list[str]
     condemned: set[str]
     live_chunks: set[bytes]
@@ -85,7 +86,7 @@ def _survey(
         kept=set(),
         kept_young=0,
         temp_files=[],
-        pack_chunks={},
+        packs={},
         skipped_packs=[],
         condemned=set(),
         live_chunks=set(),
@@ -124,7 +125,7 @@ def _survey(
             except (ValueError, FileNotFoundError):
                 survey.skipped_packs.append(pack_id)
                 continue
-            survey.pack_chunks[pack_id] = [digest for digest, _ in table.entries]
+            survey.packs[pack_id] = table
     return survey
 
 

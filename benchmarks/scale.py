@@ -1,0 +1,183 @@
+"""Cost of everyday operations against store size, and what gc's repack frees.
+
+One store grows to each size in turn (distinct, incompressible content, so
+every GiB is a GiB of chunks in packs); at each size a fresh process-like
+open does a small save, a re-log of an unchanged file and a load, and the
+number of storage requests each makes is counted. Figures are ratios to the
+same operation on the smallest store, in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from timing import times
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_FILL = 256 << 20  # bytes per unreferenced object that grows the store
+_COUNTED = ("list", "read_bytes", "read_range", "read_view", "open_read", "exists", "size")
+
+
+@contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """Count calls to the local storage backend's request methods while the block runs."""
+    from scribestore.storage.local import LocalStorage
+
+    counts = {name: 0 for name in _COUNTED}
+    real = {name: getattr(LocalStorage, name) for name in _COUNTED}
+
+    def wrap(name: str) -> Any:
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return real[name](self, *args, **kwargs)
+
+        return counted
+
+    for name in _COUNTED:
+        setattr(LocalStorage, name, wrap(name))
+    try:
+        yield counts
+    finally:
+        for name, fn in real.items():
+            setattr(LocalStorage, name, fn)
+
+
+def _grow(objects: Path, to_bytes: int, have: int, seed: int) -> int:
+    from scribestore import ObjectStore
+
+    store = ObjectStore(objects)
+    rng = np.random.default_rng(seed)
+    while have < to_bytes:
+        store.put(rng.bytes(_FILL))
+        have += _FILL
+    return have
+
+
+_RSS = textwrap.dedent(
+    """
+    import resource, sys
+    from scribestore import Repository
+    repo = Repository(sys.argv[1], mode="r")
+    assert repo.load_artifact("probe") is not None
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+)
+
+
+def _rss_mib(manifest: Path) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS, str(manifest)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip()) / 1024
+
+
+def _measure(work: Path, repeat: int, n: int) -> dict[str, Any]:
+    from scribestore import Repository
+
+    manifest = work / "repository.json"
+    probe = work / "probe.bin"
+
+    def small_save() -> None:
+        repo = Repository(manifest, mode="a")
+        repo.log_artifact("small", b"small %d" % n, "bytes")
+        repo.save()
+        n_calls[0] += 1
+
+    n_calls = [0]
+
+    def relog() -> None:
+        repo = Repository(manifest, mode="a")
+        repo.log_artifact("probe", probe, "file")
+        repo.save()
+
+    def load() -> None:
+        Repository(manifest, mode="r").load_artifact("probe")
+
+    out: dict[str, Any] = {}
+    for name, fn in (("small_save", small_save), ("relog", relog), ("load", load)):
+        fn()  # warm: the page cache, and the stat cache for the re-log
+        out[f"{name}_s"] = statistics.median(times(fn, repeat))
+        with counting() as counts:
+            fn()
+        out[f"{name}_requests"] = sum(counts.values())
+    out["open_and_load_rss_mib"] = _rss_mib(manifest)
+    packs = work / "objects" / "packs"
+    out["packs"] = sum(1 for p in packs.iterdir() if p.suffix == ".pack")
+    out["merged_indexes"] = sum(1 for p in packs.iterdir() if p.suffix == ".midx")
+    return out
+
+
+def bench_scale(work: Path, sizes_gib: list[int], repeat: int) -> dict[str, Any]:
+    """The operations at each store size (GiB of distinct chunks)."""
+    from scribestore import Repository
+
+    probe = work / "probe.bin"
+    probe.write_bytes(np.random.default_rng(1).bytes(64 << 20))
+    repo = Repository(work / "repository.json", mode="w")
+    repo.log_artifact("probe", probe, "file")
+    repo.save()
+    have = 64 << 20
+    results: dict[str, Any] = {}
+    for n, gib in enumerate(sizes_gib):
+        have = _grow(work / "objects", gib << 30, have, seed=100 + n)
+        results[f"{gib}GiB"] = _measure(work, repeat, n)
+        print(f"  {gib} GiB: {results[f'{gib}GiB']}", flush=True)
+    return results
+
+
+def bench_repack(work: Path, versions: int, size: int) -> dict[str, Any]:
+    """Stored bytes after dropping half of a fine-tune chain and running gc twice.
+
+    The chain's versions go into two registered repositories; dropping the
+    first one (forgotten by gc) leaves packs whose chunks are partly live.
+    """
+    import datetime as dt
+
+    from scribestore import ObjectStore, Repository
+    from scribestore.ops.gc import collect_garbage
+
+    rng = np.random.default_rng(5)
+    data = bytearray(rng.bytes(size))
+    halves = [work / "first.json", work / "second.json"]
+    for k in range(versions):
+        repo = Repository(halves[k * 2 // versions], mode="a")
+        repo.log_artifact("model", bytes(data), "bytes")
+        repo.save()
+        at = int(rng.integers(0, size - size // 4))
+        data[at : at + size // 4] = rng.bytes(size // 4)  # a quarter rewritten per version
+    store = ObjectStore(work / "objects")
+    before = store.stats().stored_size
+    halves[0].unlink()
+    first = collect_garbage(store, grace=dt.timedelta(0), forget=[str(halves[0])])
+    second = collect_garbage(store, grace=dt.timedelta(0))
+    after = store.stats().stored_size
+    live = ObjectStore(work / "objects").stored_bytes(
+        v.hash for v in Repository(halves[1], mode="r").saved_versions()["model"]
+    )
+    return {
+        "stored_before": before,
+        "stored_after_gc": after,
+        "live_bytes": live,
+        "repacked_packs": len(first.repacked_packs),
+        "repacked_bytes": first.repacked_bytes,
+        "deleted_packs": len(second.deleted_packs),
+        "after_over_live": after / live,
+    }
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        print(bench_repack(Path(tmp), 8, 64 << 20))

@@ -1,0 +1,139 @@
+"""Locating chunks through the merged index and the tail, on every backend (FORMAT 3.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from scribestore import ObjectStore, Repository
+from scribestore.ops.fsck import check_store, repair_store
+from scribestore.ops.gc import collect_garbage
+from scribestore.store import pack_index
+from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
+from scribestore.store.pack_index import PackIndex
+from support.counting import count_reads
+from support.locations import Location
+
+NOW = dt.timedelta(0)
+
+
+def _content(n: int) -> bytes:
+    return random.Random(n).randbytes(5 << 20)  # chunked: one pack of its own
+
+
+def _names(store: ObjectStore, kind: str) -> list[str]:
+    found = (parse_pack_name(n) for n in store.storage.list(PACK_DIR))
+    return sorted(f.pack_id for f in found if f is not None and f.kind == kind)
+
+
+def _fresh_index(store: ObjectStore) -> PackIndex:
+    index = PackIndex(store.storage)
+    index.refresh()
+    return index
+
+
+def test_writers_merge_the_tail_once_it_is_long(
+    location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pack_index, "MERGE_AT", 3)
+    store = ObjectStore(location.join("objects"), **location.options)
+    digests = [store.put(_content(n)) for n in range(4)]
+    merged = _names(store, MERGED_EXT)
+    assert len(merged) == 1  # after the third pack; the fourth is the tail
+    index = _fresh_index(store)
+    assert index.merged_id == merged[0]
+    assert len(index.covered) == 3 and index.tail == 1
+    reader = ObjectStore(location.join("objects"), **location.options)
+    for n, digest in enumerate(digests):
+        assert reader.get(digest) == _content(n)
+
+
+def test_a_store_with_a_merged_index_reads_no_pack_index_to_load(location: Location) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    digests = [store.put(_content(n)) for n in range(3)]
+    assert store.merge_indexes() is not None
+    reader = ObjectStore(location.join("objects"), **location.options)
+    with count_reads(reader.storage) as reads:
+        for n, digest in enumerate(digests):
+            assert reader.get(digest) == _content(n)
+    assert not [p for p in reads.paths if p.endswith(".idx")]
+    assert sum(p.endswith(".midx") for p in reads.paths) == 1
+
+
+def test_a_damaged_merged_index_costs_only_time(location: Location) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    digests = [store.put(_content(n)) for n in range(2)]
+    merged_id = store.merge_indexes()
+    assert merged_id is not None
+    path = merged_index_path(merged_id)
+    data = bytearray(store.storage.read_bytes(path))
+    data[len(data) // 2] ^= 0xFF
+    store.storage.delete(path)
+    store.storage.write_new(path, (bytes(data),))
+    index = _fresh_index(store)
+    assert merged_id in index.unusable_merged and index.merged_id is None
+    reader = ObjectStore(location.join("objects"), **location.options)
+    assert [reader.get(d) for d in digests] == [_content(0), _content(1)]
+    problems = check_store(store).problems
+    assert [p.path for p in problems] == [path]
+    assert "derived data" in problems[0].message
+    repaired = repair_store(store)
+    assert repaired.replaced_merged_indexes == (merged_id,)
+    assert check_store(store).ok
+    assert _fresh_index(store).merged_id not in (None, merged_id)
+
+
+def test_entries_of_deleted_packs_are_never_used(location: Location) -> None:
+    """gc deletes a merged pack: its entries count for nothing, the others still do."""
+    repo = Repository(location.join("repository.json"), **location.options)
+    repo.log_artifact("kept", _content(0), "bytes")
+    repo.save()
+    store = ObjectStore(location.join("objects"), **location.options)
+    dropped = store.put(_content(1))  # referenced by no manifest
+    old = store.merge_indexes()
+    before = _fresh_index(store)
+    for _ in range(2):  # condemn, then delete
+        collect_garbage(store, grace=NOW)
+    assert not store.has(dropped)
+    after = _fresh_index(store)
+    assert after.merged_id != old  # gc wrote one over the packs left...
+    assert _names(store, MERGED_EXT) == [after.merged_id]  # ...and deleted the older
+    gone = set(before.covered) - set(after.covered)
+    assert len(gone) == 1
+    # An index loaded before the deletion forgets the pack at its next refresh.
+    before.refresh()
+    assert not {loc.pack for _, loc in before.items()} & gone
+    assert Repository(location.join("repository.json"), mode="r", **location.options).load_artifact(
+        "kept"
+    ) == _content(0)
+
+
+def test_a_condemned_pack_is_read_but_never_reused(location: Location) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    digest = store.put(_content(0))
+    store.merge_indexes()
+    chunks = store.recipe_chunks(digest)
+    assert chunks
+    (pack,) = _names(store, "idx")
+    store.storage.write_new(f"{PACK_DIR}/{pack}.condemned", (b"",))
+    index = _fresh_index(store)
+    assert index.get(chunks[0]) is not None  # readable: a load still works
+    assert chunks[0] not in index  # not deduplicated against
+    assert index.reusable(chunks[:3]) == [False] * 3
+    assert index.missing(chunks) == []
+
+
+def test_batched_lookups_agree_with_single_ones(location: Location) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    first = store.put(_content(0))
+    store.merge_indexes()
+    second = store.put(_content(1))  # in the tail
+    index = _fresh_index(store)
+    wanted = (store.recipe_chunks(first) or []) + (store.recipe_chunks(second) or [])
+    unknown = [bytes([n]) * 32 for n in range(3)]
+    asked = wanted + unknown
+    assert index.locate(asked) == [index.get(d) for d in asked]
+    assert index.missing(asked) == unknown
+    assert all(index.reusable(wanted))
