@@ -137,3 +137,20 @@ def test_batched_lookups_agree_with_single_ones(location: Location) -> None:
     assert index.locate(asked) == [index.get(d) for d in asked]
     assert index.missing(asked) == unknown
     assert all(index.reusable(wanted))
+
+
+def test_a_load_lists_the_packs_once(location: Location, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh store locates every chunk of a recipe with one listing, not one per chunk."""
+    store = ObjectStore(location.join("objects"), **location.options)
+    digest = store.put(_content(0))
+    reader = ObjectStore(location.join("objects"), **location.options)
+    listings: list[str] = []
+    real = reader.storage.list
+
+    def counted(*args: object) -> object:
+        listings.append(str(args))
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader.storage, "list", counted)
+    assert reader.get(digest) == _content(0)
+    assert len(listings) == 1

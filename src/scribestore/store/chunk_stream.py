@@ -102,8 +102,11 @@ class ChunkedStream:
         digest = self._recipe[entry][0]
         location = located[entry]
         if location is None:
+            # Published since the index was loaded (or never loaded): load
+            # what is new, and locate every chunk again.
             self._index.refresh()
-            location = self._index.get(digest)
+            located = self._located = self._index.locate([d for d, _ in self._recipe])
+            location = located[entry]
         if location is None and self._index.newer:
             newer = next(iter(self._index.newer.values()))
             raise UnsupportedFormatError(
