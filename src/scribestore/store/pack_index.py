@@ -11,6 +11,7 @@ one listing, one merged index and at most that many small indexes.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from scribestore.exception import UnsupportedFormatError
@@ -35,8 +36,8 @@ __all__ = ["MERGE_AT", "MERGE_MIN", "PackIndex"]
 #: new one: an eighth of the packs it covers, at least :data:`MERGE_MIN`.
 #: Capped so a store of any size opens with at most this many small indexes;
 #: the eighth keeps the rewriting of entries to a few times their number.
-MERGE_AT = 64
-MERGE_MIN = 16
+MERGE_AT = 16
+MERGE_MIN = 8
 
 
 class PackIndex:
@@ -135,8 +136,7 @@ class PackIndex:
             if self._merged is not None and self._merged.id >= merged_id:
                 return
             try:
-                data = self._storage.read_bytes(merged_index_path(merged_id))
-                merged = MergedIndex(merged_id, data)
+                merged = _read_merged(self._storage, merged_id)
             except FileNotFoundError:
                 continue  # deleted by gc since the listing
             except ValueError as exc:  # damaged, or of a newer format
@@ -250,6 +250,28 @@ class PackIndex:
             self._storage.write_new(merged_index_path(merged_id), (data,))
             self._adopt(MergedIndex(merged_id, data))
             return merged_id
+
+
+# Merged indexes parsed in this process, by store and id: a merged index is
+# never changed once written, so opening the store again reads it again only
+# if it was replaced.
+_PARSED: OrderedDict[tuple[str, str], MergedIndex] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_KEEP = 2
+
+
+def _read_merged(storage: Storage, merged_id: str) -> MergedIndex:
+    key = (storage.url, merged_id)
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            _PARSED.move_to_end(key)
+            return _PARSED[key]
+    merged = MergedIndex(merged_id, storage.read_bytes(merged_index_path(merged_id)))
+    with _PARSED_LOCK:
+        _PARSED[key] = merged
+        while len(_PARSED) > _PARSED_KEEP:
+            _PARSED.popitem(last=False)
+    return merged
 
 
 def _entries_of(tables: dict[str, Table]) -> dict[bytes, ChunkLocation]:
