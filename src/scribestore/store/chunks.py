@@ -61,6 +61,7 @@ AVG_CHUNK = 64 << 10
 MIN_CHUNK = 16 << 10
 MAX_CHUNK = 256 << 10
 _RECIPE_ENTRY = struct.Struct("<32sQ")
+_RECIPE_DTYPE = np.dtype([("digest", "V32"), ("size", "<u8")])
 # The content is cut one window at a time, in _RING recycled buffers, and
 # encoded in batches of about _BATCH bytes; at most _DEPTH batches are in
 # flight, which bounds memory to the ring and a few batches.
@@ -96,13 +97,13 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     """
     if len(payload) % _RECIPE_ENTRY.size:
         raise ValueError("recipe length is not a whole number of entries")
-    entries = list(_RECIPE_ENTRY.iter_unpack(payload))
-    # Checked before anything is allocated for a chunk: no chunk exceeds MAX_CHUNK.
-    if any(not 0 < s <= MAX_CHUNK for _, s in entries):
+    # Checked in bulk, before anything is allocated for a chunk: no chunk exceeds MAX_CHUNK.
+    sizes = np.frombuffer(payload, dtype=_RECIPE_DTYPE)["size"]
+    if len(sizes) and (int(sizes.min()) == 0 or int(sizes.max()) > MAX_CHUNK):
         raise ValueError(f"recipe names a chunk of 0 or more than {MAX_CHUNK} bytes")
-    if sum(s for _, s in entries) != size:
+    if int(sizes.sum(dtype=np.uint64)) != size:
         raise ValueError("recipe chunk sizes do not add up to the object's size")
-    return entries
+    return list(_RECIPE_ENTRY.iter_unpack(payload))
 
 
 class BufferWindows:

@@ -23,7 +23,7 @@ from scribestore.store.layout import merged_index_path
 from scribestore.store.packs import ChunkLocation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -122,8 +122,9 @@ class MergedIndex:
         self._data = data
         self._first = at
         # Each digest as four big-endian words: the first orders the entries.
-        self._words = np.frombuffer(data, dtype=">u8", count=4 * count, offset=at).reshape(-1, 4)
-        self._keys = np.ascontiguousarray(self._words[:, 0], dtype=np.uint64)
+        self._whole = np.frombuffer(data, dtype="V32", count=count, offset=at)
+        words = np.frombuffer(data, dtype=">u8", count=4 * count, offset=at).reshape(-1, 4)
+        self._keys = np.ascontiguousarray(words[:, 0], dtype=np.uint64)
         at += 32 * count
         pack = np.frombuffer(data, dtype="<u4", count=count, offset=at)
         offset = np.frombuffer(data, dtype="<u8", count=count, offset=at + 4 * count)
@@ -188,20 +189,44 @@ class MergedIndex:
         count = len(self._keys)
         if not digests or not count:
             return [-1] * len(digests)
-        wanted = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 4)
-        at = np.searchsorted(self._keys, wanted[:, 0].astype(np.uint64))
+        joined = b"".join(digests)
+        keys = np.frombuffer(joined, dtype=">u8")[::4].astype(np.uint64)
+        at = np.searchsorted(self._keys, keys)
         near = np.minimum(at, count - 1)
         inside = at < count
-        hit = inside & (self._words[near] == wanted).all(axis=1)
+        hit = inside & (self._whole[near] == np.frombuffer(joined, dtype="V32"))
         out: list[int] = np.where(hit, at, -1).tolist()
         # Digests whose first 8 bytes equal another's: looked for one by one.
-        for j in np.flatnonzero(inside & ~hit & (self._keys[near] == wanted[:, 0])).tolist():
-            i, key = out[j] if out[j] >= 0 else int(at[j]), int(wanted[j, 0])
+        for j in np.flatnonzero(inside & ~hit & (self._keys[near] == keys)).tolist():
+            i, key = int(at[j]), int(keys[j])
             while i < count and self._key_view[i] == key and self._digest(i) != digests[j]:
                 i += 1
             ok = i < count and self._digest(i) == digests[j]
             out[j] = i if ok else -1
         return out
+
+    def live(self, positions: Sequence[int], packs: Container[str]) -> list[bool]:
+        """For each position (from :meth:`first`), whether it is >= 0 and its
+        entry's pack is in ``packs``: checked in bulk, no entry made."""
+        where = np.asarray(positions, dtype=np.intp)
+        numbers = np.asarray([n for n, p in enumerate(self.packs) if p in packs], dtype=np.uint32)
+        found = where >= 0
+        pack = np.frombuffer(self._pack, dtype=np.uint32)[np.where(found, where, 0)]
+        ok: list[bool] = (found & np.isin(pack, numbers)).tolist()
+        return ok
+
+    def at(self, positions: Sequence[int]) -> list[ChunkLocation]:
+        """The entries at ``positions`` (each >= 0, from :meth:`first`), made in bulk."""
+        where = np.asarray(positions, dtype=np.intp)
+        pack = np.frombuffer(self._pack, dtype=np.uint32)[where].tolist()
+        offset = np.frombuffer(self._offset, dtype=np.uint64)[where].tolist()
+        length = np.frombuffer(self._length, dtype=np.uint32)[where].tolist()
+        size = np.frombuffer(self._size, dtype=np.uint32)[where].tolist()
+        packs = self.packs
+        return [
+            ChunkLocation(packs[p], o, n, z)
+            for p, o, n, z in zip(pack, offset, length, size, strict=True)
+        ]
 
     def locations_from(self, i: int, digest: bytes) -> list[ChunkLocation]:
         """The locations of ``digest`` from its first entry ``i`` (from :meth:`first`) on."""

@@ -193,8 +193,13 @@ class PackIndex:
         ask = [j for j, loc in enumerate(out) if loc is None or loc.pack in condemned]
         if not ask:
             return out
-        for j, first in zip(ask, merged.first([digests[j] for j in ask]), strict=True):
-            if first >= 0:
+        firsts = merged.first([digests[j] for j in ask])
+        found = [(j, first) for j, first in zip(ask, firsts, strict=True) if first >= 0]
+        live = self._live
+        for (j, first), location in zip(found, merged.at([f for _, f in found]), strict=True):
+            if location.pack in live and location.pack not in condemned:
+                out[j] = location  # the first entry will do: the common case
+            else:
                 out[j] = self._choose(out[j], merged.locations_from(first, digests[j]))
         return out
 
@@ -210,8 +215,18 @@ class PackIndex:
 
     def missing(self, digests: Iterable[bytes]) -> list[bytes]:
         """The distinct ``digests`` no loaded index has, in order."""
-        wanted = list(dict.fromkeys(digests))
-        return [d for d, loc in zip(wanted, self.locate(wanted), strict=True) if loc is None]
+        rest = [d for d in dict.fromkeys(digests) if d not in self._entries]
+        merged = self._merged
+        if merged is None or not rest:
+            return rest
+        live = self._live
+        firsts = merged.first(rest)
+        return [
+            digest
+            for digest, first, ok in zip(rest, firsts, merged.live(firsts, live), strict=True)
+            if not ok
+            and (first < 0 or not any(f.pack in live for f in merged.locations_from(first, digest)))
+        ]
 
     def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
         """Every loaded (digest, location): one per digest."""
