@@ -701,7 +701,7 @@ def test_pack_format_versions(location: Location) -> None:
     from scribestore import UnsupportedFormatError
     from scribestore.store.packs import PACK_FORMAT_VERSION
 
-    entry = bytes(32) + (8).to_bytes(8, "little") + (5).to_bytes(4, "little") + bytes(8)
+    entry = bytes(32) + (8).to_bytes(8, "little") + (5).to_bytes(4, "little") * 2 + bytes(4)
     v1 = b"SSPI\x01\x00\x00\x00" + (13).to_bytes(8, "little") + entry
     total, entries = parse_index("a" * 32, v1)
     assert total == 13 and entries[0][1].offset == 8

@@ -96,15 +96,40 @@ def test_a_truncated_file_is_refused(cut: int) -> None:
         MergedIndex(MID, data[:cut] if cut != 1 else data[:-1])
 
 
-def test_a_newer_format_is_unsupported_not_corrupt() -> None:
+@pytest.mark.parametrize("at", [4, 5], ids=["merged-format", "pack-format"])
+def test_a_newer_format_is_unsupported_not_corrupt(at: int) -> None:
     data = bytearray(_sample())
-    data[4] = 9
+    data[at] = 9
     with pytest.raises(UnsupportedFormatError, match="upgrade scribestore"):
         MergedIndex(MID, bytes(_resealed(bytes(data[:-32]))))
 
 
+def test_an_offset_that_would_wrap_around_is_refused() -> None:
+    data = bytearray(_sample()[:-32])
+    at, count = _entry_columns(bytes(data))
+    offsets, lengths = at + 4 * count, at + 12 * count
+    data[offsets : offsets + 8] = (2**64 - 1).to_bytes(8, "little")
+    data[lengths : lengths + 4] = (2).to_bytes(4, "little")
+    with pytest.raises(CorruptPackError, match="past the end"):
+        MergedIndex(MID, _resealed(bytes(data)))
+
+
+def test_digests_sharing_a_prefix_must_be_in_order_too() -> None:
+    """Sorted by the first 8 bytes only is not sorted: copies of a digest must be adjacent."""
+    pack = "cd" * 16
+    a, b = b"p" * 8 + b"a" * 24, b"p" * 8 + b"b" * 24
+    good = encode_merged({pack: (100, [(d, ChunkLocation(pack, 8, 1, 1)) for d in (a, b, a)])})
+    assert len(MergedIndex(MID, good).find(a)) == 2
+    body = bytearray(good[:-32])
+    at, _ = _entry_columns(bytes(body))
+    first = at - 32 * 3
+    body[first : first + 96] = a + b + a  # a, b, a: the prefixes are sorted, the digests not
+    with pytest.raises(CorruptPackError, match="not sorted"):
+        MergedIndex(MID, _resealed(bytes(body)))
+
+
 def _entry_columns(data: bytes) -> tuple[int, int]:
-    (_, _, packs, count) = struct.unpack_from("<4sB3xIQ", data)
+    (_, _, _, packs, count) = struct.unpack_from("<4sBB2xIQ", data)
     return 20 + packs * 24 + 32 * count, count
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,9 @@ from scribestore.ops.fsck import check_store, repair_store
 from scribestore.ops.gc import collect_garbage
 from scribestore.store import pack_index
 from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
+from scribestore.store.midx import new_merged_id
 from scribestore.store.pack_index import PackIndex
+from scribestore.store.packs import ChunkLocation, PackTable, read_pack_table, rewrite_index
 from support.counting import count_reads
 from support.locations import Location
 
@@ -154,3 +158,35 @@ def test_a_load_lists_the_packs_once(location: Location, monkeypatch: pytest.Mon
     monkeypatch.setattr(reader.storage, "list", counted)
     assert reader.get(digest) == _content(0)
     assert len(listings) == 1
+
+
+def test_a_merged_index_that_is_not_a_regular_file_costs_only_time(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = ObjectStore(str(root))
+    digest = store.put(_content(0))
+    good = store.merge_indexes()
+    assert good is not None
+    link = root / merged_index_path(new_merged_id())  # newer than the real one
+    os.symlink(root / merged_index_path(good), link)
+    assert ObjectStore(str(root)).get(digest) == _content(0)
+    problems = check_store(ObjectStore(str(root))).problems
+    # Reported as a special file and as an unusable merged index.
+    assert {p.path for p in problems} == {str(link.relative_to(root))}
+    assert any("not a regular file" in p.message and "derived data" in p.message for p in problems)
+
+
+def test_an_index_entry_of_no_bytes_is_damage(tmp_path: Path) -> None:
+    """Refused when the index is read (the pack's own table is used), so no
+    merged index is ever written from it."""
+    store = ObjectStore(str(tmp_path / "objects"))
+    digest = store.put(_content(0))
+    (pack,) = _names(store, "idx")
+    table = read_pack_table(store.storage, pack)
+    entries = [*table.entries, (b"\x07" * 32, ChunkLocation(pack, 8, 0, 0))]
+    spoiled = PackTable(table.total, entries, None)
+    rewrite_index(store.storage, pack, spoiled)
+    assert read_pack_table(store.storage, pack).damaged_index is not None
+    assert ObjectStore(str(tmp_path / "objects")).get(digest) == _content(0)
+    assert store.merge_indexes() is not None
+    collect_garbage(store, grace=NOW)
+    assert check_store(store).problems[0].path.endswith(".idx")

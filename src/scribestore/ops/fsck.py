@@ -21,6 +21,7 @@ from scribestore.exception import (
 )
 from scribestore.ops.journal import check_journal
 from scribestore.ops.verify import check_object
+from scribestore.storage import NotRegularFileError
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.layout import (
     MERGED_EXT,
@@ -89,6 +90,9 @@ def _check_merged(storage: Storage, merged_id: str) -> list[FsckProblem]:
         merged = MergedIndex(merged_id, storage.read_bytes(path))
     except FileNotFoundError:
         return []  # replaced by gc meanwhile
+    except NotRegularFileError as exc:
+        message = f"not a regular file ({exc.strerror}); {advice}"
+        return [FsckProblem(kind="corrupt", path=path, message=message)]
     except UnsupportedFormatError as exc:
         return [FsckProblem(kind="unsupported", path=path, message=str(exc))]
     except ValueError as exc:

@@ -18,7 +18,7 @@ import itertools
 import queue
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
@@ -282,9 +282,7 @@ class ChunkedStream:
         """
         whole = blake3.blake3()
         added: set[bytes] = set()
-        for start, first, length, run in self._runs(cached=False):
-            assert first is not None
-            data = self._read_run(first, length)
+        for start, first, data, run in self._raw_runs():
             buf, out = self._decode(start, first, data, run)
             whole.update(out)
             for j, (size, loc) in enumerate(run):
@@ -296,6 +294,24 @@ class ChunkedStream:
             self._spare.put(buf)
             advance(len(out))
         return str(whole.hexdigest())
+
+    def _raw_runs(self) -> Iterator[tuple[int, ChunkLocation, memoryview, list[Any]]]:
+        """Every run read as stored; a pack gc deleted since is looked for again, once."""
+        pos, retried = 0, False
+        while pos < len(self._recipe):
+            try:
+                for start, first, length, run in self._runs(pos, cached=False):
+                    assert first is not None
+                    data = self._read_run(first, length)
+                    retried = False
+                    yield start, first, data, run
+                    pos = start + len(run)
+            except FileNotFoundError:
+                if retried:
+                    raise
+                retried = True  # gc moved the chunks: locate every one again
+                self._index.refresh()
+                self._located = None
 
     def _decoded(self, first: int, stop: int) -> Generator[Block, None, None]:
         # Reads and decodes run on threads, a few runs ahead of the consumer,

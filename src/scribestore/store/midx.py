@@ -20,7 +20,7 @@ import numpy as np
 
 from scribestore.exception import CorruptPackError, UnsupportedFormatError
 from scribestore.store.layout import merged_index_path
-from scribestore.store.packs import ChunkLocation
+from scribestore.store.packs import PACK_FORMAT_VERSION, ChunkLocation
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
@@ -32,8 +32,8 @@ __all__ = ["MERGED_FORMAT_VERSION", "MergedIndex", "Table", "encode_merged", "ne
 
 MERGED_FORMAT_VERSION = 1
 _MAGIC = b"SSMX"
-# magic, version, 3 zero bytes, pack count, entry count
-_HEAD = struct.Struct("<4sB3xIQ")
+# magic, version, newest pack format among its packs, 2 zero bytes, pack count, entry count
+_HEAD = struct.Struct("<4sBB2xIQ")
 # pack id (16 raw bytes) and the pack's length
 _PACK = struct.Struct("<16sQ")
 _CHECKSUM = 32
@@ -72,7 +72,7 @@ def encode_merged(tables: Mapping[str, Table]) -> bytes:
     # lexsort sorts by its last key first: the digest's first 8 bytes, then the next.
     order = np.lexsort((keys[:, 3], keys[:, 2], keys[:, 1], keys[:, 0]))
     count = len(order)
-    head = _HEAD.pack(_MAGIC, MERGED_FORMAT_VERSION, len(pack_ids), count)
+    head = _HEAD.pack(_MAGIC, MERGED_FORMAT_VERSION, PACK_FORMAT_VERSION, len(pack_ids), count)
     packs = b"".join(_PACK.pack(bytes.fromhex(p), tables[p][0]) for p in pack_ids)
     parts = [
         head,
@@ -101,11 +101,18 @@ class MergedIndex:
         where = merged_index_path(merged_id)
         if len(data) < _HEAD.size + _CHECKSUM or data[:4] != _MAGIC:
             raise CorruptPackError(f"merged index {where} has a bad header")
-        _, version, pack_count, count = _HEAD.unpack_from(data)
+        _, version, pack_version, pack_count, count = _HEAD.unpack_from(data)
         if version > MERGED_FORMAT_VERSION:
             raise UnsupportedFormatError(
                 f"merged index {where} uses format version {version}, newer than the "
                 f"{MERGED_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
+            )
+        if pack_version > PACK_FORMAT_VERSION:
+            # Its packs may hold blobs this reader cannot decode: their own
+            # indexes say which (and are refused one by one).
+            raise UnsupportedFormatError(
+                f"merged index {where} covers packs of format {pack_version}, newer than the "
+                f"{PACK_FORMAT_VERSION} this scribestore reads; upgrade scribestore"
             )
         body = len(data) - _CHECKSUM
         if body != _HEAD.size + pack_count * _PACK.size + count * _ENTRY_BYTES or version == 0:
@@ -149,16 +156,23 @@ class MergedIndex:
     ) -> None:
         if not len(pack):
             return
-        if np.any(self._keys[1:] < self._keys[:-1]):
+        if np.any(self._keys[1:] < self._keys[:-1]) or not self._ties_sorted():
             raise CorruptPackError(f"merged index {where} is not sorted")
         if int(pack.max()) >= len(self.packs):
             raise CorruptPackError(f"merged index {where} names a pack it does not list")
-        totals = np.asarray([self.totals[p] for p in self.packs], dtype=np.uint64)
-        ends = offset + length.astype(np.uint64)
-        if np.any(ends > totals[pack]) or np.any(offset < 8):
+        if len(self.totals) != len(self.packs):
+            raise CorruptPackError(f"merged index {where} lists a pack twice")
+        totals = np.asarray([self.totals[p] for p in self.packs], dtype=np.uint64)[pack]
+        # offset <= total first, so total - offset cannot wrap around.
+        if np.any(offset > totals) or np.any(length > totals - offset) or np.any(offset < 8):
             raise CorruptPackError(f"merged index {where} points past the end of a pack")
         if np.any(size == 0) or np.any(length == 0):
             raise CorruptPackError(f"merged index {where} has an empty entry")
+
+    def _ties_sorted(self) -> bool:
+        """Whether digests whose first 8 bytes are equal are in order too."""
+        ties = np.flatnonzero(self._keys[1:] == self._keys[:-1]).tolist()
+        return all(self._digest(i) <= self._digest(i + 1) for i in ties)
 
     def __len__(self) -> int:
         """How many entries it holds (a chunk in two packs counts twice)."""

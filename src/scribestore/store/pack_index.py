@@ -10,11 +10,13 @@ one listing, one merged index and at most that many small indexes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from scribestore.exception import UnsupportedFormatError
+from scribestore.storage import NotRegularFileError
 from scribestore.store.layout import (
     CONDEMNED_EXT,
     MERGED_EXT,
@@ -102,17 +104,22 @@ class PackIndex:
             return
         parsed = [found for found in map(parse_pack_name, names) if found is not None]
         listed = {found.pack_id for found in parsed if found.kind == "idx"}
-        self._condemned = {found.pack_id for found in parsed if found.kind == CONDEMNED_EXT}
+        condemned = {found.pack_id for found in parsed if found.kind == CONDEMNED_EXT}
         with self._lock:
-            if not listed.issuperset(known):
-                # gc deleted packs: start again, so no entry points at a deleted
-                # pack and chunks also held by another pack are found there.
+            gone = not listed.issuperset(known)
+            if gone:
+                # gc deleted packs: start again, so no entry points at a deleted pack.
                 self._tables = {p: t for p, t in self._tables.items() if p not in known}
-                self._entries = _entries_of(self._tables)
+            if gone or condemned != self._condemned:
+                # A chunk also held by a pack gc has not condemned is found there.
+                self._entries = _entries_of(self._tables, condemned)
+            self._condemned = condemned
             self._live = listed | set(self._tables)
         self._use_merged(sorted(f.pack_id for f in parsed if f.kind == MERGED_EXT))
         covered = set() if self._merged is None else set(self._merged.packs)
-        for pack_id in sorted(listed - covered - self._tables.keys()):
+        with self._lock:
+            loaded = set(self._tables)
+        for pack_id in sorted(listed - covered - loaded):
             try:
                 table = read_pack_table(self._storage, pack_id)
             except FileNotFoundError:
@@ -139,6 +146,9 @@ class PackIndex:
                 merged = _read_merged(self._storage, merged_id)
             except FileNotFoundError:
                 continue  # deleted by gc since the listing
+            except NotRegularFileError as exc:
+                self.unusable_merged[merged_id] = f"not a regular file ({exc.strerror})"
+                continue
             except ValueError as exc:  # damaged, or of a newer format
                 self.unusable_merged[merged_id] = str(exc)
                 continue
@@ -151,15 +161,18 @@ class PackIndex:
             # Chunks of the tail that it covers are found there now.
             if any(p in self._tables for p in merged.packs):
                 self._tables = {p: t for p, t in self._tables.items() if p not in merged.totals}
-                self._entries = _entries_of(self._tables)
+                self._entries = _entries_of(self._tables, self._condemned)
 
     def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:
         """Record a published pack's entries."""
         with self._lock:
             self._tables[pack_id] = (total, entries)
             self._live.add(pack_id)
+            condemned = self._condemned
             for digest, location in entries:
-                self._entries.setdefault(digest, location)
+                held = self._entries.setdefault(digest, location)
+                if held.pack in condemned and location.pack not in condemned:
+                    self._entries[digest] = location
 
     def get(self, digest: bytes) -> ChunkLocation | None:
         """The location of a chunk, or None if no loaded index has it.
@@ -262,8 +275,17 @@ class PackIndex:
                 tables.update(merged.tables(live))
             merged_id = new_merged_id()
             data = encode_merged(tables)
+            try:
+                made = MergedIndex(merged_id, data)  # checked before anyone can read it
+            except ValueError:
+                return None  # a pack index holds an entry no merged index may: keep the tail
             self._storage.write_new(merged_index_path(merged_id), (data,))
-            self._adopt(MergedIndex(merged_id, data))
+            self._adopt(made)
+            if merged is not None:
+                # Replaced: readers that still want it load the new one, or
+                # the per-pack indexes, so it need not wait for gc.
+                with contextlib.suppress(OSError):
+                    self._storage.delete(merged_index_path(merged.id))
             return merged_id
 
 
@@ -289,9 +311,12 @@ def _read_merged(storage: Storage, merged_id: str) -> MergedIndex:
     return merged
 
 
-def _entries_of(tables: dict[str, Table]) -> dict[bytes, ChunkLocation]:
+def _entries_of(tables: dict[str, Table], condemned: set[str]) -> dict[bytes, ChunkLocation]:
+    """One location per digest, in a pack gc has not condemned when there is one."""
     entries: dict[bytes, ChunkLocation] = {}
-    for _, table in tables.values():
-        for digest, location in table:
-            entries.setdefault(digest, location)
+    for pass_condemned in (False, True):
+        for pack_id, (_, table) in tables.items():
+            if (pack_id in condemned) is pass_condemned:
+                for digest, location in table:
+                    entries.setdefault(digest, location)
     return entries

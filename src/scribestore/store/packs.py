@@ -105,6 +105,8 @@ def _entries(
     for digest, offset, length, size in _ENTRY.iter_unpack(table):
         if offset < len(PACK_HEADER) or offset + length > limit:
             raise CorruptPackError(f"{what} {pack_id} points past the end of its pack")
+        if length == 0 or size == 0:
+            raise CorruptPackError(f"{what} {pack_id} has an empty entry")
         entries.append((digest, ChunkLocation(pack_id, offset, length, size)))
     return entries
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from scribestore.storage import NotRegularFileError
 from scribestore.store.blobcodec import decode_chunk
 from scribestore.store.hashing import hash_chunk
 from scribestore.store.layout import pack_path
@@ -60,6 +61,9 @@ def repack(
                 data = memoryview(storage.read_bytes(pack_path(pack_id)))
             except FileNotFoundError:
                 skipped[pack_id] = "the pack is gone"
+                continue
+            except NotRegularFileError as exc:
+                skipped[pack_id] = f"the pack is not a regular file ({exc.strerror})"
                 continue
             blobs = []
             for digest, loc in entries:
