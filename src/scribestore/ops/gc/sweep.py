@@ -2,8 +2,9 @@
 
 Objects no manifest references go at once; a pack whose chunks are all dead
 is first condemned (a marker), and deleted with its index by a later run
-once the marker is older than the grace period, unless a save has used one
-of its chunks meanwhile (the pack is then rescued).
+once the marker is older than the grace period, unless a live chunk is held
+only there (the pack is then rescued). A pack at least REPACK_DEAD dead has
+its live chunks copied into new packs first, and is condemned the same way.
 """
 
 from __future__ import annotations
