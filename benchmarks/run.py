@@ -210,6 +210,7 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
         interleaved(
             {
                 "cp_fsync": ("cp_fsync", True, work / "cp", a),
+                "cp_fsync_b3": ("cp_fsync_b3", True, work / "cpb3", a),
                 "cp_plain": ("cp_plain", True, work / "cp2", a),
                 "scribe_log_save": ("scribe_log_save", True, work / "s", a),
             },
@@ -355,11 +356,20 @@ def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
     rows.append(
         (
+            "log+save (file handler) vs cp+fsync, then b3",
+            f"{s('scribe_log_save'):.3f}s",
+            f"{s('cp_fsync_b3'):.3f}s",
+            ratio(s("scribe_log_save"), s("cp_fsync_b3")),
+            "<= 1.0x",
+        )
+    )
+    rows.append(
+        (
             "log+save (file handler) vs cp+fsync",
             f"{s('scribe_log_save'):.3f}s",
             f"{s('cp_fsync'):.3f}s",
             ratio(s("scribe_log_save"), s("cp_fsync")),
-            "<= 1.2x",
+            "",
         )
     )
     if "lazy_log_save" in r:
@@ -387,7 +397,7 @@ def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             f"{s('scribe_relog'):.3f}s",
             f"{s('cp_fsync'):.3f}s",
             ratio(s("scribe_relog"), s("cp_fsync")),
-            "<= 0.15x",
+            "<= 20 ms",
         )
     )
     rows.append(
@@ -424,7 +434,7 @@ def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             f"{s('scribe_load'):.3f}s",
             f"{s('read_and_hash'):.3f}s",
             ratio(s("scribe_load"), s("read_and_hash")),
-            "<= 1.3x",
+            "<= 1.2x",
         )
     )
     if "lazy_load" in r:
@@ -477,16 +487,14 @@ def report_scale(
     scaled: dict[str, Any], repacked: dict[str, Any]
 ) -> list[tuple[str, str, str, str, str]]:
     rows = []
-    base_name = next(iter(scaled))
-    base = scaled[base_name]
     for size, r in scaled.items():
         for op, label in (("small_save", "small save"), ("relog", "re-log"), ("load", "load")):
             rows.append(
                 (
                     f"{size} store ({r['packs']} packs): {label}",
                     f"{r[op + '_s'] * 1000:.1f} ms",
-                    f"{base[op + '_s'] * 1000:.1f} ms",
-                    ratio(r[op + "_s"], base[op + "_s"]),
+                    f"{r[op + '_fresh_s'] * 1000:.1f} ms",
+                    ratio(r[op + "_s"], r[op + "_fresh_s"]),
                     "<= 1.5x",
                 )
             )

@@ -3,13 +3,15 @@
 One store grows to each size in turn (distinct, incompressible content, so
 every GiB is a GiB of chunks in packs); at each size a fresh process-like
 open does a small save, a re-log of an unchanged file and a load, and the
-number of storage requests each makes is counted. Figures are ratios to the
-same operation on the smallest store, in the same run.
+number of storage requests each makes is counted. A copy of the store at the
+smallest size is kept, and each figure is the ratio to the same operation on
+that copy, in rounds alternating with it (this machine is shared and noisy).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +25,7 @@ import numpy as np
 from timing import times
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 _FILL = 256 << 20  # bytes per unreferenced object that grows the store
 _COUNTED = ("list", "read_bytes", "read_range", "read_view", "open_read", "exists", "size")
@@ -86,19 +88,19 @@ def _rss_mib(manifest: Path) -> float:
     return int(out.stdout.strip()) / 1024
 
 
-def _measure(work: Path, repeat: int, n: int) -> dict[str, Any]:
+def _operations(work: Path, n: int) -> dict[str, Callable[[], None]]:
+    """A small save, a re-log of the unchanged probe file and a verified load, on ``work``."""
     from scribestore import Repository
 
     manifest = work / "repository.json"
     probe = work / "probe.bin"
+    saved = [0]
 
     def small_save() -> None:
         repo = Repository(manifest, mode="a")
-        repo.log_artifact("small", b"small %d" % n, "bytes")
+        repo.log_artifact("small", b"small %d %d" % (n, saved[0]), "bytes")
         repo.save()
-        n_calls[0] += 1
-
-    n_calls = [0]
+        saved[0] += 1
 
     def relog() -> None:
         repo = Repository(manifest, mode="a")
@@ -110,34 +112,54 @@ def _measure(work: Path, repeat: int, n: int) -> dict[str, Any]:
             while reader.read(1 << 20):  # every byte, verified
                 pass
 
+    return {"small_save": small_save, "relog": relog, "load": load}
+
+
+def _measure(grown: Path, fresh: Path, rounds: int, n: int) -> dict[str, Any]:
+    """Each operation on the grown store and on the fresh one, rounds alternating."""
+    # Writeback of the bytes just written would slow the fsyncs of the first saves.
+    os.sync()
+    ops, ref = _operations(grown, n), _operations(fresh, n)
     out: dict[str, Any] = {}
-    for name, fn in (("small_save", small_save), ("relog", relog), ("load", load)):
-        fn()  # warm: the page cache, and the stat cache for the re-log
-        out[f"{name}_s"] = statistics.median(times(fn, repeat))
+    for name, fn in ops.items():
+        fn(), ref[name]()  # warm: the page cache, and the stat cache for the re-log
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(rounds):
+            ours += times(fn, 1)
+            theirs += times(ref[name], 1)
+        out[f"{name}_s"] = statistics.median(ours)
+        out[f"{name}_fresh_s"] = statistics.median(theirs)
         with counting() as counts:
             fn()
         out[f"{name}_requests"] = sum(counts.values())
-    out["open_and_load_rss_mib"] = _rss_mib(manifest)
-    packs = work / "objects" / "packs"
+    out["open_and_load_rss_mib"] = _rss_mib(grown / "repository.json")
+    packs = grown / "objects" / "packs"
     out["packs"] = sum(1 for p in packs.iterdir() if p.suffix == ".pack")
     out["merged_indexes"] = sum(1 for p in packs.iterdir() if p.suffix == ".midx")
     return out
 
 
 def bench_scale(work: Path, sizes_gib: list[int], repeat: int) -> dict[str, Any]:
-    """The operations at each store size (GiB of distinct chunks)."""
+    """The operations at each store size (GiB of distinct chunks), each beside
+    the same operation on a copy of the store at the smallest size."""
     from scribestore import Repository
 
-    probe = work / "probe.bin"
+    grown, fresh = work / "grown", work / "fresh"
+    grown.mkdir()
+    probe = grown / "probe.bin"
     probe.write_bytes(np.random.default_rng(1).bytes(64 << 20))
-    repo = Repository(work / "repository.json", mode="w")
+    repo = Repository(grown / "repository.json", mode="w")
     repo.log_artifact("probe", probe, "file")
     repo.save()
     have = 64 << 20
     results: dict[str, Any] = {}
+    rounds = max(3 * repeat, 9)
     for n, gib in enumerate(sizes_gib):
-        have = _grow(work / "objects", gib << 30, have, seed=100 + n)
-        results[f"{gib}GiB"] = _measure(work, repeat, n)
+        have = _grow(grown / "objects", gib << 30, have, seed=100 + n)
+        if n == 0:
+            shutil.copytree(grown, fresh)
+        results[f"{gib}GiB"] = _measure(grown, fresh, rounds, n)
         print(f"  {gib} GiB: {results[f'{gib}GiB']}", flush=True)
     return results
 

@@ -50,17 +50,30 @@ def timed(fn: Callable[[], object]) -> float:
 # --- baselines -----------------------------------------------------------------
 
 
+def _copy_and_fsync(src: str, dst: Path) -> None:
+    subprocess.run(["cp", src, str(dst)], check=True)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @scenario
 def cp_fsync(src: str, work: str) -> dict[str, Any]:
     dst = Path(work) / "copy.bin"
+    return {"seconds": timed(lambda: _copy_and_fsync(src, dst))}
+
+
+@scenario
+def cp_fsync_b3(src: str, work: str) -> dict[str, Any]:
+    """The sequential floor of storing new content: copy it durably, then
+    hash it with BLAKE3 on every core."""
+    dst = Path(work) / "copy.bin"
 
     def run() -> None:
-        subprocess.run(["cp", src, str(dst)], check=True)
-        fd = os.open(dst, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _copy_and_fsync(src, dst)
+        blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(src).digest()
 
     return {"seconds": timed(run)}
 

@@ -10,8 +10,10 @@ from scribestore import InvalidDigestError
 from scribestore.store.layout import (
     condemned_path,
     index_path,
+    merged_index_path,
     object_path,
     orphan_packs,
+    pack_names,
     pack_path,
     parse_pack_name,
 )
@@ -48,8 +50,33 @@ def test_parse_pack_name_recognises_only_well_formed_names(name: str) -> None:
     found = parse_pack_name(name)
     if found is not None:
         # Anything recognised maps back to exactly one name of the layout.
-        make = {"pack": pack_path, "idx": index_path, "condemned": condemned_path}[found.kind]
-        assert make(found.pack_id).rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]
+        assert _MAKE[found.kind](found.pack_id).rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]
+
+
+_MAKE = {
+    "pack": pack_path,
+    "idx": index_path,
+    "condemned": condemned_path,
+    "midx": merged_index_path,
+}
+_IDS = st.text("0123456789abcdefA", min_size=31, max_size=33)
+_NAMES = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda i, k: f"packs/{i}.{k}", _IDS, st.sampled_from([*_MAKE, "tmp", "idx.tmp"])),
+)
+
+
+@given(st.lists(_NAMES, max_size=20))
+def test_pack_names_groups_a_listing_as_parse_pack_name_reads_each(names: list[str]) -> None:
+    expected: dict[str, set[str]] = {kind: set() for kind in _MAKE}
+    for found in filter(None, map(parse_pack_name, names)):
+        expected[found.kind].add(found.pack_id)
+    assert pack_names(tuple(names))._asdict() == expected
+
+
+def test_pack_names_reads_every_kind_the_layout_makes() -> None:
+    names = [make(PACK) for make in _MAKE.values()]
+    assert pack_names(tuple(names))._asdict() == {kind: {PACK} for kind in _MAKE}
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from scribestore.ops.fsck import check_store, repair_store
 from scribestore.ops.gc import collect_garbage
 from scribestore.store import pack_index
 from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
-from scribestore.store.midx import new_merged_id
+from scribestore.store.midx import encode_merged, new_merged_id
 from scribestore.store.pack_index import PackIndex
 from scribestore.store.packs import ChunkLocation, PackTable, read_pack_table, rewrite_index
 from support.counting import count_reads
@@ -38,20 +38,76 @@ def _fresh_index(store: ObjectStore) -> PackIndex:
     return index
 
 
-def test_writers_merge_the_tail_once_it_is_long(
+def _shape(store: ObjectStore) -> tuple[int, int, int, int]:
+    """Merged index files, levels a fresh reader uses, packs they cover, tail."""
+    index = _fresh_index(store)
+    return len(_names(store, MERGED_EXT)), len(index.levels), len(index.covered), index.tail
+
+
+def test_writers_keep_a_base_and_a_delta(
     location: Location, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A delta once the tail holds 2 packs; a new base once the delta holds MERGE_AT."""
     monkeypatch.setattr(pack_index, "MERGE_AT", 3)
     store = ObjectStore(location.join("objects"), **location.options)
-    digests = [store.put(_content(n)) for n in range(4)]
-    merged = _names(store, MERGED_EXT)
-    assert len(merged) == 1  # after the third pack; the fourth is the tail
-    index = _fresh_index(store)
-    assert index.merged_id == merged[0]
-    assert len(index.covered) == 3 and index.tail == 1
+    shapes, digests = [], []
+    for n in range(6):
+        digests.append(store.put(_content(n)))
+        shapes.append(_shape(store))
+    assert shapes == [
+        (0, 0, 0, 1),
+        (1, 1, 2, 0),  # the first base
+        (1, 1, 2, 1),
+        (2, 2, 4, 0),  # a delta over packs 3 and 4
+        (2, 2, 4, 1),
+        (1, 1, 6, 0),  # a new base; the old one and the delta deleted
+    ]
     reader = ObjectStore(location.join("objects"), **location.options)
     for n, digest in enumerate(digests):
         assert reader.get(digest) == _content(n)
+
+
+def _publish_merged(store: ObjectStore, packs: list[str], merged_id: str) -> None:
+    tables = {p: (t.total, t.entries) for p in packs for t in [read_pack_table(store.storage, p)]}
+    store.storage.write_new(merged_index_path(merged_id), (encode_merged(tables),))
+
+
+def test_deltas_from_racing_writers_are_all_used_then_merged(location: Location) -> None:
+    """Two writers each wrote a delta over the same base: readers use all
+    three, and the next writer due to merge writes one base over them."""
+    store = ObjectStore(location.join("objects"), **location.options)
+    digests = [store.put(_content(n)) for n in range(3)]
+    store.merge_indexes()
+    packs = _names(store, "idx")
+    digests += [store.put(_content(n)) for n in (3, 4)]
+    new = sorted(set(_names(store, "idx")) - set(packs))
+    for name in _names(store, MERGED_EXT)[1:]:
+        store.storage.delete(merged_index_path(name))  # the writer's own delta: raced away
+    _publish_merged(store, new[:1], new_merged_id())
+    _publish_merged(store, new[1:], new_merged_id())
+    with count_reads(store.storage) as reads:
+        index = _fresh_index(store)
+    assert len(index.levels) == 3 and index.tail == 0
+    assert not [p for p in reads.paths if p.endswith(".idx")]
+    reader = ObjectStore(location.join("objects"), **location.options)
+    for n, digest in enumerate(digests):
+        assert reader.get(digest) == _content(n)
+    digests += [reader.put(_content(n)) for n in (5, 6)]
+    assert _shape(store) == (1, 1, 7, 0)
+
+
+def test_an_older_merged_index_is_not_read_once_the_newest_covers_all(location: Location) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    digest = store.put(_content(0))
+    newest = store.merge_indexes()
+    assert newest is not None
+    older = f"{1:016x}{'0' * 16}"  # left by a writer that crashed before deleting it
+    store.storage.write_new(merged_index_path(older), (b"never read",))
+    with count_reads(store.storage) as reads:
+        index = _fresh_index(store)
+        assert index.levels == (newest,)
+        assert ObjectStore(location.join("objects"), **location.options).get(digest) == _content(0)
+    assert merged_index_path(older) not in reads.paths and not index.unusable_merged
 
 
 def test_a_store_with_a_merged_index_reads_no_pack_index_to_load(location: Location) -> None:

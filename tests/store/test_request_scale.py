@@ -87,5 +87,5 @@ def test_requests_do_not_grow_with_the_pack_count(
     print(f"requests with {packs_before} packs: {few}; with {packs_after} packs: {many}")
     for op, count in few.items():
         # Storage calls; on S3 one listing call is a request per 1,000 names.
-        # The tail of per-pack indexes may differ by a few (8 to 16 are merged).
-        assert many[op] <= count + 16, (op, few, many)
+        # A delta and one per-pack index more may be read (FORMAT 3.6 levels).
+        assert many[op] <= count + 2, (op, few, many)

@@ -19,6 +19,7 @@ import stat
 import time
 from typing import IO, TYPE_CHECKING
 
+from scribestore.storage import listing_cache
 from scribestore.storage.base import TMP_PREFIX, NotRegularFileError, Storage, check_relpath
 
 if TYPE_CHECKING:
@@ -303,12 +304,26 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         top = self._abs(prefix) if prefix else self.root
+        try:
+            before = listing_cache.state_of(top)
+        except OSError:
+            return  # missing: nothing under it
+        kept = listing_cache.lookup(top, before)
+        if kept is not None:
+            yield from kept
+            return
+        started = time.time_ns()
         found: list[str] = []
-        for dirpath, _dirnames, filenames in os.walk(top):
+        flat = True
+        for dirpath, dirnames, filenames in os.walk(top):
+            flat = flat and not dirnames
             rel = os.path.relpath(dirpath, self.root)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             found.extend(base + name for name in filenames)
-        yield from sorted(found)
+        names = tuple(sorted(found))
+        if flat:  # a subdirectory's changes do not move the times of its parent
+            listing_cache.remember(top, before, started, names)
+        yield from names
 
     def special_files(self) -> tuple[str, ...]:
         found = []

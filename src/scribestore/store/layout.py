@@ -16,6 +16,7 @@ back from a listing is parsed here, so the layout is defined once:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -35,6 +36,7 @@ __all__ = [
     "PACK_DIR",
     "TMP_PREFIX",
     "JournalName",
+    "PackListing",
     "PackName",
     "check_pack_id",
     "condemned_path",
@@ -43,6 +45,7 @@ __all__ = [
     "merged_index_path",
     "object_path",
     "orphan_packs",
+    "pack_names",
     "pack_path",
     "parse_journal_name",
     "parse_pack_name",
@@ -64,7 +67,8 @@ JOURNAL_DIR = "journal"
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
 _JOURNAL_NAME = re.compile(r"([0-9a-f]{32})/([0-9]{20})-([0-9a-f]{64})\.json")
 PackKind = Literal["pack", "idx", "condemned", "midx"]
-_PACK_KINDS: frozenset[str] = frozenset({"pack", "idx", CONDEMNED_EXT, MERGED_EXT})
+_KINDS: tuple[PackKind, ...] = ("pack", "idx", "condemned", "midx")
+_PACK_NAME = re.compile(r"([0-9a-f]{32})\.(pack|idx|condemned|midx)")
 
 
 def object_path(digest: str) -> str:
@@ -121,10 +125,31 @@ def parse_pack_name(name: str) -> PackName | None:
     Temp files, stray names and ids that are not 32 hex characters are None:
     nothing is ever done to a file this function does not recognise.
     """
-    pack_id, dot, ext = name.rsplit("/", 1)[-1].partition(".")
-    if not dot or ext not in _PACK_KINDS or not _PACK_ID.fullmatch(pack_id):
-        return None
-    return PackName(pack_id, ext)  # type: ignore[arg-type]
+    found = _PACK_NAME.fullmatch(name, name.rfind("/") + 1)
+    return None if found is None else PackName(found[1], found[2])  # type: ignore[arg-type]
+
+
+class PackListing(NamedTuple):
+    """The ids of a listing of ``packs/``, by kind of file."""
+
+    pack: frozenset[str]
+    idx: frozenset[str]
+    condemned: frozenset[str]
+    midx: frozenset[str]
+
+
+@functools.lru_cache(maxsize=8)
+def pack_names(names: tuple[str, ...]) -> PackListing:
+    """The ids of the files ``names`` lists under ``packs/``, by kind:
+    :func:`parse_pack_name` for a whole listing, with one match per name.
+    The last few listings are remembered, since a store is listed on every open."""
+    found: dict[str, set[str]] = {kind: set() for kind in _KINDS}
+    match = _PACK_NAME.fullmatch
+    for name in names:
+        parsed = match(name, name.rfind("/") + 1)
+        if parsed is not None:
+            found[parsed[2]].add(parsed[1])
+    return PackListing(**{kind: frozenset(ids) for kind, ids in found.items()})
 
 
 def orphan_packs(names: Iterable[str]) -> list[str]:

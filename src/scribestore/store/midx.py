@@ -219,14 +219,20 @@ class MergedIndex:
             out[j] = i if ok else -1
         return out
 
-    def live(self, positions: Sequence[int], packs: Container[str]) -> list[bool]:
+    def pack_mask(self, packs: Container[str]) -> NDArray[np.bool_]:
+        """For each pack number, whether its pack is in ``packs``: for :meth:`live`."""
+        return np.asarray([p in packs for p in self.packs], dtype=np.bool_)
+
+    def live(self, positions: Sequence[int], mask: NDArray[np.bool_]) -> list[bool]:
         """For each position (from :meth:`first`), whether it is >= 0 and its
-        entry's pack is in ``packs``: checked in bulk, no entry made."""
+        entry's pack is one ``mask`` (from :meth:`pack_mask`) marks: checked
+        in bulk, no entry made."""
         where = np.asarray(positions, dtype=np.intp)
-        numbers = np.asarray([n for n, p in enumerate(self.packs) if p in packs], dtype=np.uint32)
         found = where >= 0
+        if not found.any():
+            return [False] * len(where)
         pack = np.frombuffer(self._pack, dtype=np.uint32)[np.where(found, where, 0)]
-        ok: list[bool] = (found & np.isin(pack, numbers)).tolist()
+        ok: list[bool] = (found & mask[pack]).tolist()
         return ok
 
     def at(self, positions: Sequence[int]) -> list[ChunkLocation]:

@@ -457,7 +457,7 @@ class ObjectStore(ObjectWriter):
         """
         index = self._packs()
         self._wrap_os(index.refresh, "packs")
-        self._wrap_os(lambda: index.merge(at=0), "packs")
+        self._wrap_os(lambda: index.merge(full=True), "packs")
         keep = index.merged_id
         names = self._wrap_os(lambda: list(self._storage.list(PACK_DIR)), self.url)
         for found in filter(None, map(parse_pack_name, names)):

@@ -1,11 +1,16 @@
-"""Where each chunk of a store is: its merged index plus the packs published since.
+"""Where each chunk of a store is: its merged indexes plus the packs published since.
 
-A :class:`PackIndex` reads the newest merged index (FORMAT 3.6) and the
-per-pack indexes of the packs it does not cover, the *tail*. Entries of the
-merged index count only for packs the last listing showed with an index, so
-a pack gc deleted is never read through it. Writers merge the tail into a new
-merged index once it holds :data:`MERGE_AT` packs, so opening a store costs
-one listing, one merged index and at most that many small indexes.
+A :class:`PackIndex` reads the newest merged indexes (FORMAT 3.6), its
+*levels*, and the per-pack indexes of the packs they do not cover, the
+*tail*. Entries of a merged index count only for packs the last listing
+showed with an index, so a pack gc deleted is never read through it.
+
+Writers keep the levels to a large *base* and a small *delta*, as a
+log-structured merge tree does: once the tail holds :data:`DELTA_AT` packs
+they write a new delta covering the old delta and the tail, and once the
+delta holds an eighth of the base (see :data:`MERGE_AT`) a new base covering
+everything. Opening a store so costs one listing, two merged indexes and at
+most one small index, and the base is rewritten only every few packs.
 """
 
 from __future__ import annotations
@@ -17,29 +22,30 @@ from typing import TYPE_CHECKING
 
 from scribestore.exception import UnsupportedFormatError
 from scribestore.storage import NotRegularFileError
-from scribestore.store.layout import (
-    CONDEMNED_EXT,
-    MERGED_EXT,
-    PACK_DIR,
-    merged_index_path,
-    parse_pack_name,
-)
+from scribestore.store.layout import PACK_DIR, merged_index_path, pack_names
 from scribestore.store.midx import MergedIndex, Table, encode_merged, new_merged_id
 from scribestore.store.packs import ChunkLocation, read_pack_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
+    import numpy as np
+    from numpy.typing import NDArray
+
     from scribestore.storage import Storage
 
-__all__ = ["MERGE_AT", "MERGE_MIN", "PackIndex"]
+__all__ = ["DELTA_AT", "LEVELS", "MERGE_AT", "MERGE_MIN", "PackIndex"]
 
-#: Packs outside the merged index after which a writer merges them into a
-#: new one: an eighth of the packs it covers, at least :data:`MERGE_MIN`.
-#: Capped so a store of any size opens with at most this many small indexes;
-#: the eighth keeps the rewriting of entries to a few times their number.
+#: Packs outside the base after which a writer writes a new base covering
+#: them all: an eighth of the packs the base covers, at least
+#: :data:`MERGE_MIN`, at most :data:`MERGE_AT`. The eighth keeps the
+#: rewriting of entries to a few times their number; the cap bounds the delta.
 MERGE_AT = 16
 MERGE_MIN = 8
+#: Packs in the tail after which a writer writes a new delta.
+DELTA_AT = 2
+#: Merged indexes a reader uses at most, newest first.
+LEVELS = 4
 
 
 class PackIndex:
@@ -50,7 +56,11 @@ class PackIndex:
         # The tail: packs loaded one by one, and the ones this process published.
         self._entries: dict[bytes, ChunkLocation] = {}
         self._tables: dict[str, Table] = {}
-        self._merged: MergedIndex | None = None
+        # The merged indexes in use, newest first, and largest first for lookups.
+        self._levels: tuple[MergedIndex, ...] = ()
+        self._by_size: tuple[MergedIndex, ...] = ()
+        # Per merged index, which of its pack numbers are live (made when first needed).
+        self._masks: dict[str, NDArray[np.bool_]] = {}
         # Packs with an index at the last listing, and those published since by this process.
         self._live: set[str] = set()
         # Packs gc has condemned: still readable, never deduplicated against.
@@ -67,17 +77,22 @@ class PackIndex:
 
     @property
     def merged_id(self) -> str | None:
-        """The id of the merged index in use, if any."""
-        return None if self._merged is None else self._merged.id
+        """The id of the newest merged index in use, if any."""
+        return self._levels[0].id if self._levels else None
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The ids of the merged indexes in use, newest first."""
+        return tuple(merged.id for merged in self._levels)
 
     @property
     def covered(self) -> tuple[str, ...]:
-        """The packs the merged index in use covers."""
-        return () if self._merged is None else self._merged.packs
+        """The packs the merged indexes in use cover."""
+        return tuple(dict.fromkeys(p for merged in self._levels for p in merged.packs))
 
     @property
     def tail(self) -> int:
-        """How many packs are indexed outside the merged index."""
+        """How many packs are indexed outside the merged indexes."""
         return len(self._tables)
 
     def refresh(self) -> None:
@@ -99,12 +114,11 @@ class PackIndex:
         with self._lock:
             known = set(self._tables)
         try:
-            names = list(self._storage.list(PACK_DIR))
+            names = tuple(self._storage.list(PACK_DIR))
         except FileNotFoundError:
             return
-        parsed = [found for found in map(parse_pack_name, names) if found is not None]
-        listed = {found.pack_id for found in parsed if found.kind == "idx"}
-        condemned = {found.pack_id for found in parsed if found.kind == CONDEMNED_EXT}
+        found = pack_names(names)
+        listed, condemned = set(found.idx), set(found.condemned)
         with self._lock:
             gone = not listed.issuperset(known)
             if gone:
@@ -115,52 +129,63 @@ class PackIndex:
                 self._entries = _entries_of(self._tables, condemned)
             self._condemned = condemned
             self._live = listed | set(self._tables)
-        self._use_merged(sorted(f.pack_id for f in parsed if f.kind == MERGED_EXT))
-        covered = set() if self._merged is None else set(self._merged.packs)
+            self._masks = {}
+        self._use_merged(sorted(found.midx), listed)
+        covered = set(self.covered)
         with self._lock:
             loaded = set(self._tables)
         for pack_id in sorted(listed - covered - loaded):
-            try:
-                table = read_pack_table(self._storage, pack_id)
-            except FileNotFoundError:
-                continue  # deleted by gc meanwhile
-            except UnsupportedFormatError as exc:
-                self.newer[pack_id] = str(exc)
-                continue
-            except ValueError as exc:
-                # One damaged index costs only the chunks in its pack.
-                self.damaged[pack_id] = str(exc)
-                continue
-            self.damaged.pop(pack_id, None)
-            self.add(pack_id, table.total, table.entries)
+            self._load(pack_id)
 
-    def _use_merged(self, merged_ids: list[str]) -> None:
-        """Use the newest merged index that can be read (they sort by age)."""
-        if self._merged is not None and self._merged.id not in merged_ids:
-            with self._lock:
-                self._merged = None  # deleted: its packs are loaded one by one, or from a newer one
-        for merged_id in reversed(merged_ids):
-            if self._merged is not None and self._merged.id >= merged_id:
-                return
-            try:
-                merged = _read_merged(self._storage, merged_id)
-            except FileNotFoundError:
-                continue  # deleted by gc since the listing
-            except NotRegularFileError as exc:
-                self.unusable_merged[merged_id] = f"not a regular file ({exc.strerror})"
-                continue
-            except ValueError as exc:  # damaged, or of a newer format
-                self.unusable_merged[merged_id] = str(exc)
-                continue
-            self._adopt(merged)
+    def _load(self, pack_id: str) -> None:
+        try:
+            table = read_pack_table(self._storage, pack_id)
+        except FileNotFoundError:
+            return  # deleted by gc meanwhile
+        except UnsupportedFormatError as exc:
+            self.newer[pack_id] = str(exc)
             return
+        except ValueError as exc:
+            # One damaged index costs only the chunks in its pack.
+            self.damaged[pack_id] = str(exc)
+            return
+        self.damaged.pop(pack_id, None)
+        self.add(pack_id, table.total, table.entries)
 
-    def _adopt(self, merged: MergedIndex) -> None:
+    def _use_merged(self, merged_ids: list[str], listed: set[str]) -> None:
+        """Use the newest merged indexes that can be read (they sort by age),
+        older ones only while the newer leave packs uncovered."""
+        current = {merged.id: merged for merged in self._levels}
+        chosen: list[MergedIndex] = []
+        uncovered = set(listed)
+        for merged_id in reversed(merged_ids):
+            if len(chosen) == LEVELS or (chosen and len(uncovered) < DELTA_AT):
+                break
+            merged = current.get(merged_id) or self._read(merged_id)
+            if merged is not None and (not chosen or not uncovered.isdisjoint(merged.packs)):
+                chosen.append(merged)
+                uncovered.difference_update(merged.packs)
+        self._adopt(tuple(chosen))
+
+    def _read(self, merged_id: str) -> MergedIndex | None:
+        try:
+            return _read_merged(self._storage, merged_id)
+        except FileNotFoundError:
+            return None  # deleted since the listing
+        except NotRegularFileError as exc:
+            self.unusable_merged[merged_id] = f"not a regular file ({exc.strerror})"
+        except ValueError as exc:  # damaged, or of a newer format
+            self.unusable_merged[merged_id] = str(exc)
+        return None
+
+    def _adopt(self, levels: tuple[MergedIndex, ...]) -> None:
         with self._lock:
-            self._merged = merged
-            # Chunks of the tail that it covers are found there now.
-            if any(p in self._tables for p in merged.packs):
-                self._tables = {p: t for p, t in self._tables.items() if p not in merged.totals}
+            self._levels = levels
+            self._by_size = tuple(sorted(levels, key=len, reverse=True))
+            covered = {p for merged in levels for p in merged.packs}
+            # Chunks of the tail they cover are found there now.
+            if not covered.isdisjoint(self._tables):
+                self._tables = {p: t for p, t in self._tables.items() if p not in covered}
                 self._entries = _entries_of(self._tables, self._condemned)
 
     def add(self, pack_id: str, total: int, entries: list[tuple[bytes, ChunkLocation]]) -> None:
@@ -168,6 +193,7 @@ class PackIndex:
         with self._lock:
             self._tables[pack_id] = (total, entries)
             self._live.add(pack_id)
+            self._masks = {}
             condemned = self._condemned
             for digest, location in entries:
                 held = self._entries.setdefault(digest, location)
@@ -182,8 +208,8 @@ class PackIndex:
         location = self._entries.get(digest)
         if location is not None and location.pack not in self._condemned:
             return location
-        merged = self._merged
-        return location if merged is None else self._choose(location, merged.find(digest))
+        found = [found for merged in self._by_size for found in merged.find(digest)]
+        return self._choose(location, found)
 
     def _choose(
         self, location: ChunkLocation | None, found: list[ChunkLocation]
@@ -197,23 +223,21 @@ class PackIndex:
         return location
 
     def locate(self, digests: Sequence[bytes]) -> list[ChunkLocation | None]:
-        """:meth:`get` for each of ``digests``, with one batched search of the merged index."""
+        """:meth:`get` for each of ``digests``, with one batched search per merged index."""
         out = [self._entries.get(d) for d in digests]
-        merged = self._merged
-        if merged is None:
-            return out
         condemned = self._condemned
-        ask = [j for j, loc in enumerate(out) if loc is None or loc.pack in condemned]
-        if not ask:
-            return out
-        firsts = merged.first([digests[j] for j in ask])
-        found = [(j, first) for j, first in zip(ask, firsts, strict=True) if first >= 0]
         live = self._live
-        for (j, first), location in zip(found, merged.at([f for _, f in found]), strict=True):
-            if location.pack in live and location.pack not in condemned:
-                out[j] = location  # the first entry will do: the common case
-            else:
-                out[j] = self._choose(out[j], merged.locations_from(first, digests[j]))
+        for merged in self._by_size:
+            ask = [j for j, loc in enumerate(out) if loc is None or loc.pack in condemned]
+            if not ask:
+                break
+            firsts = merged.first([digests[j] for j in ask])
+            found = [(j, first) for j, first in zip(ask, firsts, strict=True) if first >= 0]
+            for (j, first), location in zip(found, merged.at([f for _, f in found]), strict=True):
+                if location.pack in live and location.pack not in condemned:
+                    out[j] = location  # the first entry will do: the common case
+                else:
+                    out[j] = self._choose(out[j], merged.locations_from(first, digests[j]))
         return out
 
     def __contains__(self, digest: object) -> bool:
@@ -229,64 +253,87 @@ class PackIndex:
     def missing(self, digests: Iterable[bytes]) -> list[bytes]:
         """The distinct ``digests`` no loaded index has, in order."""
         rest = [d for d in dict.fromkeys(digests) if d not in self._entries]
-        merged = self._merged
-        if merged is None or not rest:
-            return rest
         live = self._live
-        firsts = merged.first(rest)
-        return [
-            digest
-            for digest, first, ok in zip(rest, firsts, merged.live(firsts, live), strict=True)
-            if not ok
-            and (first < 0 or not any(f.pack in live for f in merged.locations_from(first, digest)))
-        ]
+        for merged in self._by_size:
+            if not rest:
+                break
+            firsts = merged.first(rest)
+            mask = self._masks.get(merged.id)
+            if mask is None:
+                mask = self._masks[merged.id] = merged.pack_mask(live)
+            rest = [
+                digest
+                for digest, first, ok in zip(rest, firsts, merged.live(firsts, mask), strict=True)
+                if not ok
+                and (
+                    first < 0
+                    or not any(f.pack in live for f in merged.locations_from(first, digest))
+                )
+            ]
+        return rest
 
     def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
         """Every loaded (digest, location): one per digest."""
         seen = dict(self._entries)
-        if self._merged is not None:
-            for digest, location in self._merged.items():
+        for merged in self._by_size:
+            for digest, location in merged.items():
                 if location.pack in self._live:
                     seen.setdefault(digest, location)
         return iter(list(seen.items()))
 
-    def merge(self, *, at: int | None = None) -> str | None:
-        """Publish a merged index of every loaded pack if the tail holds ``at``
-        packs or more (default: see :data:`MERGE_AT`).
+    def merge(self, *, full: bool = False) -> str | None:
+        """Publish a merged index when one is due, and delete those it replaces.
 
-        With ``at=0`` it is published unless the one in use already covers
-        exactly the live packs. Returns the new merged index's id, or None.
+        A new delta covers the packs outside the base once the tail holds
+        :data:`DELTA_AT` packs; a new base covers every pack once those
+        outside the base reach its share (see :data:`MERGE_AT`), or, with
+        ``full``, unless a single merged index covers exactly the live packs.
+        Returns the new merged index's id, or None.
 
         Raises:
             OSError: it could not be written.
         """
         with self._refreshing:
-            merged = self._merged
+            levels = self._levels
             with self._lock:
                 tables = {p: t for p, t in self._tables.items() if p in self._live}
                 live = set(self._live)
-            covered = 0 if merged is None else len(merged.packs)
-            limit = min(MERGE_AT, max(MERGE_MIN, covered // 8)) if at is None else at
-            stale = merged is not None and not live.issuperset(merged.packs)
-            due = len(tables) >= max(limit, 1)
-            if not due and not (limit == 0 and (stale or (merged is None and bool(live)))):
+            newer = {p for merged in levels[:-1] for p in merged.packs if p in live}
+            pending = len(tables) + len(newer)
+            if full:
+                exact = len(levels) == 1 and set(levels[0].packs) == live
+                due = bool(live) and not exact
+            else:
+                base = len(levels[-1].packs) if levels else 0
+                due = len(tables) >= DELTA_AT
+                limit = min(MERGE_AT, max(MERGE_MIN, base // 8))
+                full = not levels or len(levels) > 2 or pending >= limit
+            if not due:
                 return None
-            if merged is not None:
+            replaced = levels if full else levels[:-1]
+            for merged in replaced:
                 tables.update(merged.tables(live))
-            merged_id = new_merged_id()
-            data = encode_merged(tables)
-            try:
-                made = MergedIndex(merged_id, data)  # checked before anyone can read it
-            except ValueError:
-                return None  # a pack index holds an entry no merged index may: keep the tail
-            self._storage.write_new(merged_index_path(merged_id), (data,))
-            self._adopt(made)
-            if merged is not None:
-                # Replaced: readers that still want it load the new one, or
-                # the per-pack indexes, so it need not wait for gc.
+            made = self._publish(tables)
+            if made is None:
+                return None
+            self._adopt((made,) if full else (made, levels[-1]))
+            for merged in replaced:
+                # Readers that still want it load the new one, or the
+                # per-pack indexes, so it need not wait for gc.
                 with contextlib.suppress(OSError):
                     self._storage.delete(merged_index_path(merged.id))
-            return merged_id
+            return made.id
+
+    def _publish(self, tables: dict[str, Table]) -> MergedIndex | None:
+        """Write the merged index of ``tables``, checked before anyone can read it."""
+        merged_id = new_merged_id()
+        data = encode_merged(tables)
+        try:
+            made = MergedIndex(merged_id, data)
+        except ValueError:
+            return None  # a pack index holds an entry no merged index may: keep the tail
+        self._storage.write_new(merged_index_path(merged_id), (data,))
+        return made
 
 
 # Merged indexes parsed in this process, by store and id: a merged index is
@@ -294,7 +341,7 @@ class PackIndex:
 # if it was replaced.
 _PARSED: OrderedDict[tuple[str, str], MergedIndex] = OrderedDict()
 _PARSED_LOCK = threading.Lock()
-_PARSED_KEEP = 2
+_PARSED_KEEP = 2 * LEVELS
 
 
 def _read_merged(storage: Storage, merged_id: str) -> MergedIndex:
