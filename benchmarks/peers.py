@@ -57,7 +57,8 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
 
 
 def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
-    """Ingest ``src``, add it again unchanged, add ``edited`` in its place, restore.
+    """Ingest ``src``, add it again unchanged, add a copy of it at a new path,
+    add ``edited`` in its place, restore.
 
     The file is copied into the project first (DVC adds files where they
     are), outside the timings; restore is ``dvc checkout`` after deleting it.
@@ -71,6 +72,8 @@ def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
     ingest = _timed([dvc, "add", "-q", "model.bin"], project)
     stored = tree_bytes(cache)
     again = _timed([dvc, "add", "-q", "model.bin"], project)
+    shutil.copyfile(src, project / "copy.bin")
+    moved = _timed([dvc, "add", "-q", "copy.bin"], project)
     target.unlink()  # DVC may have linked it to the cache: replace, never write through
     shutil.copyfile(edited, target)
     tune = _timed([dvc, "add", "-q", "model.bin"], project)
@@ -80,11 +83,12 @@ def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
     if target.read_bytes() != edited.read_bytes():
         raise RuntimeError("dvc checkout restored other bytes")
     # checkout copies from the cache by the file's name, checking no hash
-    return _figures(ingest, again, tune, tuned_bytes, stored, restore, verifies=False)
+    return _figures(ingest, again, moved, tune, tuned_bytes, stored, restore, verifies=False)
 
 
 def restic_round(restic: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
-    """Back up ``src``, back it up again unchanged, back up ``edited``, restore it."""
+    """Back up ``src``, back it up again unchanged, again with a copy of it at a
+    new path, back up ``edited``, restore it."""
     repo = work / "restic-repo"
     env = {**os.environ, "RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_REPOSITORY": str(repo)}
     subprocess.run(
@@ -98,6 +102,9 @@ def restic_round(restic: str, work: Path, src: Path, edited: Path) -> dict[str, 
     ingest = _timed(backup, work, env)
     stored = tree_bytes(repo)
     again = _timed(backup, work, env)
+    shutil.copyfile(src, data / "copy.bin")
+    moved = _timed(backup, work, env)
+    (data / "copy.bin").unlink()  # the later snapshots, and the restore, hold one file
     target.unlink()
     shutil.copyfile(edited, target)
     before = tree_bytes(repo)
@@ -109,12 +116,13 @@ def restic_round(restic: str, work: Path, src: Path, edited: Path) -> dict[str, 
     if restored.read_bytes() != edited.read_bytes():
         raise RuntimeError("restic restore restored other bytes")
     # restic checks each blob's hash as it restores
-    return _figures(ingest, again, tune, tuned_bytes, stored, restore, verifies=True)
+    return _figures(ingest, again, moved, tune, tuned_bytes, stored, restore, verifies=True)
 
 
 def _figures(
     ingest: float,
     again: float,
+    moved: float,
     tune: float,
     tuned_bytes: int,
     stored: int,
@@ -126,6 +134,7 @@ def _figures(
     return {
         "ingest_s": ingest,
         "readd_s": again,
+        "newpath_s": moved,
         "finetune_s": tune,
         "finetune_new_bytes": tuned_bytes,
         "stored_bytes": stored,

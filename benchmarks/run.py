@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -159,8 +160,6 @@ def interleaved(
     slows down for a while after a gigabyte or two of writes). ``specs`` maps
     a key to (scenario, fresh work dir each run, work dir, arguments).
     """
-    import shutil
-
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in specs}
     keys = list(specs)
     for i in range(repeat):
@@ -247,6 +246,15 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     dedup_dir = work / "dedup"
     dedup_dir.mkdir()
     first = run_scenario("scribe_log_again", src=str(base), work=str(dedup_dir))
+    moved_src = work / "dedup-copy.bin"
+    shutil.copyfile(base, moved_src)
+    moved = interleaved(
+        {
+            "b3": ("b3_file", False, work, {"src": str(moved_src)}),
+            "moved": ("scribe_log_again", False, dedup_dir, {"src": str(moved_src)}),
+        },
+        1,
+    )
     tuned = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
     again = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
     restore = run_scenario("scribe_restore", src=str(edited), work=str(dedup_dir))
@@ -257,11 +265,15 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
         "changed_bytes": changed,
         "finetune_new_bytes": tuned["new_bytes"],
         "insert_new_bytes": insert["new_bytes"],
+        "newpath_s": moved["moved"]["seconds"],
+        "newpath_new_bytes": moved["moved"]["new_bytes"],
+        "b3_s": moved["b3"]["seconds"],
     }
     out["side_by_side"] = {
         "scribestore": {
             "ingest_s": first["seconds"],
             "readd_s": again["seconds"],
+            "newpath_s": moved["moved"]["seconds"],
             "finetune_s": tuned["seconds"],
             "finetune_new_bytes": tuned["new_bytes"],
             "stored_bytes": first["new_bytes"],
@@ -277,6 +289,7 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
 SIDE_BY_SIDE = (
     ("ingest_s", "ingest new content", "s"),
     ("readd_s", "re-ingest the same path", "s"),
+    ("newpath_s", "ingest the same content at a new path", "s"),
     ("finetune_s", "ingest a 5% fine-tune", "s"),
     ("finetune_new_bytes", "fine-tune new bytes", "B"),
     ("stored_bytes", "stored bytes, first version", "B"),
@@ -457,6 +470,15 @@ def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             str(d["changed_bytes"]),
             ratio(d["finetune_new_bytes"], d["changed_bytes"]),
             "<= 1.2x",
+        )
+    )
+    rows.append(
+        (
+            "same content at a new path vs b3, all cores",
+            f"{d['newpath_s']:.3f}s",
+            f"{d['b3_s']:.3f}s",
+            ratio(d["newpath_s"], d["b3_s"]),
+            "<= 1.1x",
         )
     )
     rows.append(

@@ -3,6 +3,7 @@ only when its times moved, and never trusted while they are racy."""
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,13 @@ def _walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return walked
 
 
+def _device(path: Path) -> int:
+    device = path.stat().st_dev
+    if not listing_cache.is_local(device):
+        pytest.skip("the temp directory is not on a file system known to be local")
+    return device
+
+
 def _aged(path: Path) -> None:
     """Wait until the directory's last change is older than the racy window."""
     changed = max(path.stat().st_mtime_ns, path.stat().st_ctime_ns)
@@ -38,6 +46,7 @@ def test_an_unchanged_directory_is_listed_once_and_any_change_is_seen(
 ) -> None:
     (tmp_path / "packs").mkdir()
     (tmp_path / "packs" / "a").write_bytes(b"1")
+    _device(tmp_path)
     _aged(tmp_path / "packs")
     walked = _walks(monkeypatch)
     storage = LocalStorage(tmp_path)
@@ -61,7 +70,7 @@ def test_a_recently_changed_directory_is_never_kept(
     (tmp_path / "packs").mkdir()
     (tmp_path / "packs" / "a").write_bytes(b"1")
     now = time.time_ns()
-    frozen = DirState(1, 2, now, now)  # the times stay put, as on a coarse clock
+    frozen = DirState(_device(tmp_path), 2, now, now)  # the times stay put, as on a coarse clock
     monkeypatch.setattr(listing_cache, "state_of", lambda path: frozen)
     storage = LocalStorage(tmp_path)
     assert list(storage.list("packs")) == ["packs/a"]
@@ -77,7 +86,8 @@ def test_unchanged_times_are_what_a_kept_listing_relies_on(
     (tmp_path / "packs").mkdir()
     (tmp_path / "packs" / "a").write_bytes(b"1")
     old = time.time_ns() - 2 * listing_cache.RACY_NS
-    monkeypatch.setattr(listing_cache, "state_of", lambda path: DirState(1, 2, old, old))
+    state = DirState(_device(tmp_path), 2, old, old)
+    monkeypatch.setattr(listing_cache, "state_of", lambda path: state)
     storage = LocalStorage(tmp_path)
     assert list(storage.list("packs")) == ["packs/a"]
     (tmp_path / "packs" / "b").write_bytes(b"2")
@@ -89,14 +99,14 @@ def test_a_directory_that_changes_while_it_is_read_is_not_kept(
 ) -> None:
     (tmp_path / "packs").mkdir()
     old = time.time_ns() - 2 * listing_cache.RACY_NS
-    states = iter([DirState(1, 2, old, old), DirState(1, 2, old, old + 1)])
-    monkeypatch.setattr(
-        listing_cache, "state_of", lambda path: next(states, DirState(1, 2, old, old))
-    )
+    device = _device(tmp_path)
+    still = DirState(device, 2, old, old)
+    states = iter([still, DirState(device, 2, old, old + 1)])  # moved while read
+    monkeypatch.setattr(listing_cache, "state_of", lambda path: next(states, still))
     walked = _walks(monkeypatch)
     storage = LocalStorage(tmp_path)
-    assert list(storage.list("packs")) == []
-    assert list(storage.list("packs")) == []
+    for _ in range(3):  # not kept, then kept once read unchanged
+        assert list(storage.list("packs")) == []
     assert len(walked) == 2
 
 
@@ -121,3 +131,54 @@ def test_trees_and_the_switch_off_are_listed_every_time(
 
 def test_a_missing_directory_lists_nothing(tmp_path: Path) -> None:
     assert list(LocalStorage(tmp_path).list("packs")) == []
+
+
+def test_a_directory_that_cannot_be_read_fails_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never an empty listing (which would read as every pack deleted), and never kept."""
+    (tmp_path / "packs").mkdir()
+    (tmp_path / "packs" / "a").write_bytes(b"1")
+    _device(tmp_path)
+    _aged(tmp_path / "packs")
+    real = os.scandir
+
+    def exhausted(path: object = ".") -> object:
+        raise OSError(errno.EMFILE, "Too many open files", str(path))
+
+    monkeypatch.setattr(os, "scandir", exhausted)
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(OSError, match="Too many open files"):
+        list(storage.list("packs"))
+    monkeypatch.setattr(os, "scandir", real)
+    assert list(storage.list("packs")) == ["packs/a"]
+
+
+def test_nested_roots_listing_one_directory_each_get_their_own_names(tmp_path: Path) -> None:
+    (tmp_path / "objects" / "locks").mkdir(parents=True)
+    (tmp_path / "objects" / "locks" / "w").write_bytes(b"1")
+    _device(tmp_path)
+    _aged(tmp_path / "objects" / "locks")
+    outer, inner = LocalStorage(tmp_path), LocalStorage(tmp_path / "objects")
+    for _ in range(2):
+        assert list(outer.list("objects/locks")) == ["objects/locks/w"]
+        assert list(inner.list("locks")) == ["locks/w"]
+    assert inner.exists("locks/w")
+
+
+def test_listings_on_other_file_systems_are_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NFS, SMB and FUSE stamp times with another machine's clock."""
+    (tmp_path / "packs").mkdir()
+    _aged(tmp_path / "packs")
+    monkeypatch.setattr(listing_cache, "is_local", lambda device: False)
+    walked = _walks(monkeypatch)
+    storage = LocalStorage(tmp_path)
+    for _ in range(2):
+        assert list(storage.list("packs")) == []
+    assert len(walked) == 2
+
+
+def test_a_device_that_is_not_mounted_is_not_local() -> None:
+    assert not listing_cache.is_local(os.makedev(4095, 1048575))

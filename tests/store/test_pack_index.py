@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from scribestore.ops.fsck import check_store, repair_store
 from scribestore.ops.gc import collect_garbage
 from scribestore.store import pack_index
 from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
-from scribestore.store.midx import encode_merged, new_merged_id
+from scribestore.store.midx import MergedIndex, encode_merged, new_merged_id
 from scribestore.store.pack_index import PackIndex
 from scribestore.store.packs import ChunkLocation, PackTable, read_pack_table, rewrite_index
 from support.counting import count_reads
@@ -246,3 +247,52 @@ def test_an_index_entry_of_no_bytes_is_damage(tmp_path: Path) -> None:
     assert store.merge_indexes() is not None
     collect_garbage(store, grace=NOW)
     assert check_store(store).problems[0].path.endswith(".idx")
+
+
+def test_a_refresh_during_a_lookup_leaves_no_stale_live_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup that began before gc's deletion was seen never makes a later
+    one report the deleted pack's chunks as present."""
+    store = ObjectStore(str(tmp_path / "objects"))
+    digests = [store.put(_content(n)) for n in range(3)]
+    store.merge_indexes()
+    index = _fresh_index(store)
+    chunk = store.recipe_chunks(digests[0])[0]
+    location = index.get(chunk)
+    assert location is not None and index.levels
+    for path in (f"{PACK_DIR}/{location.pack}.idx", f"{PACK_DIR}/{location.pack}.pack"):
+        store.storage.delete(path)  # as gc would, after the grace period
+    real = MergedIndex.pack_mask
+    computed, resume = threading.Event(), threading.Event()
+
+    def slow(self: MergedIndex, packs: object) -> object:
+        mask = real(self, packs)  # type: ignore[arg-type]
+        computed.set()
+        resume.wait(10)
+        return mask
+
+    monkeypatch.setattr(MergedIndex, "pack_mask", slow)
+    other = store.recipe_chunks(digests[1])[:1]
+    lookup = threading.Thread(target=index.missing, args=(other,))
+    lookup.start()
+    assert computed.wait(10)
+    index.refresh()  # sees the deletion while the lookup holds the old live packs
+    resume.set()
+    lookup.join()
+    monkeypatch.setattr(MergedIndex, "pack_mask", real)
+    assert index.missing([chunk]) == [chunk]
+    assert index.locate([chunk]) == [None]
+
+
+def test_parsed_merged_indexes_are_dropped_once_replaced(tmp_path: Path) -> None:
+    store = ObjectStore(str(tmp_path / "objects"))
+    store.put(_content(0))
+    first = store.merge_indexes()
+    _fresh_index(store)
+    store.put(_content(1))
+    second = store.merge_indexes()
+    assert first is not None and second not in (None, first)
+    _fresh_index(store)
+    # The replaced one is not kept in memory.
+    assert pack_index.parsed_merged(store.storage.url) == (second,)

@@ -17,6 +17,7 @@ import secrets
 import socket
 import stat
 import time
+from functools import partial
 from typing import IO, TYPE_CHECKING
 
 from scribestore.storage import listing_cache
@@ -41,6 +42,13 @@ _MAP_MIN = 256 << 10
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 # Errors meaning "this filesystem has no hard links": fall back to rename.
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def _walk_error(vanished: list[OSError], exc: OSError) -> None:
+    """A directory that could not be read fails the listing, unless it was deleted meanwhile."""
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+    vanished.append(exc)
 
 
 class LocalStorage(Storage):
@@ -306,23 +314,24 @@ class LocalStorage(Storage):
         top = self._abs(prefix) if prefix else self.root
         try:
             before = listing_cache.state_of(top)
-        except OSError:
+        except FileNotFoundError:
             return  # missing: nothing under it
-        kept = listing_cache.lookup(top, before)
+        kept = listing_cache.lookup(self.root, top, before)
         if kept is not None:
             yield from kept
             return
         started = time.time_ns()
         found: list[str] = []
+        vanished: list[OSError] = []
         flat = True
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, dirnames, filenames in os.walk(top, onerror=partial(_walk_error, vanished)):
             flat = flat and not dirnames
             rel = os.path.relpath(dirpath, self.root)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             found.extend(base + name for name in filenames)
         names = tuple(sorted(found))
-        if flat:  # a subdirectory's changes do not move the times of its parent
-            listing_cache.remember(top, before, started, names)
+        if flat and not vanished:  # a subdirectory's changes do not move its parent's times
+            listing_cache.remember(self.root, top, before, started, names)
         yield from names
 
     def special_files(self) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from scribestore.storage import Storage
 
-__all__ = ["DELTA_AT", "LEVELS", "MERGE_AT", "MERGE_MIN", "PackIndex"]
+__all__ = ["DELTA_AT", "LEVELS", "MERGE_AT", "MERGE_MIN", "PackIndex", "parsed_merged"]
 
 #: Packs outside the base after which a writer writes a new base covering
 #: them all: an eighth of the packs the base covers, at least
@@ -59,8 +59,10 @@ class PackIndex:
         # The merged indexes in use, newest first, and largest first for lookups.
         self._levels: tuple[MergedIndex, ...] = ()
         self._by_size: tuple[MergedIndex, ...] = ()
-        # Per merged index, which of its pack numbers are live (made when first needed).
+        # Per merged index, which of its pack numbers are live (made when first
+        # needed), for the live packs as of the listing numbered _listing.
         self._masks: dict[str, NDArray[np.bool_]] = {}
+        self._listing = 0
         # Packs with an index at the last listing, and those published since by this process.
         self._live: set[str] = set()
         # Packs gc has condemned: still readable, never deduplicated against.
@@ -130,6 +132,7 @@ class PackIndex:
             self._condemned = condemned
             self._live = listed | set(self._tables)
             self._masks = {}
+            self._listing += 1
         self._use_merged(sorted(found.midx), listed)
         covered = set(self.covered)
         with self._lock:
@@ -155,6 +158,7 @@ class PackIndex:
     def _use_merged(self, merged_ids: list[str], listed: set[str]) -> None:
         """Use the newest merged indexes that can be read (they sort by age),
         older ones only while the newer leave packs uncovered."""
+        _forget_parsed(self._storage.url, set(merged_ids))
         current = {merged.id: merged for merged in self._levels}
         chosen: list[MergedIndex] = []
         uncovered = set(listed)
@@ -194,6 +198,7 @@ class PackIndex:
             self._tables[pack_id] = (total, entries)
             self._live.add(pack_id)
             self._masks = {}
+            self._listing += 1
             condemned = self._condemned
             for digest, location in entries:
                 held = self._entries.setdefault(digest, location)
@@ -253,24 +258,35 @@ class PackIndex:
     def missing(self, digests: Iterable[bytes]) -> list[bytes]:
         """The distinct ``digests`` no loaded index has, in order."""
         rest = [d for d in dict.fromkeys(digests) if d not in self._entries]
-        live = self._live
+        with self._lock:
+            live, listing = set(self._live), self._listing
         for merged in self._by_size:
             if not rest:
                 break
             firsts = merged.first(rest)
-            mask = self._masks.get(merged.id)
-            if mask is None:
-                mask = self._masks[merged.id] = merged.pack_mask(live)
+            ok = merged.live(firsts, self._mask(merged, live, listing))
+            found = zip(rest, firsts, ok, strict=True)
             rest = [
                 digest
-                for digest, first, ok in zip(rest, firsts, merged.live(firsts, mask), strict=True)
-                if not ok
+                for digest, first, held in found
+                if not held
                 and (
                     first < 0
                     or not any(f.pack in live for f in merged.locations_from(first, digest))
                 )
             ]
         return rest
+
+    def _mask(self, merged: MergedIndex, live: set[str], listing: int) -> NDArray[np.bool_]:
+        """Which of ``merged``'s packs are in ``live``, the live packs of listing ``listing``."""
+        with self._lock:
+            mask = self._masks.get(merged.id) if listing == self._listing else None
+        if mask is None:
+            mask = merged.pack_mask(live)
+            with self._lock:
+                if listing == self._listing:  # no refresh meanwhile: still current
+                    self._masks[merged.id] = mask
+        return mask
 
     def items(self) -> Iterator[tuple[bytes, ChunkLocation]]:
         """Every loaded (digest, location): one per digest."""
@@ -356,6 +372,19 @@ def _read_merged(storage: Storage, merged_id: str) -> MergedIndex:
         while len(_PARSED) > _PARSED_KEEP:
             _PARSED.popitem(last=False)
     return merged
+
+
+def parsed_merged(url: str) -> tuple[str, ...]:
+    """The ids of the merged indexes of store ``url`` kept parsed in this process."""
+    with _PARSED_LOCK:
+        return tuple(merged_id for key, merged_id in _PARSED if key == url)
+
+
+def _forget_parsed(url: str, listed: set[str]) -> None:
+    """Drop the parsed merged indexes of store ``url`` that are no longer listed."""
+    with _PARSED_LOCK:
+        for key in [k for k in _PARSED if k[0] == url and k[1] not in listed]:
+            del _PARSED[key]
 
 
 def _entries_of(tables: dict[str, Table], condemned: set[str]) -> dict[bytes, ChunkLocation]:
