@@ -19,6 +19,8 @@ from typing import Any
 
 import blake3
 
+from timing import evict
+
 SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
@@ -157,12 +159,15 @@ def scribe_load(src: str, work: str) -> dict[str, Any]:
 
 
 @scenario
-def scribe_restore(src: str, work: str) -> dict[str, Any]:
-    """Restore the newest version of ``model`` to a file, verified, as ``scribestore get`` does."""
+def scribe_restore(src: str, work: str, cold: bool = False) -> dict[str, Any]:
+    """Restore the newest version of ``model`` to a file, verified, as ``scribestore get``
+    does; ``cold``: with the store's files out of the page cache."""
     from scribestore import Repository
 
     dest = Path(work) / "restored.bin"
     dest.unlink(missing_ok=True)
+    if cold:
+        evict(Path(work))
 
     def run() -> None:
         Repository(Path(work) / "repository.json", mode="r").load_artifact("model", dest=dest)

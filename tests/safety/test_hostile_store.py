@@ -144,7 +144,8 @@ def test_loose_header_announcing_a_huge_size_allocates_nothing(
 @pytest.mark.parametrize("chunk", [2**40, 2**63, 0, MAX_CHUNK + 1])
 def test_recipe_with_an_impossible_chunk_size_is_corrupt(location: Location, chunk: int) -> None:
     store = _store(location)
-    digest = store.put(random.Random(3).randbytes(5 << 20))
+    content = random.Random(3).randbytes(5 << 20)
+    digest = store.put(content)
     path = object_path(digest)
     blob = bytearray(store.storage.read_bytes(path))
     struct.pack_into("<Q", blob, 8, chunk)  # header and recipe agree on the crafted size
@@ -152,6 +153,12 @@ def test_recipe_with_an_impossible_chunk_size_is_corrupt(location: Location, chu
     _rewrite(store, path, bytes(blob))
     with pytest.raises(CorruptObjectError):
         store.get(digest)
+    with pytest.raises(CorruptObjectError, match="bad recipe"):
+        store.recipe_chunks(digest)
+    with pytest.raises(CorruptObjectError, match="bad recipe"):
+        store.missing_chunks(digest)
+    assert store.put(content) == digest  # the damaged copy is replaced, not trusted
+    assert store.get(digest) == content
 
 
 @pytest.mark.parametrize("version", [0, 3, 5, 129])

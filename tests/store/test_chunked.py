@@ -7,6 +7,7 @@ import io
 import itertools
 import os
 import random
+import struct
 import threading
 import time
 from pathlib import Path
@@ -333,6 +334,38 @@ def test_streams_deduplicate_against_other_writers_packs(location: Location) -> 
 
 
 # --- the chunk codec -------------------------------------------------------------
+
+
+_ENTRY = struct.Struct("<32sQ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.binary(min_size=32, max_size=32),
+            st.sampled_from([0, 1, chunked.MAX_CHUNK, chunked.MAX_CHUNK + 1, 2**63])
+            | st.integers(1, chunked.MAX_CHUNK),
+        ),
+        max_size=6,
+    ),
+    size_off=st.sampled_from([0, 0, 0, 1, -1]),
+    cut=st.sampled_from([0, 0, 0, 1, 35]),
+)
+def test_recipe_digests_read_a_recipe_exactly_as_parse_recipe(
+    entries: list[tuple[bytes, int]], size_off: int, cut: int
+) -> None:
+    payload = b"".join(_ENTRY.pack(d, n) for d, n in entries)
+    payload = payload[: len(payload) - cut] if cut <= len(payload) else payload
+    size = sum(n for _, n in entries) + size_off
+    try:
+        parsed = [d for d, _ in chunked.parse_recipe(payload, size)]
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)):
+            chunked.recipe_digests(payload, size)
+        return
+    digests = chunked.recipe_digests(memoryview(payload), size)
+    assert [d.tobytes() for d in digests] == parsed
 
 
 @settings(max_examples=200, deadline=None)

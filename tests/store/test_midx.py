@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scribestore.exception import CorruptPackError, UnsupportedFormatError
-from scribestore.store.midx import MergedIndex, Table, encode_merged, new_merged_id
+from scribestore.store.midx import MergedIndex, Table, digest_array, encode_merged, new_merged_id
 from scribestore.store.packs import ChunkLocation
 
 MID = "0" * 32
@@ -56,6 +56,10 @@ def test_every_entry_is_found_and_nothing_else(data: dict[str, Table], others: l
     assert sorted(merged.packs) == sorted(data)
     asked = list(expected) + others
     firsts = merged.first(asked)
+    assert merged.search(digest_array(asked)).tolist() == firsts
+    kept = set(merged.packs[::2])
+    held = merged.live(firsts, merged.pack_mask(kept)).tolist()
+    assert held == [f >= 0 and merged.at([f])[0].pack in kept for f in firsts]
     for digest, first in zip(asked, firsts, strict=True):
         want = sorted(expected.get(digest, []))
         assert sorted(merged.find(digest)) == want
@@ -78,6 +82,12 @@ def _sample() -> bytes:
 
 def _resealed(body: bytes) -> bytes:
     return body + blake3.blake3(body).digest()
+
+
+@pytest.mark.parametrize("lengths", [[31], [32, 33], [0]])
+def test_digests_of_the_wrong_length_are_refused(lengths: list[int]) -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        digest_array([bytes(n) for n in lengths])
 
 
 def test_a_changed_byte_fails_the_checksum() -> None:

@@ -15,7 +15,7 @@ from scribestore.ops.fsck import check_store, repair_store
 from scribestore.ops.gc import collect_garbage
 from scribestore.store import pack_index
 from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
-from scribestore.store.midx import MergedIndex, encode_merged, new_merged_id
+from scribestore.store.midx import MergedIndex, digest_array, encode_merged, new_merged_id
 from scribestore.store.pack_index import PackIndex
 from scribestore.store.packs import ChunkLocation, PackTable, read_pack_table, rewrite_index
 from support.counting import count_reads
@@ -197,6 +197,7 @@ def test_batched_lookups_agree_with_single_ones(location: Location) -> None:
     asked = wanted + unknown
     assert index.locate(asked) == [index.get(d) for d in asked]
     assert index.missing(asked) == unknown
+    assert index.missing(digest_array(asked + unknown[::-1])) == unknown  # distinct, in order
     assert all(index.reusable(wanted))
 
 

@@ -12,12 +12,15 @@ import os
 import stat
 import sys
 import tempfile
-from typing import IO
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 from scribestore.progress import Progress, null
 from scribestore.storage.base import BLOCK_SIZE
 
-__all__ = ["fsync_dir", "new_file_mode", "write_atomically"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["WholeCopy", "fsync_dir", "new_file_mode", "write_atomically"]
 
 
 def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = null) -> None:
@@ -36,18 +39,14 @@ def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = nul
         raise FileNotFoundError(f"cannot write {target}: directory {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
     try:
-        with os.fdopen(fd, "wb") as out:
-            written = flushed = 0
-            while block := stream.read(BLOCK_SIZE):
-                out.write(block)
-                written += len(block)
-                progress.advance(len(block))
-                if written - flushed >= _WRITEBACK:
-                    out.flush()
-                    _start_writeback(out.fileno(), flushed, written - flushed)
-                    flushed = written
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            sink = _Sink(out, progress)
+            if isinstance(stream, WholeCopy):
+                stream.copy_to(sink.write)
+            else:
+                while block := stream.read(BLOCK_SIZE):
+                    sink.write(memoryview(block))
             # Reaching here means the stream hit its clean (verified) end.
-            out.flush()
             os.fsync(out.fileno())
         # mkstemp creates 0600; give the file the mode a plain open() would.
         os.chmod(tmp, new_file_mode(target))
@@ -61,6 +60,40 @@ def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = nul
 
 # Bytes written between requests to start writing them to disk.
 _WRITEBACK = 16 << 20
+
+
+@runtime_checkable
+class WholeCopy(Protocol):
+    """A stream that can pass its whole content to a writer and check it after
+    (:meth:`scribestore.store.reader.ObjectReader.copy_to`)."""
+
+    def copy_to(self, write: Callable[[memoryview], object]) -> int:
+        """Pass the whole content to ``write``; raise if it was not the stored content."""
+        ...
+
+
+class _Sink:
+    """Writes to an unbuffered file, starting writeback every :data:`_WRITEBACK` bytes."""
+
+    def __init__(self, out: IO[bytes], progress: Progress) -> None:
+        self._out = out
+        self._progress = progress
+        self._written = self._flushed = 0
+
+    def write(self, block: memoryview) -> None:
+        """Write all of ``block``.
+
+        Raises:
+            OSError: the write failed.
+        """
+        size = len(block)
+        while block:
+            block = block[self._out.write(block) or 0 :]  # raw writes may be partial
+        self._written += size
+        self._progress.advance(size)
+        if self._written - self._flushed >= _WRITEBACK:
+            _start_writeback(self._out.fileno(), self._flushed, self._written - self._flushed)
+            self._flushed = self._written
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

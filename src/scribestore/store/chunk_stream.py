@@ -166,9 +166,11 @@ class ChunkedStream:
         first: ChunkLocation | None,
         length: int,
         run: list[tuple[int, ChunkLocation | None]],
+        check: bool = True,
     ) -> tuple[bytearray, memoryview]:
         """Read one run of blobs with a single ranged read, decode and verify them
         (or one chunk from the cache); chunks read from packs go to the cache.
+        Without ``check`` they are neither verified nor cached.
 
         Raises:
             CorruptPackError: the pack is short, or a chunk does not hash to
@@ -184,8 +186,8 @@ class ChunkedStream:
             self._index.refresh()
             self._located = None
             return self._gather(start, len(run))
-        buf, out = self._decode(start, first, data, run)
-        if self._cache is not None:
+        buf, out = self._decode(start, first, data, run, check=check)
+        if self._cache is not None and check:
             at = 0
             for j, (size, _) in enumerate(run):
                 self._cache.put(self._recipe[start + j][0], out[at : at + size])
@@ -239,13 +241,18 @@ class ChunkedStream:
         first: ChunkLocation,
         data: memoryview,
         run: list[tuple[int, ChunkLocation | None]],
+        *,
+        check: bool = True,
     ) -> tuple[bytearray, memoryview]:
-        """Decode one run read by :meth:`_read_run` and check every chunk against the recipe."""
+        """Decode one run read by :meth:`_read_run` and (with ``check``) check every
+        chunk against the recipe."""
         spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run if loc]
         total = sum(size for size, _ in run)
         buf = self._buffer_for(total)
         out = memoryview(buf)[:total]
         decode_run(data, spans, out)
+        if not check:
+            return buf, out
         at = 0
         for j, (size, loc) in enumerate(run):
             # Every chunk is checked before the reader sees a byte of it.
@@ -313,7 +320,31 @@ class ChunkedStream:
                 self._index.refresh()
                 self._located = None
 
-    def _decoded(self, first: int, stop: int) -> Generator[Block, None, None]:
+    def whole(self) -> Generator[memoryview, None, None]:
+        """The whole content in order, decoded; chunks are checked only to be cached.
+
+        For a caller that hashes the whole content and uses none of it
+        unless that matches (a restore to a temporary file): chunks are not
+        hashed a second time, except those that go to the cache, which holds
+        only checked chunks. Each view is valid until the next one.
+
+        Raises:
+            As :meth:`read`.
+        """
+        self._stop()
+        self._pos = self._since = 0
+        check = self._cache is not None
+        try:
+            for buf, out, _ in self._decoded(0, len(self._recipe), check=check):
+                yield out
+                self._spare.put(buf)
+                self._pos += len(out)
+        finally:
+            self._stop()
+
+    def _decoded(
+        self, first: int, stop: int, *, check: bool = True
+    ) -> Generator[Block, None, None]:
         # Reads and decodes run on threads, a few runs ahead of the consumer,
         # which hashes what it gets in order; decoding mostly runs without the
         # GIL, so all proceed at once.
@@ -321,7 +352,8 @@ class ChunkedStream:
         pending: deque[tuple[int, Future[tuple[bytearray, memoryview]]]] = deque()
         try:
             for start, head, length, run in self._runs(first, stop):
-                pending.append((start, pool.submit(self._fetch, start, head, length, run)))
+                job = pool.submit(self._fetch, start, head, length, run, check)
+                pending.append((start, job))
                 while len(pending) > READ_AHEAD:
                     start, job = pending.popleft()
                     yield (*job.result(), start)

@@ -39,6 +39,8 @@ from scribestore.store.packs import PackWriter
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
+    from numpy.typing import NDArray
+
     from scribestore.storage import Storage
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "RecipeEntry",
     "first_chunk",
     "parse_recipe",
+    "recipe_digests",
     "store_packed",
     "write_chunks",
 ]
@@ -95,15 +98,30 @@ def parse_recipe(payload: bytes | memoryview, size: int) -> list[RecipeEntry]:
     Raises:
         ValueError: the payload is malformed or its sizes do not add up to ``size``.
     """
+    _recipe_table(payload, size)
+    return list(_RECIPE_ENTRY.iter_unpack(payload))
+
+
+def recipe_digests(payload: bytes | memoryview, size: int) -> NDArray[np.void]:
+    """The chunk digests of a recipe payload, in order, as 32-byte items (no entry made).
+
+    Raises:
+        ValueError: as :func:`parse_recipe`.
+    """
+    return np.ascontiguousarray(_recipe_table(payload, size)["digest"])
+
+
+def _recipe_table(payload: bytes | memoryview, size: int) -> NDArray[np.void]:
+    """The recipe as a structured array, checked in bulk before anything is made per chunk."""
     if len(payload) % _RECIPE_ENTRY.size:
         raise ValueError("recipe length is not a whole number of entries")
-    # Checked in bulk, before anything is allocated for a chunk: no chunk exceeds MAX_CHUNK.
-    sizes = np.frombuffer(payload, dtype=_RECIPE_DTYPE)["size"]
+    table = np.frombuffer(payload, dtype=_RECIPE_DTYPE)
+    sizes = table["size"]
     if len(sizes) and (int(sizes.min()) == 0 or int(sizes.max()) > MAX_CHUNK):
         raise ValueError(f"recipe names a chunk of 0 or more than {MAX_CHUNK} bytes")
     if int(sizes.sum(dtype=np.uint64)) != size:
         raise ValueError("recipe chunk sizes do not add up to the object's size")
-    return list(_RECIPE_ENTRY.iter_unpack(payload))
+    return table
 
 
 class BufferWindows:

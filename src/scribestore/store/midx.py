@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
-__all__ = ["MERGED_FORMAT_VERSION", "MergedIndex", "Table", "encode_merged", "new_merged_id"]
+__all__ = [
+    "MERGED_FORMAT_VERSION",
+    "MergedIndex",
+    "Table",
+    "digest_array",
+    "encode_merged",
+    "new_merged_id",
+]
 
 MERGED_FORMAT_VERSION = 1
 _MAGIC = b"SSMX"
@@ -85,6 +92,20 @@ def encode_merged(tables: Mapping[str, Table]) -> bytes:
     ]
     body = b"".join(parts)
     return body + blake3.blake3(body, max_threads=blake3.blake3.AUTO).digest()
+
+
+def digest_array(digests: Sequence[bytes]) -> NDArray[np.void]:
+    """``digests`` (32 raw bytes each) as one array of 32-byte items.
+
+    This is what :meth:`MergedIndex.search` takes.
+
+    Raises:
+        ValueError: the digests do not add up to 32 bytes each.
+    """
+    joined = b"".join(digests)
+    if len(joined) != 32 * len(digests):
+        raise ValueError("a chunk digest is not 32 bytes long")
+    return np.frombuffer(joined, dtype="V32")
 
 
 class MergedIndex:
@@ -200,39 +221,44 @@ class MergedIndex:
 
     def first(self, digests: Sequence[bytes]) -> list[int]:
         """For each digest, the position of its first entry, or -1: one vectorized search."""
+        found: list[int] = self.search(digest_array(digests)).tolist()
+        return found
+
+    def search(self, wanted: NDArray[np.void]) -> NDArray[np.intp]:
+        """:meth:`first` of an array from :func:`digest_array`, as an array."""
         count = len(self._keys)
-        if not digests or not count:
-            return [-1] * len(digests)
-        joined = b"".join(digests)
-        keys = np.frombuffer(joined, dtype=">u8")[::4].astype(np.uint64)
+        if not len(wanted) or not count:
+            return np.full(len(wanted), -1, dtype=np.intp)
+        keys = np.ascontiguousarray(wanted).view(">u8")[::4].astype(np.uint64)
         at = np.searchsorted(self._keys, keys)
         near = np.minimum(at, count - 1)
         inside = at < count
-        hit = inside & (self._whole[near] == np.frombuffer(joined, dtype="V32"))
-        out: list[int] = np.where(hit, at, -1).tolist()
+        hit = inside & (self._whole[near] == wanted)
+        out = np.where(hit, at, -1).astype(np.intp)
         # Digests whose first 8 bytes equal another's: looked for one by one.
         for j in np.flatnonzero(inside & ~hit & (self._keys[near] == keys)).tolist():
-            i, key = int(at[j]), int(keys[j])
-            while i < count and self._key_view[i] == key and self._digest(i) != digests[j]:
+            i, key, digest = int(at[j]), int(keys[j]), wanted[j].tobytes()
+            while i < count and self._key_view[i] == key and self._digest(i) != digest:
                 i += 1
-            ok = i < count and self._digest(i) == digests[j]
-            out[j] = i if ok else -1
+            out[j] = i if i < count and self._digest(i) == digest else -1
         return out
 
     def pack_mask(self, packs: Container[str]) -> NDArray[np.bool_]:
         """For each pack number, whether its pack is in ``packs``: for :meth:`live`."""
         return np.asarray([p in packs for p in self.packs], dtype=np.bool_)
 
-    def live(self, positions: Sequence[int], mask: NDArray[np.bool_]) -> list[bool]:
-        """For each position (from :meth:`first`), whether it is >= 0 and its
-        entry's pack is one ``mask`` (from :meth:`pack_mask`) marks: checked
-        in bulk, no entry made."""
+    def live(
+        self, positions: Sequence[int] | NDArray[np.intp], mask: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """For each position (from :meth:`first` or :meth:`search`), whether it
+        is >= 0 and its entry's pack is one ``mask`` (from :meth:`pack_mask``)
+        marks: checked in bulk, no entry made."""
         where = np.asarray(positions, dtype=np.intp)
         found = where >= 0
         if not found.any():
-            return [False] * len(where)
+            return found
         pack = np.frombuffer(self._pack, dtype=np.uint32)[np.where(found, where, 0)]
-        ok: list[bool] = (found & mask[pack]).tolist()
+        ok: NDArray[np.bool_] = found & mask[pack]
         return ok
 
     def at(self, positions: Sequence[int]) -> list[ChunkLocation]:

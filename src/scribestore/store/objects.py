@@ -36,6 +36,7 @@ from scribestore.store.chunk_stream import ChunkedStream
 from scribestore.store.chunks import (
     RecipeEntry,
     parse_recipe,
+    recipe_digests,
 )
 from scribestore.store.hashing import (
     is_digest,
@@ -56,6 +57,9 @@ from scribestore.store.writer import ObjectWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    import numpy as np
+    from numpy.typing import NDArray
 
     from scribestore.store.packs import ChunkLocation
 
@@ -422,14 +426,17 @@ class ObjectStore(ObjectWriter):
         Raises:
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
-        recipe = self.recipe_chunks(digest) if self.is_chunked(digest) else None
-        return len(self._missing(recipe)) if recipe else 0
+        recipe = self._chunk_digests(digest) if self.is_chunked(digest) else None
+        return len(self._missing(recipe)) if recipe is not None else 0
 
-    def _missing(self, chunks: list[bytes]) -> list[bytes]:
+    def _missing(self, chunks: NDArray[np.void]) -> list[bytes]:
         """The distinct ``chunks`` in no pack, after refreshing the indexes if any seem missing."""
         index = self._packs()
+        fresh = not index.refreshed
+        if fresh:  # nothing is loaded yet: every chunk would seem missing
+            self._wrap_os(index.refresh, "packs")
         missing = index.missing(chunks)
-        if missing:
+        if missing and not fresh:
             self._wrap_os(index.refresh, "packs")
             missing = index.missing(missing)
         return missing
@@ -511,12 +518,23 @@ class ObjectStore(ObjectWriter):
         Raises:
             InvalidDigestError, ObjectNotFoundError, CorruptObjectError.
         """
+        chunks = self._chunk_digests(digest)
+        if chunks is None:
+            return None
+        joined = chunks.tobytes()
+        return [joined[at : at + 32] for at in range(0, len(joined), 32)]
+
+    def _chunk_digests(self, digest: str) -> NDArray[np.void] | None:
+        """:meth:`recipe_chunks` as an array (see :func:`recipe_digests`)."""
         path = object_path(digest)
         blob = self._object_io(lambda: self._storage.read_bytes(path), digest)
         header = codec.decode_header(blob[: codec.HEADER_SIZE], digest=digest, path=path)
         if header.codec is not codec.Codec.CHUNKED:
             return None
-        return [d for d, _ in self._recipe(digest, blob[codec.HEADER_SIZE :], header.size, path)]
+        try:
+            return recipe_digests(memoryview(blob)[codec.HEADER_SIZE :], header.size)
+        except ValueError as exc:
+            raise CorruptObjectError(digest, "bad recipe", path=path, detail=str(exc)) from exc
 
     # --- helpers -------------------------------------------------------------
 
@@ -532,7 +550,7 @@ class ObjectStore(ObjectWriter):
         if not self._exists(digest):
             return False
         try:
-            recipe = self.recipe_chunks(digest)
+            recipe = self._chunk_digests(digest)
             if recipe is None:
                 self.get(digest)
             elif chunks and (missing := self._missing(recipe)):

@@ -20,16 +20,17 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from scribestore.exception import UnsupportedFormatError
 from scribestore.storage import NotRegularFileError
 from scribestore.store.layout import PACK_DIR, merged_index_path, pack_names
-from scribestore.store.midx import MergedIndex, Table, encode_merged, new_merged_id
+from scribestore.store.midx import MergedIndex, Table, digest_array, encode_merged, new_merged_id
 from scribestore.store.packs import ChunkLocation, read_pack_table
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
-    import numpy as np
     from numpy.typing import NDArray
 
     from scribestore.storage import Storage
@@ -63,6 +64,7 @@ class PackIndex:
         # needed), for the live packs as of the listing numbered _listing.
         self._masks: dict[str, NDArray[np.bool_]] = {}
         self._listing = 0
+        self._refreshed = False
         # Packs with an index at the last listing, and those published since by this process.
         self._live: set[str] = set()
         # Packs gc has condemned: still readable, never deduplicated against.
@@ -97,6 +99,11 @@ class PackIndex:
         """How many packs are indexed outside the merged indexes."""
         return len(self._tables)
 
+    @property
+    def refreshed(self) -> bool:
+        """Whether :meth:`refresh` has listed the packs at least once."""
+        return self._refreshed
+
     def refresh(self) -> None:
         """Load what was published since the last refresh.
 
@@ -109,6 +116,7 @@ class PackIndex:
         """
         with self._refreshing:  # threads copying into one store share its index
             self._refresh()
+            self._refreshed = True
 
     def _refresh(self) -> None:
         # Packs this process publishes are added while the listing runs:
@@ -255,27 +263,34 @@ class PackIndex:
         condemned = self._condemned
         return [loc is not None and loc.pack not in condemned for loc in self.locate(digests)]
 
-    def missing(self, digests: Iterable[bytes]) -> list[bytes]:
-        """The distinct ``digests`` no loaded index has, in order."""
-        rest = [d for d in dict.fromkeys(digests) if d not in self._entries]
+    def missing(self, digests: Sequence[bytes] | NDArray[np.void]) -> list[bytes]:
+        """The distinct ``digests`` no loaded index has, in order.
+
+        ``digests`` may be an array from :func:`~scribestore.store.midx.digest_array`
+        or :func:`~scribestore.store.chunks.recipe_digests`: a recipe of
+        thousands of chunks is then searched without an object per chunk.
+
+        Raises:
+            ValueError: a digest is not 32 bytes long.
+        """
+        wanted = digests if isinstance(digests, np.ndarray) else digest_array(digests)
+        held = np.zeros(len(wanted), dtype=np.bool_)
         with self._lock:
             live, listing = set(self._live), self._listing
         for merged in self._by_size:
-            if not rest:
+            ask = np.flatnonzero(~held)
+            if not len(ask):
                 break
-            firsts = merged.first(rest)
+            firsts = merged.search(wanted[ask])
             ok = merged.live(firsts, self._mask(merged, live, listing))
-            found = zip(rest, firsts, ok, strict=True)
-            rest = [
-                digest
-                for digest, first, held in found
-                if not held
-                and (
-                    first < 0
-                    or not any(f.pack in live for f in merged.locations_from(first, digest))
-                )
-            ]
-        return rest
+            held[ask[ok]] = True
+            # A first entry in a pack that is gone: a later entry may be in a live one.
+            for j in np.flatnonzero((firsts >= 0) & ~ok).tolist():
+                found = merged.locations_from(int(firsts[j]), wanted[ask[j]].tobytes())
+                held[ask[j]] = any(f.pack in live for f in found)
+        joined = wanted[~held].tobytes()  # one copy, then cheap slices
+        rest = dict.fromkeys(joined[at : at + 32] for at in range(0, len(joined), 32))
+        return [d for d in rest if d not in self._entries]
 
     def _mask(self, merged: MergedIndex, live: set[str], listing: int) -> NDArray[np.bool_]:
         """Which of ``merged``'s packs are in ``live``, the live packs of listing ``listing``."""

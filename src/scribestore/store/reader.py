@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import IO, TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from scribestore.store.hashing import Hasher
 from scribestore.store.layout import BLOCK_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
 __all__ = ["ObjectReader"]
@@ -154,24 +156,8 @@ class ObjectReader(io.RawIOBase):
             self._source = io.BytesIO(self._whole())
         # Never read past the recorded size: trailing garbage is an integrity error.
         want = min(len(view), max(1, self.size - self._pos + 1))
-        try:
+        with self._reading():
             data = self._source.read(want)
-        except FileNotFoundError as exc:
-            raise ObjectNotFoundError(
-                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
-                "missing; restore it from another copy of the store or log the artifact again"
-            ) from exc
-        except UnsupportedFormatError:
-            raise  # a newer format, not damage
-        except (zstandard.ZstdError, ValueError) as exc:
-            raise CorruptObjectError(
-                self.digest,
-                self._hasher.hexdigest(),
-                path=self._path,
-                artifact=self._artifact,
-                version=self._version,
-                detail=f"undecodable: {exc}",
-            ) from exc
         if data:
             self._pos += len(data)
             if self._in_order:
@@ -191,6 +177,66 @@ class ObjectReader(io.RawIOBase):
         if self._in_order:
             self._finish()
         return 0
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Errors of the stored bytes as the library's errors."""
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(
+                f"object {self.digest} is incomplete: {exc}. A pack holding its chunks is "
+                "missing; restore it from another copy of the store or log the artifact again"
+            ) from exc
+        except UnsupportedFormatError:
+            raise  # a newer format, not damage
+        except (zstandard.ZstdError, ValueError) as exc:
+            raise CorruptObjectError(
+                self.digest,
+                self._hasher.hexdigest(),
+                path=self._path,
+                artifact=self._artifact,
+                version=self._version,
+                detail=f"undecodable: {exc}",
+            ) from exc
+
+    def copy_to(self, write: Callable[[memoryview], object]) -> int:
+        """Pass the whole content to ``write``, block by block, then check it whole.
+
+        Only for a caller that uses nothing it was given unless this returns,
+        such as a restore into a temporary file renamed afterwards. A chunked
+        object's chunks are then not checked one by one (unless they go to
+        the local cache): the whole content is hashed as it passes, which is
+        all the check needs, so each byte is hashed once instead of twice.
+        Other objects, or a stream already read from, are read as
+        :meth:`read` reads them. Each view is valid only during its call.
+
+        Returns:
+            The bytes passed (the object's size).
+
+        Raises:
+            IntegrityError: the content passed is not the stored content (it
+                was already passed to ``write``).
+            ObjectNotFoundError, CorruptObjectError, UnsupportedFormatError: as :meth:`read`.
+        """
+        self._checkClosed()
+        if not (isinstance(self._source, ChunkedStream) and self._pos == 0 and self._in_order):
+            block = bytearray(BLOCK_SIZE)
+            while n := self.readinto(block):
+                write(memoryview(block)[:n])
+            return self._pos
+        self._hasher = Hasher()
+        with contextlib.closing(self._source.whole()) as blocks:
+            while True:
+                with self._reading():  # errors of the store's bytes, not of ``write``
+                    view = next(blocks, None)
+                if view is None:
+                    break
+                self._hasher.update(view)
+                write(view)
+        self._pos = self._hasher.size
+        self._finish()
+        return self._pos
 
     def _whole(self) -> bytes:
         """The loose object's content, decoded and checked against its digest.
