@@ -196,6 +196,30 @@ def edit_copy(src: Path, dst: Path, *, fraction: float, regions: int) -> int:
     return per * regions
 
 
+def _new_path_rounds(work: Path, base: Path, store: Path, rounds: int) -> dict[str, Any]:
+    """The same content logged from a new path, against BLAKE3 of that file on every core.
+
+    Each round copies ``base`` to a path the stat cache has never seen, then
+    syncs, so neither timing waits for the copy's writeback.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"b3": [], "moved": []}
+    for i in range(rounds):
+        copy = work / f"dedup-copy-{i}.bin"
+        shutil.copyfile(base, copy)
+        os.sync()
+        found = interleaved(
+            {
+                "b3": ("b3_file", False, work, {"src": str(copy)}),
+                "moved": ("scribe_log_again", False, store, {"src": str(copy)}),
+            },
+            1,
+        )
+        for key, result in found.items():
+            runs[key].append(result)
+        copy.unlink()
+    return {key: _median(r) for key, r in runs.items()}
+
+
 def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> dict[str, Any]:
     import importlib.util
 
@@ -246,15 +270,7 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     dedup_dir = work / "dedup"
     dedup_dir.mkdir()
     first = run_scenario("scribe_log_again", src=str(base), work=str(dedup_dir))
-    moved_src = work / "dedup-copy.bin"
-    shutil.copyfile(base, moved_src)
-    moved = interleaved(
-        {
-            "b3": ("b3_file", False, work, {"src": str(moved_src)}),
-            "moved": ("scribe_log_again", False, dedup_dir, {"src": str(moved_src)}),
-        },
-        1,
-    )
+    moved = _new_path_rounds(work, base, dedup_dir, rounds=3)
     tuned = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
     again = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
     restore = run_scenario("scribe_restore", src=str(edited), work=str(dedup_dir))
@@ -296,7 +312,7 @@ SIDE_BY_SIDE = (
     ("finetune_new_bytes", "fine-tune new bytes", "B"),
     ("stored_bytes", "stored bytes, first version", "B"),
     ("restore_s", "restore to a file", "s"),
-    ("restore_cold_s", "restore to a file, store not in the page cache", "s"),
+    ("restore_cold_s", "restore to a file, cold page cache", "s"),
 )
 
 
