@@ -52,10 +52,27 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+#: Peak resident memory of any command _timed ran, in MiB, per tool.
+PEAK_RSS: dict[str, float] = {}
+
+
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds ``cmd`` took; its peak resident memory is kept in :data:`PEAK_RSS`."""
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    errors = proc.stderr.read()
+    # wait4 gives this child's own resource use (its peak RSS, in KiB on Linux).
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=errors)
+    tool = Path(cmd[0]).name
+    PEAK_RSS[tool] = max(PEAK_RSS.get(tool, 0.0), round(usage.ru_maxrss / 1024, 1))
+    return seconds
 
 
 def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
@@ -174,6 +191,7 @@ def bench_peers(work: Path, src: Path, edited: Path, repeat: int) -> dict[str, A
             rounds.append(run(command, round_dir, src, edited))
             shutil.rmtree(round_dir)
         out[name] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
+        out[name]["peak_rss_mib"] = PEAK_RSS.get(Path(command).name, 0.0)
     return out
 
 

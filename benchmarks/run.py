@@ -140,6 +140,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     best = dict(sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2])
     best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
     best["peak_rss_growth_mib"] = max(r["peak_rss_growth_mib"] for r in runs)
+    best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
     return best
 
 
@@ -296,6 +297,9 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
             "stored_bytes": first["new_bytes"],
             "restore_s": restore["seconds"],
             "restore_cold_s": restore_cold["seconds"],
+            "peak_rss_mib": max(
+                r["peak_rss_mib"] for r in (first, tuned, again, restore, restore_cold)
+            ),
             "restore_verifies": True,
         },
         **bench_peers(work / "peers", base, edited, repeat),
@@ -309,10 +313,11 @@ SIDE_BY_SIDE = (
     ("readd_s", "re-ingest the same path", "s"),
     ("newpath_s", "ingest the same content at a new path", "s"),
     ("finetune_s", "ingest a 5% fine-tune", "s"),
-    ("finetune_new_bytes", "fine-tune new bytes", "B"),
-    ("stored_bytes", "stored bytes, first version", "B"),
+    ("finetune_new_bytes", "fine-tune new bytes", ""),
+    ("stored_bytes", "stored bytes, first version", ""),
     ("restore_s", "restore to a file", "s"),
     ("restore_cold_s", "restore to a file, cold page cache", "s"),
+    ("peak_rss_mib", "peak RSS, largest of these runs", "MiB"),
 )
 
 
@@ -323,11 +328,15 @@ def report_peers(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     for key, label, unit in SIDE_BY_SIDE:
         ours = r["scribestore"][key]
         best = min(peers.items(), key=lambda kv: kv[1][key]) if peers else None
-        shown = f"{ours:.3f}s" if unit == "s" else str(ours)
+        shown = f"{ours:.3f}s" if unit == "s" else f"{ours} {unit}".rstrip()
         theirs = (
             "n/a"
             if best is None
-            else (f"{best[1][key]:.3f}s {best[0]}" if unit == "s" else f"{best[1][key]} {best[0]}")
+            else (
+                f"{best[1][key]:.3f}s {best[0]}"
+                if unit == "s"
+                else f"{best[1][key]} {unit} {best[0]}".replace("  ", " ")
+            )
         )
         rows.append(
             (
@@ -335,7 +344,7 @@ def report_peers(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 shown,
                 theirs,
                 ratio(ours, best[1][key]) if best else "",
-                "<= 1.0x",
+                "" if unit == "MiB" else "<= 1.0x",
             )
         )
     for name, figures in r.items():

@@ -286,7 +286,9 @@ def main() -> None:
     os.sync()
     base = rss_mib()
     result = SCENARIOS[name](**args)
-    result["peak_rss_growth_mib"] = round(rss_mib() - base, 1)
+    peak = rss_mib()
+    result["peak_rss_growth_mib"] = round(peak - base, 1)
+    result["peak_rss_mib"] = round(peak, 1)
     print(json.dumps(result))
 
 
