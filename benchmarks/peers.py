@@ -177,10 +177,38 @@ def _figures(
     }
 
 
-def bench_peers(work: Path, src: Path, edited: Path, repeat: int) -> dict[str, Any]:
-    """Each peer's figures, medians over ``repeat`` rounds, or why it is absent."""
+def dvc_stored(dvc: str, work: Path, src: Path) -> int:
+    """Bytes the DVC cache holds after ``dvc add`` of ``src`` in a new project."""
+    project = work / "dvc-stored"
+    project.mkdir(parents=True)
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=project, check=True, capture_output=True)
+    shutil.copyfile(src, project / "data.bin")
+    _timed([dvc, "add", "-q", "data.bin"], project)
+    return tree_bytes(project / ".dvc" / "cache")
+
+
+def restic_stored(restic: str, work: Path, src: Path) -> int:
+    """Bytes a new restic repository (version 2, compression auto) holds after
+    one backup of ``src``."""
+    repo = work / "restic-stored"
+    env = {**os.environ, "RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_REPOSITORY": str(repo)}
+    subprocess.run(
+        [restic, "init", "--repository-version", "2"], check=True, capture_output=True, env=env
+    )
+    env["RESTIC_CACHE_DIR"] = str(work / "restic-stored-cache")
+    _timed([restic, "backup", "-q", "--compression", "auto", str(src)], work, env)
+    return tree_bytes(repo)
+
+
+def bench_peers(work: Path, src: Path, edited: Path, bf16: Path, repeat: int) -> dict[str, Any]:
+    """Each peer's figures, medians over ``repeat`` rounds, or why it is absent;
+    and the bytes each stores for the bf16 file ``bf16``."""
     out: dict[str, Any] = {}
-    for name, find, run in (("dvc", find_dvc, dvc_round), ("restic", find_restic, restic_round)):
+    tools = (
+        ("dvc", find_dvc, dvc_round, dvc_stored),
+        ("restic", find_restic, restic_round, restic_stored),
+    )
+    for name, find, run, stored in tools:
         command = find()
         if command is None:
             out[name] = {"absent": f"{name} not found (see benchmarks/peers.py)"}
@@ -191,6 +219,8 @@ def bench_peers(work: Path, src: Path, edited: Path, repeat: int) -> dict[str, A
             rounds.append(run(command, round_dir, src, edited))
             shutil.rmtree(round_dir)
         out[name] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
+        out[name]["bf16_stored_bytes"] = stored(command, work / f"{name}-bf16", bf16)
+        shutil.rmtree(work / f"{name}-bf16")
         out[name]["peak_rss_mib"] = PEAK_RSS.get(Path(command).name, 0.0)
     return out
 
