@@ -177,32 +177,39 @@ def _figures(
     }
 
 
-def dvc_stored(dvc: str, work: Path, src: Path) -> int:
-    """Bytes the DVC cache holds after ``dvc add`` of ``src`` in a new project."""
+def dvc_stored(dvc: str, work: Path, src: Path) -> tuple[float, int]:
+    """Seconds ``dvc add`` of a copy of ``src`` (a file or a folder) took in a
+    new project, and the bytes its cache then holds."""
     project = work / "dvc-stored"
     project.mkdir(parents=True)
     subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=project, check=True, capture_output=True)
-    shutil.copyfile(src, project / "data.bin")
-    _timed([dvc, "add", "-q", "data.bin"], project)
-    return tree_bytes(project / ".dvc" / "cache")
+    if src.is_dir():
+        shutil.copytree(src, project / "data")
+    else:
+        shutil.copyfile(src, project / "data")
+    seconds = _timed([dvc, "add", "-q", "data"], project)
+    return seconds, tree_bytes(project / ".dvc" / "cache")
 
 
-def restic_stored(restic: str, work: Path, src: Path) -> int:
-    """Bytes a new restic repository (version 2, compression auto) holds after
-    one backup of ``src``."""
+def restic_stored(restic: str, work: Path, src: Path) -> tuple[float, int]:
+    """Seconds one backup of ``src`` into a new restic repository (version 2,
+    compression auto) took, and the bytes the repository then holds."""
     repo = work / "restic-stored"
     env = {**os.environ, "RESTIC_PASSWORD": RESTIC_PASSWORD, "RESTIC_REPOSITORY": str(repo)}
     subprocess.run(
         [restic, "init", "--repository-version", "2"], check=True, capture_output=True, env=env
     )
     env["RESTIC_CACHE_DIR"] = str(work / "restic-stored-cache")
-    _timed([restic, "backup", "-q", "--compression", "auto", str(src)], work, env)
-    return tree_bytes(repo)
+    seconds = _timed([restic, "backup", "-q", "--compression", "auto", str(src)], work, env)
+    return seconds, tree_bytes(repo)
 
 
-def bench_peers(work: Path, src: Path, edited: Path, bf16: Path, repeat: int) -> dict[str, Any]:
+def bench_peers(
+    work: Path, src: Path, edited: Path, extra: tuple[Path, Path], repeat: int
+) -> dict[str, Any]:
     """Each peer's figures, medians over ``repeat`` rounds, or why it is absent;
-    and the bytes each stores for the bf16 file ``bf16``."""
+    and for ``extra``, a bf16 file and a model folder, the bytes each stores
+    (and for the folder the time it takes) in a new repository."""
     out: dict[str, Any] = {}
     tools = (
         ("dvc", find_dvc, dvc_round, dvc_stored),
@@ -219,8 +226,12 @@ def bench_peers(work: Path, src: Path, edited: Path, bf16: Path, repeat: int) ->
             rounds.append(run(command, round_dir, src, edited))
             shutil.rmtree(round_dir)
         out[name] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
-        out[name]["bf16_stored_bytes"] = stored(command, work / f"{name}-bf16", bf16)
-        shutil.rmtree(work / f"{name}-bf16")
+        bf16, folder = extra
+        out[name]["bf16_stored_bytes"] = stored(command, work / f"{name}-bf16", bf16)[1]
+        found = stored(command, work / f"{name}-folder", folder)
+        out[name]["folder_s"], out[name]["folder_stored_bytes"] = found
+        for kind in ("bf16", "folder"):
+            shutil.rmtree(work / f"{name}-{kind}")
         out[name]["peak_rss_mib"] = PEAK_RSS.get(Path(command).name, 0.0)
     return out
 

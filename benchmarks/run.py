@@ -189,6 +189,33 @@ def make_weights(path: Path, size: int, seed: int, dtype: str = "float32") -> No
             )
 
 
+def make_model_folder(path: Path, size: int) -> Path:
+    """A Hugging Face style model folder of about ``size`` bytes: a config, a
+    tokenizer, generation settings and two float32 safetensors shards."""
+    import numpy as np
+
+    path.mkdir()
+    (path / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "layers": 16})
+    )
+    (path / "generation_config.json").write_text(json.dumps({"temperature": 0.7, "top_p": 0.9}))
+    rng = np.random.default_rng(5)
+    vocab = {f"tok{n}_{rng.integers(1 << 30)}": n for n in range(50_000)}
+    (path / "tokenizer.json").write_text(json.dumps({"model": {"vocab": vocab}}))
+    for shard in (1, 2):
+        raw = path / f"shard-{shard}.raw"
+        make_weights(raw, size // 2, seed=10 + shard)
+        header = json.dumps(
+            {"w": {"dtype": "F32", "shape": [size // 8], "data_offsets": [0, size // 2]}}
+        ).encode()
+        with (path / f"model-0000{shard}-of-00002.safetensors").open("wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header)
+            with raw.open("rb") as r:
+                shutil.copyfileobj(r, f, 8 << 20)
+        raw.unlink()
+    return path
+
+
 def edit_copy(src: Path, dst: Path, *, fraction: float, regions: int) -> int:
     """A copy of ``src`` with ``fraction`` of its bytes rewritten in ``regions`` places."""
     import random
@@ -299,6 +326,9 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     bf16_dir.mkdir()
     bf16_stored = run_scenario("scribe_log_again", src=str(bf16), work=str(bf16_dir))["new_bytes"]
     out["dedup"]["bf16_stored_bytes"] = bf16_stored
+    folder = make_model_folder(work / "model-folder", dedup_size)
+    (work / "folder").mkdir()
+    logged = run_scenario("scribe_log_folder", src=str(folder), work=str(work / "folder"))
     out["side_by_side"] = {
         "scribestore": {
             "ingest_s": first["seconds"],
@@ -310,12 +340,14 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
             "restore_s": restore["seconds"],
             "restore_cold_s": restore_cold["seconds"],
             "bf16_stored_bytes": bf16_stored,
+            "folder_s": logged["seconds"],
+            "folder_stored_bytes": logged["new_bytes"],
             "peak_rss_mib": max(
                 r["peak_rss_mib"] for r in (first, tuned, again, restore, restore_cold)
             ),
             "restore_verifies": True,
         },
-        **bench_peers(work / "peers", base, edited, bf16, repeat),
+        **bench_peers(work / "peers", base, edited, (bf16, folder), repeat),
     }
     return out
 
@@ -331,6 +363,8 @@ SIDE_BY_SIDE = (
     ("restore_s", "restore to a file", "s"),
     ("restore_cold_s", "restore to a file, cold page cache", "s"),
     ("bf16_stored_bytes", "stored bytes, bf16 file", ""),
+    ("folder_s", "ingest a model folder", "s"),
+    ("folder_stored_bytes", "stored bytes, model folder", ""),
     ("peak_rss_mib", "peak RSS, largest of these runs", "MiB"),
 )
 
