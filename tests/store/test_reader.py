@@ -7,7 +7,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from scribestore import IntegrityError, ObjectNotFoundError, ObjectStore, Repository
+from scribestore import (
+    CorruptObjectError,
+    IntegrityError,
+    ObjectNotFoundError,
+    ObjectStore,
+    Repository,
+)
+from scribestore.artifacts.localfile import write_atomically
+from scribestore.progress import ProgressReader
 from scribestore.store.cache import ChunkCache
 from scribestore.store.layout import PACK_DIR, object_path, pack_path
 from scribestore.store.loose import LOOSE_LIMIT
@@ -42,17 +50,34 @@ def test_copy_to_passes_exactly_the_content(location: Location, size: int) -> No
     assert _copied(store, digest) == (data, size)
 
 
-def test_copy_to_after_a_read_passes_the_rest_and_still_checks_the_whole(
-    location: Location,
-) -> None:
+@pytest.mark.parametrize("size", [100, 6 << 20])
+def test_copy_to_after_a_read_starts_again_from_the_start(location: Location, size: int) -> None:
     store = _store(location)
-    digest = store.put(BIG)
+    digest = store.put(BIG[:size])
     got = bytearray()
     with store.open(digest) as reader:
-        head = reader.read(1000)
-        assert reader.copy_to(lambda view: got.extend(view)) == len(BIG)
+        assert reader.read(50) == BIG[:50]
+        assert reader.copy_to(lambda view: got.extend(view)) == size
         assert reader.verified
-    assert head + got == BIG
+    assert got == BIG[:size]
+
+
+def test_a_failed_copy_leaves_the_stream_at_the_start(location: Location) -> None:
+    store = _store(location)
+    digest = store.put(BIG)
+    calls = []
+
+    def write(view: memoryview) -> None:
+        calls.append(len(view))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+
+    with store.open(digest) as reader:
+        with pytest.raises(OSError, match="No space"):
+            reader.copy_to(write)
+        assert reader.tell() == 0 and not reader.verified
+        assert reader.read() == BIG  # from offset 0, checked whole
+        assert reader.verified
 
 
 def test_another_objects_recipe_is_refused_after_the_copy(
@@ -77,8 +102,8 @@ def test_a_damaged_pack_fails_the_copy(location: Location) -> None:
     blob[len(blob) // 2] ^= 0xFF
     store.storage.delete(path)
     store.storage.write_new(path, [bytes(blob)])
-    with pytest.raises(IntegrityError), store.open(digest) as reader:
-        reader.copy_to(lambda view: None)
+    with pytest.raises(CorruptObjectError, match="pack"), store.open(digest) as reader:
+        reader.copy_to(lambda view: None)  # the chunks are checked again to name the damage
 
 
 def test_a_missing_pack_is_not_found(location: Location) -> None:
@@ -131,3 +156,29 @@ def test_errors_of_the_writer_are_not_blamed_on_the_store(
     with pytest.raises(type(error)) as caught, store.open(digest) as reader:
         reader.copy_to(write)
     assert caught.value is error
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self.total = 0
+
+    def start(self, total: int | None, desc: str) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        self.total += n
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_wrapped_reader_is_read_through_its_wrapper(tmp_path: Path) -> None:
+    """A wrapper that forwards attributes (as ProgressReader does) must still see every byte."""
+    store = ObjectStore(str(tmp_path / "objects"))
+    digest = store.put(BIG)
+    progress = _Counted()
+    target = tmp_path / "out.bin"
+    with ProgressReader(store.open(digest), progress) as wrapped:
+        write_atomically(str(target), wrapped)
+    assert target.read_bytes() == BIG
+    assert progress.total == len(BIG)

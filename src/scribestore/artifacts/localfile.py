@@ -12,15 +12,13 @@ import os
 import stat
 import sys
 import tempfile
-from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
+from typing import IO
 
 from scribestore.progress import Progress, null
 from scribestore.storage.base import BLOCK_SIZE
+from scribestore.store.reader import ObjectReader
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-__all__ = ["WholeCopy", "fsync_dir", "new_file_mode", "write_atomically"]
+__all__ = ["fsync_dir", "new_file_mode", "write_atomically"]
 
 
 def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = null) -> None:
@@ -41,8 +39,8 @@ def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = nul
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
             sink = _Sink(out, progress)
-            if isinstance(stream, WholeCopy):
-                stream.copy_to(sink.write)
+            if isinstance(stream, ObjectReader):
+                stream.copy_to(sink.write)  # checked whole, each byte hashed once
             else:
                 while block := stream.read(BLOCK_SIZE):
                     sink.write(memoryview(block))
@@ -60,16 +58,6 @@ def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = nul
 
 # Bytes written between requests to start writing them to disk.
 _WRITEBACK = 16 << 20
-
-
-@runtime_checkable
-class WholeCopy(Protocol):
-    """A stream that can pass its whole content to a writer and check it after
-    (:meth:`scribestore.store.reader.ObjectReader.copy_to`)."""
-
-    def copy_to(self, write: Callable[[memoryview], object]) -> int:
-        """Pass the whole content to ``write``; raise if it was not the stored content."""
-        ...
 
 
 class _Sink:

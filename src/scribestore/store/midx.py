@@ -100,12 +100,11 @@ def digest_array(digests: Sequence[bytes]) -> NDArray[np.void]:
     This is what :meth:`MergedIndex.search` takes.
 
     Raises:
-        ValueError: the digests do not add up to 32 bytes each.
+        ValueError: a digest is not 32 bytes long.
     """
-    joined = b"".join(digests)
-    if len(joined) != 32 * len(digests):
+    if any(len(digest) != 32 for digest in digests):
         raise ValueError("a chunk digest is not 32 bytes long")
-    return np.frombuffer(joined, dtype="V32")
+    return np.frombuffer(b"".join(digests), dtype="V32")
 
 
 class MergedIndex:

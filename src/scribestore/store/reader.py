@@ -201,15 +201,18 @@ class ObjectReader(io.RawIOBase):
             ) from exc
 
     def copy_to(self, write: Callable[[memoryview], object]) -> int:
-        """Pass the whole content to ``write``, block by block, then check it whole.
+        """Pass the whole content, from the start, to ``write`` block by block,
+        then check it whole.
 
         Only for a caller that uses nothing it was given unless this returns,
         such as a restore into a temporary file renamed afterwards. A chunked
         object's chunks are then not checked one by one (unless they go to
         the local cache): the whole content is hashed as it passes, which is
         all the check needs, so each byte is hashed once instead of twice.
-        Other objects, or a stream already read from, are read as
-        :meth:`read` reads them. Each view is valid only during its call.
+        If that check fails, the chunks are read again, checked one by one,
+        to name a damaged one. A stream already read from starts again from
+        0. Each view is valid only during its call. If this raises, a
+        seekable stream is back at 0.
 
         Returns:
             The bytes passed (the object's size).
@@ -218,15 +221,38 @@ class ObjectReader(io.RawIOBase):
             IntegrityError: the content passed is not the stored content (it
                 was already passed to ``write``).
             ObjectNotFoundError, CorruptObjectError, UnsupportedFormatError: as :meth:`read`.
+            io.UnsupportedOperation: the stream was read from and cannot seek back.
         """
         self._checkClosed()
-        if not (isinstance(self._source, ChunkedStream) and self._pos == 0 and self._in_order):
+        if self._pos:
+            if not self.seekable():
+                raise io.UnsupportedOperation(
+                    f"object {self.digest} was read from and reads only in order"
+                )
+            self.seek(0)
+        try:
+            if isinstance(self._source, ChunkedStream):
+                return self._copy_chunks(self._source, write)
             block = bytearray(BLOCK_SIZE)
             while n := self.readinto(block):
                 write(memoryview(block)[:n])
             return self._pos
+        except BaseException:
+            if self.seekable() and not self.closed:
+                self._rewind()
+            raise
+
+    def _rewind(self) -> None:
+        """Back to offset 0 with nothing hashed, whatever the inner stream read."""
+        if self._source is not None:
+            self._source.seek(0)
+        self._pos = 0
+        self._in_order = True
         self._hasher = Hasher()
-        with contextlib.closing(self._source.whole()) as blocks:
+
+    def _copy_chunks(self, source: ChunkedStream, write: Callable[[memoryview], object]) -> int:
+        self._hasher = Hasher()
+        with contextlib.closing(source.whole()) as blocks:
             while True:
                 with self._reading():  # errors of the store's bytes, not of ``write``
                     view = next(blocks, None)
@@ -234,9 +260,26 @@ class ObjectReader(io.RawIOBase):
                     break
                 self._hasher.update(view)
                 write(view)
+        # The inner stream is at the end; this one follows it.
         self._pos = self._hasher.size
-        self._finish()
+        self._in_order = True
+        try:
+            self._finish()
+        except IntegrityError:
+            self._name_damaged_chunk(source)
+            raise
         return self._pos
+
+    def _name_damaged_chunk(self, source: ChunkedStream) -> None:
+        """Read ``source`` again with every chunk checked; raise on a damaged one.
+
+        Raises:
+            CorruptObjectError: naming the chunk, its pack and offset.
+        """
+        source.seek(0)
+        with self._reading():
+            while source.read(BLOCK_SIZE):
+                pass
 
     def _whole(self) -> bytes:
         """The loose object's content, decoded and checked against its digest.
