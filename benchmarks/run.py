@@ -182,11 +182,11 @@ def make_weights(path: Path, size: int, seed: int, dtype: str = "float32") -> No
     rng = np.random.default_rng(seed)
     per = 4 if dtype == "float32" else 2
     with path.open("wb") as f:
-        for _ in range(size >> 26):
-            block = (rng.standard_normal((64 << 20) // per) * 0.02).astype("float32")
-            f.write(
-                block.tobytes() if per == 4 else (block.view("<u4") >> 16).astype("<u2").tobytes()
-            )
+        for start in range(0, size, 64 << 20):
+            count = min(64 << 20, size - start) // per
+            block = (rng.standard_normal(count) * 0.02).astype("float32")
+            cast = block if per == 4 else (block.view("<u4") >> 16).astype("<u2")
+            f.write(cast.tobytes())
 
 
 def make_model_folder(path: Path, size: int) -> Path:
@@ -328,7 +328,9 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     out["dedup"]["bf16_stored_bytes"] = bf16_stored
     folder = make_model_folder(work / "model-folder", dedup_size)
     (work / "folder").mkdir()
-    logged = run_scenario("scribe_log_folder", src=str(folder), work=str(work / "folder"))
+    logged = run_scenario(
+        "scribe_log_again", src=str(folder), work=str(work / "folder"), handler="folder"
+    )
     out["side_by_side"] = {
         "scribestore": {
             "ingest_s": first["seconds"],

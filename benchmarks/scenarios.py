@@ -127,31 +127,16 @@ def scribe_log_save(src: str, work: str) -> dict[str, Any]:
 
 
 @scenario
-def scribe_log_again(src: str, work: str) -> dict[str, Any]:
-    """Log ``src`` as a new version of an existing repository (identical or edited)."""
+def scribe_log_again(src: str, work: str, handler: str = "file") -> dict[str, Any]:
+    """Log ``src`` as a new version of an existing repository (identical or
+    edited); ``handler`` ``"folder"`` logs a folder."""
     from scribestore import Repository
 
     before = tree_size(Path(work))
 
     def run() -> None:
         repo = Repository(Path(work) / "repository.json", mode="a")
-        repo.log_artifact("model", Path(src), "file")
-        repo.save()
-
-    seconds = timed(run)
-    return {"seconds": seconds, "new_bytes": tree_size(Path(work)) - before}
-
-
-@scenario
-def scribe_log_folder(src: str, work: str) -> dict[str, Any]:
-    """Log the folder ``src`` as a new version of ``llm`` (the ``folder`` handler)."""
-    from scribestore import Repository
-
-    before = tree_size(Path(work))
-
-    def run() -> None:
-        repo = Repository(Path(work) / "repository.json", mode="a")
-        repo.log_artifact("llm", Path(src), "folder")
+        repo.log_artifact("model", Path(src), handler)
         repo.save()
 
     seconds = timed(run)
