@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,22 +58,46 @@ PEAK_RSS: dict[str, float] = {}
 
 
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
-    """Seconds ``cmd`` took; its peak resident memory is kept in :data:`PEAK_RSS`."""
+    """Seconds ``cmd`` took; its peak resident memory is kept in :data:`PEAK_RSS`.
+
+    The peak is the child's own VmHWM, read while it runs: ``ru_maxrss``
+    from ``wait4`` would start from this process's peak, inherited across
+    fork and exec.
+    """
+    peak = [0.0]
+    done = threading.Event()
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    assert proc.stderr is not None
-    errors = proc.stderr.read()
-    # wait4 gives this child's own resource use (its peak RSS, in KiB on Linux).
-    _, status, usage = os.wait4(proc.pid, 0)
+
+    def watch() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], _hwm_mib(proc.pid))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _, errors = proc.communicate()
     seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    watcher.join()
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=errors)
     tool = Path(cmd[0]).name
-    PEAK_RSS[tool] = max(PEAK_RSS.get(tool, 0.0), round(usage.ru_maxrss / 1024, 1))
+    PEAK_RSS[tool] = max(PEAK_RSS.get(tool, 0.0), round(peak[0], 1))
     return seconds
+
+
+def _hwm_mib(pid: int) -> float:
+    """VmHWM of process ``pid`` in MiB, or 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def dvc_round(dvc: str, work: Path, src: Path, edited: Path) -> dict[str, Any]:
