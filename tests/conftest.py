@@ -17,7 +17,7 @@ import pytest
 
 from support.locations import BACKENDS, S3_BUCKET, Location, make_location
 from support.s3server import S3Server
-from support.seaweed import SeaweedCluster
+from support.seaweed import SeaweedCluster, SeaweedError
 
 # Tests of remote behaviour read the remote itself; the cache tests give
 # their stores a cache of their own (tests/store/test_cache.py).
@@ -36,6 +36,19 @@ def s3_server() -> Iterator[S3Server | SeaweedCluster]:
     with server:
         server.create_bucket(S3_BUCKET)
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _s3_server_takes_writes(request: pytest.FixtureRequest) -> None:
+    """A test that uses the session's cluster directly fails at once, with a
+    diagnosis, if the cluster stopped taking writes (``location`` checks the same)."""
+    if "s3_server" in request.fixturenames:
+        server = request.getfixturevalue("s3_server")
+        if isinstance(server, SeaweedCluster):
+            try:
+                server.check_writable(S3_BUCKET)
+            except SeaweedError as exc:
+                pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,32 @@ def test_one_tensor_of_a_large_safetensors_file_costs_its_own_bytes(
         assert tensor == f.read(end - begin)
     print(f"header and one tensor: fetched {reads.total} of {size} bytes in {reads.requests} reads")
     assert reads.total < 0.02 * size, reads
+
+
+def test_a_cluster_that_takes_no_writes_fails_its_probe_fast_with_a_diagnosis() -> None:
+    """Volume servers read-only from the start (as when the disk is below their
+    free-space floor): the probe fails within its time-out, names the disk
+    and the master's empty topology, and later probes fail at once."""
+    cluster = SeaweedCluster(min_free_space="100", probe_timeout=2.0).start()
+    try:
+        cluster.create_bucket(BUCKET)
+        with pytest.raises(SeaweedError, match="takes no writes") as first:
+            cluster.check_writable(BUCKET)
+        assert "MiB free of" in str(first.value)
+        assert '"Free":0' in str(first.value)
+        started = time.monotonic()
+        with pytest.raises(SeaweedError, match="stopped taking writes earlier"):
+            cluster.check_writable(BUCKET)
+        assert time.monotonic() - started < 0.5
+    finally:
+        cluster.stop()
+
+
+def test_a_healthy_cluster_passes_its_probe_and_keeps_nothing(seaweed: SeaweedCluster) -> None:
+    import s3fs
+
+    seaweed.check_writable(BUCKET)
+    seaweed.check_writable(BUCKET)
+    fs = s3fs.S3FileSystem(**seaweed.storage_options())
+    # SeaweedFS may list the emptied folder itself; no object may stay in it.
+    assert [p for p in fs.find(f"{BUCKET}/.probe") if p.startswith(f"{BUCKET}/.probe/")] == []

