@@ -8,7 +8,9 @@ live in :mod:`support`, never here.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from support.seaweed import SeaweedCluster, SeaweedError
 os.environ["SCRIBESTORE_CACHE"] = "off"
 # The stat cache stays on (as for users), in a directory of the run's own.
 os.environ["SCRIBESTORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="scribestore-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SCRIBESTORE_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
