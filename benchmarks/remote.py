@@ -1,8 +1,8 @@
 """A store on a real distributed object store: scribestore against plain s3fs.
 
 Starts the tests' SeaweedFS cluster (``tests/support/seaweed.py``: a master,
-two volume servers, a filer and two S3 gateways on 127.0.0.1; about 3.8 GB
-of volumes, so ``run.py`` uses at most 256 MiB files), then times,
+two volume servers, a filer and two S3 gateways on 127.0.0.1, here with
+volumes of 1 GiB: room for about 60 GB, written to disk only as used), then times,
 round after round on the same file: scribestore's log+save into a new
 repository on the cluster and its verified load to a file, beside s3fs
 ``put_file`` and ``get_file`` of the same file (what a user would do without
@@ -46,7 +46,7 @@ def bench_remote(src: Path, repeat: int) -> dict[str, Any]:
     os.environ["SCRIBESTORE_CACHE"] = "off"
 
     out: dict[str, list[float]] = {k: [] for k in ("scribe_save", "scribe_load", "put", "get")}
-    with SeaweedCluster() as cluster:
+    with SeaweedCluster(volume_size_mb=1024) as cluster:
         cluster.create_bucket(BUCKET)
         options = cluster.storage_options()
         fs = fsspec.filesystem("s3", **options)

@@ -717,7 +717,7 @@ def main() -> int:
         print("a store on a SeaweedFS cluster against plain s3fs ...", flush=True)
         from remote import bench_remote
 
-        remote_mib = min(args.size_mib, 256)  # the test cluster holds about 3.8 GB
+        remote_mib = args.size_mib
         with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
             src = Path(tmp) / "weights.bin"
             make_weights(src, remote_mib << 20, seed=4)

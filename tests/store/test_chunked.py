@@ -627,16 +627,32 @@ def test_mutable_buffers_are_copied_before_chunking() -> None:
     assert view == b"cdef" and view.obj is frozen  # immutable: no copy
 
 
-def test_reader_buffers_are_recycled(tmp_path: Path) -> None:
-    """A long read reuses a handful of decode buffers (bounded memory), bytes intact."""
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_reader_buffers_are_recycled(tmp_path: Path, where: str) -> None:
+    """A long read reuses a handful of decode buffers (bounded memory), bytes
+    intact; a remote storage keeps more reads in flight, still bounded."""
     data = weights(40 << 20, seed=5)
-    store = ObjectStore(tmp_path / "objects")
+    # local:// is local disk through the generic fsspec backend, which counts as remote.
+    root = tmp_path / "objects"
+    store = ObjectStore(str(root) if where == "local" else f"local://{root}")
+    assert store.storage.remote == (where == "remote")
     digest = store.put(data)
     allocated = []
+    running = peak = 0
+    lock = threading.Lock()
     real = chunk_stream.ChunkedStream._fetch
 
     def spy(self: chunk_stream.ChunkedStream, *args: object) -> tuple[bytearray, memoryview]:
-        buf, view = real(self, *args)  # type: ignore[arg-type]
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.01)  # as a network round trip would
+        try:
+            buf, view = real(self, *args)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running -= 1
         allocated.append(id(buf))
         return buf, view
 
@@ -647,7 +663,57 @@ def test_reader_buffers_are_recycled(tmp_path: Path) -> None:
             assert reader.verified
     assert out == data
     assert len(allocated) >= 10
-    assert len(set(allocated)) <= chunk_stream.READ_AHEAD + chunk_stream.READERS + 2
+    readers, ahead = (
+        (chunk_stream.READERS, chunk_stream.READ_AHEAD)
+        if where == "local"
+        else (chunk_stream.REMOTE_READERS, chunk_stream.REMOTE_READ_AHEAD)
+    )
+    assert len(set(allocated)) <= ahead + readers + 2
+    assert peak == readers
+
+
+@pytest.mark.parametrize(("where", "publishers"), [("local", 2), ("remote", 4)])
+def test_packs_go_up_a_few_at_once(tmp_path: Path, where: str, publishers: int) -> None:
+    """A pack writer publishes two packs at a time on local disk and four on a
+    remote storage, and every pack and index it was given is written."""
+    from scribestore.storage import open_storage
+    from scribestore.store.packs import PackWriter
+
+    root = tmp_path / "objects"
+    storage = open_storage(str(root) if where == "local" else f"local://{root}")
+    running = peak = 0
+    lock = threading.Lock()
+    real = storage.write_new
+
+    def slow_write(path: str, chunks: Any) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)  # as an upload would
+        try:
+            return real(path, chunks)
+        finally:
+            with lock:
+                running -= 1
+
+    published: list[str] = []
+
+    class Recorded:
+        def add(self, pack_id: str, total: int, entries: list[Any]) -> None:
+            published.append(pack_id)
+
+    storage.write_new = slow_write  # type: ignore[method-assign]
+    writer = PackWriter(storage, Recorded(), target=64 << 10)
+    for i in range(12):
+        blob = random.Random(i).randbytes(64 << 10)
+        writer.add(blake3.blake3(blob).digest(), [b"\x00", blob], len(blob))
+    writer.close()
+    assert peak == publishers
+    assert len(published) == 12
+    assert sorted(storage.list(PACK_DIR)) == sorted(
+        [pack_path(p) for p in published] + [index_path(p) for p in published]
+    )
 
 
 def test_failed_pack_publish_raises_and_publishes_no_recipe(

@@ -92,8 +92,11 @@ class SeaweedCluster:
         volumes: int = 2,
         min_free_space: str = "64MiB",
         probe_timeout: float = 20.0,
+        volume_size_mb: int = 64,
     ) -> None:
-        """``min_free_space`` is where a volume server turns read-only (weed's
+        """Each volume server holds up to 30 volumes of ``volume_size_mb``
+        (64 MiB: about 3.8 GB in all, on disk only as written).
+        ``min_free_space`` is where a volume server turns read-only (weed's
         ``-minFreeSpace``: a percentage up to 100, else bytes such as ``64MiB``;
         weed's own default, 1 % of the disk, is gigabytes on a large disk that
         is nearly full). ``probe_timeout`` bounds :meth:`check_writable`."""
@@ -122,7 +125,7 @@ class SeaweedCluster:
             master,
             ["master", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={master}",
              f"-port.grpc={master + 10000}", f"-mdir={master_dir}",
-             "-volumeSizeLimitMB=64", "-defaultReplication=000"],
+             f"-volumeSizeLimitMB={volume_size_mb}", "-defaultReplication=000"],
         )  # fmt: skip
         for i, port in enumerate(volume_ports):
             data = self.root / f"volume{i}"

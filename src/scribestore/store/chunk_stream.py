@@ -36,13 +36,24 @@ if TYPE_CHECKING:
     from scribestore.store.pack_index import PackIndex
     from scribestore.store.packs import ChunkLocation
 
-__all__ = ["READERS", "READ_AHEAD", "STREAM_AFTER", "ChunkedStream"]
+__all__ = [
+    "READERS",
+    "READ_AHEAD",
+    "REMOTE_READERS",
+    "REMOTE_READ_AHEAD",
+    "STREAM_AFTER",
+    "ChunkedStream",
+]
 
 # Largest ranged read when fetching adjacent blobs of one pack.
 _MAX_RUN = 4 << 20
 #: Decoded runs (of at most 4 MiB of blobs) read ahead of a streaming consumer.
 READ_AHEAD = 3
 READERS = 2
+#: The same on a remote storage, where each ranged read waits mostly on the
+#: network: more requests in flight, each a run of at most 4 MiB.
+REMOTE_READ_AHEAD = 6
+REMOTE_READERS = 6
 #: Bytes read in order (from the start or from the last seek) before reading ahead.
 STREAM_AFTER = 1 << 20
 
@@ -80,6 +91,9 @@ class ChunkedStream:
         cache: ChunkCache | None = None,
     ) -> None:
         self._storage = storage
+        self._readers, self._ahead = (
+            (REMOTE_READERS, REMOTE_READ_AHEAD) if storage.remote else (READERS, READ_AHEAD)
+        )
         self._cache = cache
         self._index = index
         self._recipe = recipe
@@ -348,13 +362,13 @@ class ChunkedStream:
         # Reads and decodes run on threads, a few runs ahead of the consumer,
         # which hashes what it gets in order; decoding mostly runs without the
         # GIL, so all proceed at once.
-        pool = ThreadPoolExecutor(READERS, thread_name_prefix="scribestore-read")
+        pool = ThreadPoolExecutor(self._readers, thread_name_prefix="scribestore-read")
         pending: deque[tuple[int, Future[tuple[bytearray, memoryview]]]] = deque()
         try:
             for start, head, length, run in self._runs(first, stop):
                 job = pool.submit(self._fetch, start, head, length, run, check)
                 pending.append((start, job))
-                while len(pending) > READ_AHEAD:
+                while len(pending) > self._ahead:
                     start, job = pending.popleft()
                     yield (*job.result(), start)
             while pending:
