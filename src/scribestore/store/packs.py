@@ -44,9 +44,9 @@ PACK_TARGET = 32 << 20
 # disk; with two, 0.17 s, and log+save took a median 1.59 s against 1.75 s
 # (ten alternated runs each), for one more buffer (peak RSS +33 MiB).
 _PUBLISHERS = 2
-# On a remote storage a pack's upload waits mostly on the network (s3fs sends
-# one pack's parts one after another), so more packs go up at once.
-_REMOTE_PUBLISHERS = 4
+# Two on a remote storage too, although s3fs sends one pack's parts one after
+# another: on the test cluster, 1 GiB log+save took a median 11.05 s with two
+# and 11.10 s with four (two rounds each), and four cost two more buffers.
 #: Largest chunk blob: a maximal chunk stored raw plus its codec byte.
 MAX_BLOB = (256 << 10) + 1
 #: Version 2 added blob codec 4; version 3 the pack's own table of its blobs
@@ -227,11 +227,10 @@ class PackWriter:
     """Collects chunk blobs into packs and publishes them in the background.
 
     Blobs are copied (or encoded in place, through :meth:`room`) into a pack
-    buffer; a full buffer goes to one of the background threads (two, or four
-    on a remote storage) that publish the pack and then its index while the
-    next buffer fills, so fsyncs (or uploads) overlap each other and the
-    filling of the next pack; memory stays at one pack buffer more than
-    there are threads. Use :meth:`add` for each new chunk, then
+    buffer; a full buffer goes to one of two background threads that publish
+    the pack and then its index while the next buffer fills, so fsyncs (or
+    uploads) overlap each other and the filling of the next pack; memory
+    stays at three pack buffers. Use :meth:`add` for each new chunk, then
     :meth:`close` (which waits until every pack and its index are published)
     or :meth:`abort`.
     """
@@ -252,8 +251,7 @@ class PackWriter:
         self._entries: list[tuple[bytes, ChunkLocation]] = []
         self._pack_id = secrets.token_hex(16)
         self._inflight: deque[Future[bytearray]] = deque()
-        self._publishers = _REMOTE_PUBLISHERS if storage.remote else _PUBLISHERS
-        self._pool = ThreadPoolExecutor(self._publishers, thread_name_prefix="scribestore-pack")
+        self._pool = ThreadPoolExecutor(_PUBLISHERS, thread_name_prefix="scribestore-pack")
 
     def _new_buffer(self) -> bytearray:
         buf = self._spare.pop() if self._spare else bytearray(self._capacity)
@@ -302,7 +300,7 @@ class PackWriter:
         """Send the pack being filled to be published and start a new one."""
         if not self._entries:
             return
-        while len(self._inflight) >= self._publishers:
+        while len(self._inflight) >= _PUBLISHERS:
             self._spare.append(self._inflight.popleft().result())
         full, used, entries, pack_id = self._buffer, self._used, self._entries, self._pack_id
         self._inflight.append(self._pool.submit(self._publish, pack_id, full, used, entries))
