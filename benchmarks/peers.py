@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def _figures(
     *,
     verifies: bool,
 ) -> dict[str, Any]:
-    """One round's figures, under the keys ``run.SIDE_BY_SIDE`` reports;
+    """One round's figures, under the keys ``report.SIDE_BY_SIDE`` reports;
     ``restore`` is (warm, with the store out of the page cache)."""
     return {
         "ingest_s": ingest,
@@ -229,28 +230,53 @@ def restic_stored(restic: str, work: Path, src: Path) -> tuple[float, int]:
     return seconds, tree_bytes(repo)
 
 
+#: One tool's round: (command, round directory, file, fine-tuned file) -> figures.
+Round = Callable[[str, Path, Path, Path], dict[str, Any]]
+
+
 def bench_peers(
-    work: Path, src: Path, edited: Path, extra: tuple[Path, Path], repeat: int
+    work: Path,
+    src: Path,
+    edited: Path,
+    extra: tuple[Path, Path],
+    *,
+    repeat: int,
+    ours: Callable[[Path, Path, Path], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Each peer's figures, medians over ``repeat`` rounds, or why it is absent;
-    and for ``extra``, a bf16 file and a model folder, the bytes each stores
-    (and for the folder the time it takes) in a new repository."""
+    """scribestore's round (``ours``) and each peer's, ``repeat`` rounds of each.
+
+    Rounds alternate between the tools and their order rotates, so the noise
+    of a shared machine falls on all of them. Each tool's figures are medians,
+    with ``spread`` giving min and max per figure, or say why it is absent.
+    For ``extra``, a bf16 file and a model folder, each peer also reports the
+    bytes it stores (and for the folder the time it takes) in a new repository.
+    """
     out: dict[str, Any] = {}
+    runs: dict[str, tuple[str, Round]] = {"scribestore": ("", lambda _, w, s, e: ours(w, s, e))}
     tools = (
         ("dvc", find_dvc, dvc_round, dvc_stored),
         ("restic", find_restic, restic_round, restic_stored),
     )
-    for name, find, run, stored in tools:
+    for name, find, run, _ in tools:
         command = find()
         if command is None:
             out[name] = {"absent": f"{name} not found (see benchmarks/peers.py)"}
-            continue
-        rounds = []
-        for i in range(repeat):
+        else:
+            runs[name] = (command, run)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    order = list(runs)
+    for i in range(repeat):
+        for name in order[i % len(order) :] + order[: i % len(order)]:
+            command, run = runs[name]
             round_dir = work / f"{name}-{i}"
-            rounds.append(run(command, round_dir, src, edited))
+            rounds[name].append(run(command, round_dir, src, edited))
             shutil.rmtree(round_dir)
-        out[name] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
+    for name, figures in rounds.items():
+        out[name] = summarize(figures)
+    for name, _, _, stored in tools:
+        if name not in runs:
+            continue
+        command = runs[name][0]
         bf16, folder = extra
         out[name]["bf16_stored_bytes"] = stored(command, work / f"{name}-bf16", bf16)[1]
         found = stored(command, work / f"{name}-folder", folder)
@@ -258,6 +284,19 @@ def bench_peers(
         for kind in ("bf16", "folder"):
             shutil.rmtree(work / f"{name}-{kind}")
         out[name]["peak_rss_mib"] = PEAK_RSS.get(Path(command).name, 0.0)
+        version = [command, "version" if name == "restic" else "--version"]
+        out[name]["startup_s"] = _median([_timed(version, work) for _ in range(3)])
+    return out
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over ``rounds``, and in ``spread`` its min and max."""
+    out: dict[str, Any] = {key: _median([r[key] for r in rounds]) for key in rounds[0]}
+    out["spread"] = {
+        key: [min(r[key] for r in rounds), max(r[key] for r in rounds)]
+        for key, value in rounds[0].items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
     return out
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from peers import bench_peers
+from report import Row, ratio, report_large, report_peers, report_scale
 from timing import times
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -123,14 +124,22 @@ HERE = Path(__file__).resolve().parent
 
 
 def run_scenario(name: str, **args: Any) -> dict[str, Any]:
-    """Run one scenario in a fresh interpreter; return its JSON figures."""
+    """Run one scenario in a fresh interpreter; return its JSON figures.
+
+    Its caches (the stat cache among them) live beside its work directory,
+    in ``<work>.cache``: scenarios on one store share them, as one user's
+    runs would, and a new store starts with none, so an ingest of new
+    content never finds a stat record of the same path from another store.
+    """
     import subprocess
 
+    env = {**os.environ, "SCRIBESTORE_CACHE_DIR": f"{args['work']}.cache"}
     out = subprocess.run(
         [sys.executable, str(HERE / "scenarios.py"), name, json.dumps(args)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -254,6 +263,36 @@ def _new_path_rounds(work: Path, base: Path, store: Path, rounds: int) -> dict[s
     return {key: _median(r) for key, r in runs.items()}
 
 
+def scribe_round(work: Path, src: Path, edited: Path) -> dict[str, Any]:
+    """scribestore's side-by-side round, the steps the peers' rounds take, in a new
+    store with a stat cache of its own: log ``src``, log it again unchanged, log a
+    copy of it at a new path, log ``edited`` in its place, restore it warm and cold."""
+    work.mkdir(parents=True)
+    w = str(work)
+    first = run_scenario("scribe_log_again", src=str(src), work=w)
+    again = run_scenario("scribe_log_again", src=str(src), work=w)
+    copy = work.parent / f"{work.name}-copy.bin"
+    shutil.copyfile(src, copy)
+    moved = run_scenario("scribe_log_again", src=str(copy), work=w)
+    copy.unlink()
+    tuned = run_scenario("scribe_log_again", src=str(edited), work=w)
+    restore = run_scenario("scribe_restore", src=str(edited), work=w)
+    cold = run_scenario("scribe_restore", src=str(edited), work=w, cold=True)
+    shutil.rmtree(f"{w}.cache", ignore_errors=True)
+    return {
+        "ingest_s": first["seconds"],
+        "readd_s": again["seconds"],
+        "newpath_s": moved["seconds"],
+        "finetune_s": tuned["seconds"],
+        "finetune_new_bytes": tuned["new_bytes"],
+        "stored_bytes": first["new_bytes"],
+        "restore_s": restore["seconds"],
+        "restore_cold_s": cold["seconds"],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in (first, again, moved, tuned, restore, cold)),
+        "restore_verifies": True,
+    }
+
+
 def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> dict[str, Any]:
     import importlib.util
 
@@ -306,9 +345,6 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     first = run_scenario("scribe_log_again", src=str(base), work=str(dedup_dir))
     moved = _new_path_rounds(work, base, dedup_dir, rounds=3)
     tuned = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
-    again = run_scenario("scribe_log_again", src=str(edited), work=str(dedup_dir))
-    restore = run_scenario("scribe_restore", src=str(edited), work=str(dedup_dir))
-    restore_cold = run_scenario("scribe_restore", src=str(edited), work=str(dedup_dir), cold=True)
     insert = run_scenario("scribe_log_again", src=str(shifted), work=str(dedup_dir))
     out["dedup"] = {
         "file_bytes": dedup_size,
@@ -331,79 +367,17 @@ def bench_large_files(work: Path, size: int, dedup_size: int, repeat: int) -> di
     logged = run_scenario(
         "scribe_log_again", src=str(folder), work=str(work / "folder"), handler="folder"
     )
-    out["side_by_side"] = {
-        "scribestore": {
-            "ingest_s": first["seconds"],
-            "readd_s": again["seconds"],
-            "newpath_s": moved["moved"]["seconds"],
-            "finetune_s": tuned["seconds"],
-            "finetune_new_bytes": tuned["new_bytes"],
-            "stored_bytes": first["new_bytes"],
-            "restore_s": restore["seconds"],
-            "restore_cold_s": restore_cold["seconds"],
-            "bf16_stored_bytes": bf16_stored,
-            "folder_s": logged["seconds"],
-            "folder_stored_bytes": logged["new_bytes"],
-            "peak_rss_mib": max(
-                r["peak_rss_mib"] for r in (first, tuned, again, restore, restore_cold)
-            ),
-            "restore_verifies": True,
-        },
-        **bench_peers(work / "peers", base, edited, (bf16, folder), repeat),
-    }
+    print("  side by side with the peers", flush=True)
+    side = bench_peers(
+        work / "peers", base, edited, (bf16, folder), repeat=repeat, ours=scribe_round
+    )
+    side["scribestore"].update(
+        bf16_stored_bytes=bf16_stored,
+        folder_s=logged["seconds"],
+        folder_stored_bytes=logged["new_bytes"],
+    )
+    out["side_by_side"] = side
     return out
-
-
-#: The rows of the side-by-side table: (key, label, unit).
-SIDE_BY_SIDE = (
-    ("ingest_s", "ingest new content", "s"),
-    ("readd_s", "re-ingest the same path", "s"),
-    ("newpath_s", "ingest the same content at a new path", "s"),
-    ("finetune_s", "ingest a 5% fine-tune", "s"),
-    ("finetune_new_bytes", "fine-tune new bytes", ""),
-    ("stored_bytes", "stored bytes, first version", ""),
-    ("restore_s", "restore to a file", "s"),
-    ("restore_cold_s", "restore to a file, cold page cache", "s"),
-    ("bf16_stored_bytes", "stored bytes, bf16 file", ""),
-    ("folder_s", "ingest a model folder", "s"),
-    ("folder_stored_bytes", "stored bytes, model folder", ""),
-    ("peak_rss_mib", "peak RSS, largest of these runs", "MiB"),
-)
-
-
-def report_peers(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """scribestore against the best peer present, row by row (lower is better)."""
-    peers = {k: v for k, v in r.items() if k != "scribestore" and "absent" not in v}
-    rows = []
-    for key, label, unit in SIDE_BY_SIDE:
-        ours = r["scribestore"][key]
-        best = min(peers.items(), key=lambda kv: kv[1][key]) if peers else None
-        shown = f"{ours:.3f}s" if unit == "s" else f"{ours} {unit}".rstrip()
-        theirs = (
-            "n/a"
-            if best is None
-            else (
-                f"{best[1][key]:.3f}s {best[0]}"
-                if unit == "s"
-                else f"{best[1][key]} {unit} {best[0]}".replace("  ", " ")
-            )
-        )
-        rows.append(
-            (
-                f"best peer: {label}",
-                shown,
-                theirs,
-                ratio(ours, best[1][key]) if best else "",
-                "" if unit == "MiB" else "<= 1.0x",
-            )
-        )
-    for name, figures in r.items():
-        if "absent" in figures:
-            rows.append((f"  {name}", "absent", "", "", ""))
-        elif name != "scribestore":
-            verifies = "verifies" if figures["restore_verifies"] else "does not verify"
-            rows.append((f"  {name} restore {verifies} hashes", "", "", "", ""))
-    return rows
 
 
 def bench_promotion(work: Path, sizes_mib: list[int], repeat: int) -> dict[str, Any]:
@@ -434,196 +408,141 @@ def bench_transfer(work: Path, size: int, repeat: int) -> dict[str, Any]:
     return out
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+Section = Callable[[argparse.Namespace, dict[str, Any]], list[Row]]
 
 
-def report_large(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    rows = []
-    mib = r["file_bytes"] / (1 << 20)
+def section_large(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        large = bench_large_files(Path(tmp), args.size_mib << 20, args.dedup_mib << 20, args.repeat)
+    results["large_files"] = large
+    return report_large(large) + report_peers(large["side_by_side"])
 
-    def s(key: str) -> float:
-        return float(r[key]["seconds"]) if key in r else float("nan")
 
-    rows.append(
+def section_stages(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    from stages import bench_stages
+
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        src = Path(tmp) / "weights.bin"
+        make_weights(src, min(args.size_mib, 256) << 20, seed=3)
+        steps = bench_stages(src, args.repeat)
+    results["stages"] = steps
+    return [
+        (f"  step: {name}", f"{seconds:.3f} s/GiB", "", "", "")
+        for name, seconds in steps.items()
+        if name != "native_planes"
+    ]
+
+
+def section_promote(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        promo = bench_promotion(Path(tmp), [64, 256, args.size_mib], args.repeat)
+    results["promotion"] = promo
+    return [
         (
-            "log+save (file handler) vs cp+fsync, then b3",
-            f"{s('scribe_log_save'):.3f}s",
-            f"{s('cp_fsync_b3'):.3f}s",
-            ratio(s("scribe_log_save"), s("cp_fsync_b3")),
-            "<= 1.0x",
-        )
-    )
-    rows.append(
-        (
-            "log+save (file handler) vs cp+fsync",
-            f"{s('scribe_log_save'):.3f}s",
-            f"{s('cp_fsync'):.3f}s",
-            ratio(s("scribe_log_save"), s("cp_fsync")),
+            f"promote {mib} MiB artifact (shared store)",
+            f"{r['seconds'] * 1000:.1f} ms",
+            f"+{r['object_bytes_added']} B",
             "",
+            "< 50 ms",
         )
-    )
-    if "lazy_log_save" in r:
-        rows.append(
-            (
-                "log+save vs lazyscribe (pickle)",
-                f"{s('scribe_log_save'):.3f}s",
-                f"{s('lazy_log_save'):.3f}s",
-                ratio(s("scribe_log_save"), s("lazy_log_save")),
-                "",
-            )
-        )
-    rows.append(
+        for mib, r in promo.items()
+    ]
+
+
+def section_transfer(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        moved = bench_transfer(Path(tmp), args.size_mib << 20, args.repeat)
+    results["transfer"] = moved
+    t, p = moved["transfer"], moved["copy_by_put"]
+    return [
         (
-            "  ingest (file bytes / log+save time)",
-            f"{r['file_bytes'] / s('scribe_log_save') / 1e6:.0f} MB/s",
-            "",
-            "",
-            ">= 500 MB/s",
+            f"copy {args.size_mib} MiB into another store (transfer)",
+            f"{t['seconds']:.2f} s",
+            f"verified read into put {p['seconds']:.2f} s",
+            ratio(t["seconds"], p["seconds"]),
+            "< 1.0x",
         )
-    )
-    rows.append(
-        (
-            "identical re-log vs cp+fsync",
-            f"{s('scribe_relog'):.3f}s",
-            f"{s('cp_fsync'):.3f}s",
-            ratio(s("scribe_relog"), s("cp_fsync")),
-            "<= 20 ms",
-        )
-    )
-    rows.append(
-        (
-            "identical re-log vs cp (no fsync)",
-            f"{s('scribe_relog'):.3f}s",
-            f"{s('cp_plain'):.3f}s",
-            ratio(s("scribe_relog"), s("cp_plain")),
-            "",
-        )
-    )
-    if "lazy_relog" in r:
-        rows.append(
-            (
-                "identical re-log vs lazyscribe",
-                f"{s('scribe_relog'):.3f}s",
-                f"{s('lazy_relog'):.3f}s",
-                ratio(s("scribe_relog"), s("lazy_relog")),
-                "",
-            )
-        )
-    rows.append(
-        (
-            "  new bytes: scribestore / lazyscribe",
-            str(r["scribe_relog"]["new_bytes"]),
-            str(r["lazy_relog"]["new_bytes"]) if "lazy_relog" in r else "n/a",
-            "",
-            "",
-        )
-    )
-    rows.append(
-        (
-            "verified load vs read+blake3",
-            f"{s('scribe_load'):.3f}s",
-            f"{s('read_and_hash'):.3f}s",
-            ratio(s("scribe_load"), s("read_and_hash")),
-            "<= 1.2x",
-        )
-    )
-    if "lazy_load" in r:
-        rows.append(
-            (
-                "verified load vs lazyscribe load",
-                f"{s('scribe_load'):.3f}s",
-                f"{s('lazy_load'):.3f}s",
-                ratio(s("scribe_load"), s("lazy_load")),
-                "",
-            )
-        )
-    stored = r["scribe_log_save"]["stored_bytes"] / r["file_bytes"]
-    rows.append(("stored / raw (float32, whole store)", f"{stored:.3f}", "", "", "<= 0.90"))
-    d = r["dedup"]
-    if "bf16_stored_bytes" in d:
-        bf16 = d["bf16_stored_bytes"] / d["file_bytes"]
-        rows.append(("stored / raw (bf16, whole store)", f"{bf16:.3f}", "", "", "<= 0.72"))
-    rows.append(
-        (
-            "fine-tune (5%) new bytes / changed bytes",
-            str(d["finetune_new_bytes"]),
-            str(d["changed_bytes"]),
-            ratio(d["finetune_new_bytes"], d["changed_bytes"]),
-            "<= 1.2x",
-        )
-    )
-    rows.append(
-        (
-            "same content at a new path vs b3, all cores",
-            f"{d['newpath_s']:.3f}s",
-            f"{d['b3_s']:.3f}s",
-            ratio(d["newpath_s"], d["b3_s"]),
-            "<= 1.1x",
-        )
-    )
-    rows.append(
-        (
-            "1 inserted byte: new bytes / file",
-            str(d["insert_new_bytes"]),
-            str(d["file_bytes"]),
-            f"{100 * d['insert_new_bytes'] / d['file_bytes']:.3f}%",
-            "<= 1%",
-        )
-    )
-    for key in ("scribe_log_save", "scribe_load", "lazy_log_save", "lazy_load"):
-        if key in r:
+    ]
+
+
+def section_remote(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    from remote import bench_remote
+
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        src = Path(tmp) / "weights.bin"
+        make_weights(src, args.size_mib << 20, seed=4)
+        remote = bench_remote(src, args.repeat)
+    results["remote"] = remote
+    rows: list[Row] = []
+    if "absent" in remote or "error" in remote:
+        why = remote.get("absent") or remote["error"]
+        rows.append(("SeaweedFS cluster", "failed", why[:60], "", ""))
+    for ours, theirs, label in (
+        ("scribe_save", "put", "log+save"),
+        ("scribe_load", "get", "verified load"),
+    ):
+        if ours in remote and theirs in remote:
             rows.append(
                 (
-                    f"  peak RSS growth: {key}",
-                    f"{r[key]['peak_rss_growth_mib']} MiB",
+                    f"cluster: {label} vs s3fs {theirs} ({args.size_mib} MiB)",
+                    f"{remote[ours]:.2f}s",
+                    f"{remote[theirs]:.2f}s",
+                    ratio(remote[ours], remote[theirs]),
                     "",
-                    "",
-                    "< 200 MiB" if key.startswith("scribe") else "",
                 )
             )
-    del mib
     return rows
 
 
-def report_scale(
-    scaled: dict[str, Any], repacked: dict[str, Any]
-) -> list[tuple[str, str, str, str, str]]:
-    rows = []
-    for size, r in scaled.items():
-        for op, label in (("small_save", "small save"), ("relog", "re-log"), ("load", "load")):
-            rows.append(
-                (
-                    f"{size} store ({r['packs']} packs): {label}",
-                    f"{r[op + '_s'] * 1000:.1f} ms",
-                    f"{r[op + '_fresh_s'] * 1000:.1f} ms",
-                    ratio(r[op + "_s"], r[op + "_fresh_s"]),
-                    "<= 1.5x",
-                )
-            )
-            rows.append((f"  requests: {label}", str(r[op + "_requests"]), "", "", "bounded"))
-        rows.append(
-            (
-                f"{size} store: open + one load RSS",
-                f"{r['open_and_load_rss_mib']:.0f} MiB",
-                "",
-                "",
-                "< 100 MiB",
-            )
-        )
-    rows.append(
+def section_scale(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    from scale import bench_repack, bench_scale
+
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        scaled = bench_scale(Path(tmp), args.scale_gib, args.repeat)
+    with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
+        repacked = bench_repack(Path(tmp), 8, 64 << 20)
+    results["scale"] = scaled
+    results["repack"] = repacked
+    return report_scale(scaled, repacked)
+
+
+def section_versions(args: argparse.Namespace, results: dict[str, Any]) -> list[Row]:
+    many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)
+    results["open_many_versions"] = many
+    lz = many.get("lazyscribe_open_s")
+    lzs = many.get("lazyscribe_save_s")
+    ours_save = many["scribestore_save_after_one_log_s"]
+    return [
         (
-            "gc after dropping half of 8 fine-tunes",
-            f"{repacked['stored_after_gc']:,} B",
-            f"live {repacked['live_bytes']:,} B",
-            f"{repacked['after_over_live']:.2f}x",
+            f"open {args.versions:,} versions + metadata",
+            f"{many['scribestore_open_s']:.3f}s",
+            f"{lz:.3f}s" if lz else "n/a",
+            f"{many['speedup_vs_lazyscribe']:.0f}x faster" if lz else "",
+            ">= 50x faster",
+        ),
+        (
+            "save after one more log",
+            f"{ours_save:.3f}s",
+            f"{lzs:.3f}s" if lzs else "n/a",
+            f"{lzs / ours_save:.0f}x faster" if lzs else "",
             "",
-        )
-    )
-    return rows
+        ),
+    ]
 
 
-def main() -> int:
+#: The sections of the run, in order: (name for --only, what it measures, runner).
+SECTIONS: tuple[tuple[str, str, Section], ...] = (
+    ("large", "large files", section_large),
+    ("stages", "cost of each step", section_stages),
+    ("promote", "promotion between shared stores", section_promote),
+    ("transfer", "copying a stored model into another store", section_transfer),
+    ("remote", "a store on a SeaweedFS cluster against plain s3fs", section_remote),
+    ("scale", "operations against store size", section_scale),
+    ("versions", "opening a repository with many versions", section_versions),
+)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--dedup-mib", type=int, default=512)
@@ -643,14 +562,13 @@ def main() -> int:
         default=[1, 5, 20],
         help="store sizes (GiB of distinct chunks) for the scale rows",
     )
-    parser.add_argument(
-        "--only",
-        choices=["large", "stages", "promote", "transfer", "versions", "remote", "scale"],
-        default=None,
-    )
+    parser.add_argument("--only", choices=[name for name, _, _ in SECTIONS], default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> int:
+    args = parse_args()
     from scribestore.store import planes
 
     results: dict[str, Any] = {
@@ -659,127 +577,27 @@ def main() -> int:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "native_planes": planes.NATIVE,
+        "section_seconds": {},
     }
-    rows: list[tuple[str, str, str, str, str]] = []
-    if args.only in (None, "large"):
-        print("large files ...", flush=True)
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            large = bench_large_files(
-                Path(tmp), args.size_mib << 20, args.dedup_mib << 20, args.repeat
-            )
-        results["large_files"] = large
-        rows.extend(report_large(large))
-        rows.extend(report_peers(large["side_by_side"]))
-    if args.only in (None, "stages"):
-        print("cost of each step ...", flush=True)
-        from stages import bench_stages
-
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            src = Path(tmp) / "weights.bin"
-            make_weights(src, min(args.size_mib, 256) << 20, seed=3)
-            steps = bench_stages(src, args.repeat)
-        results["stages"] = steps
-        for name, seconds in steps.items():
-            if name != "native_planes":
-                rows.append((f"  step: {name}", f"{seconds:.3f} s/GiB", "", "", ""))
-    if args.only in (None, "promote"):
-        print("promotion between shared stores ...", flush=True)
-        sizes = [64, 256, args.size_mib]
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            promo = bench_promotion(Path(tmp), sizes, args.repeat)
-        results["promotion"] = promo
-        for mib, r in promo.items():
-            rows.append(
-                (
-                    f"promote {mib} MiB artifact (shared store)",
-                    f"{r['seconds'] * 1000:.1f} ms",
-                    f"+{r['object_bytes_added']} B",
-                    "",
-                    "< 50 ms",
-                )
-            )
-    if args.only in (None, "transfer"):
-        print("copying a stored model into another store ...", flush=True)
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            moved = bench_transfer(Path(tmp), args.size_mib << 20, args.repeat)
-        results["transfer"] = moved
-        t, p = moved["transfer"], moved["copy_by_put"]
-        rows.append(
-            (
-                f"copy {args.size_mib} MiB into another store (transfer)",
-                f"{t['seconds']:.2f} s",
-                f"verified read into put {p['seconds']:.2f} s",
-                ratio(t["seconds"], p["seconds"]),
-                "< 1.0x",
-            )
-        )
-    if args.only in (None, "remote"):
-        print("a store on a SeaweedFS cluster against plain s3fs ...", flush=True)
-        from remote import bench_remote
-
-        remote_mib = args.size_mib
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            src = Path(tmp) / "weights.bin"
-            make_weights(src, remote_mib << 20, seed=4)
-            remote = bench_remote(src, args.repeat)
-        results["remote"] = remote
-        if "absent" in remote or "error" in remote:
-            why = remote.get("absent") or remote["error"]
-            rows.append(("SeaweedFS cluster", "failed", why[:60], "", ""))
-        for ours, theirs, label in (
-            ("scribe_save", "put", "log+save"),
-            ("scribe_load", "get", "verified load"),
-        ):
-            if ours in remote and theirs in remote:
-                rows.append(
-                    (
-                        f"cluster: {label} vs s3fs {theirs} ({remote_mib} MiB)",
-                        f"{remote[ours]:.2f}s",
-                        f"{remote[theirs]:.2f}s",
-                        ratio(remote[ours], remote[theirs]),
-                        "",
-                    )
-                )
-    if args.only in (None, "scale"):
-        print(f"operations against store size ({args.scale_gib} GiB) ...", flush=True)
-        from scale import bench_repack, bench_scale
-
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            scaled = bench_scale(Path(tmp), args.scale_gib, args.repeat)
-        with tempfile.TemporaryDirectory(dir=RESULTS.parent) as tmp:
-            repacked = bench_repack(Path(tmp), 8, 64 << 20)
-        results["scale"] = scaled
-        results["repack"] = repacked
-        rows.extend(report_scale(scaled, repacked))
-    if args.only in (None, "versions"):
-        print(f"opening a repository with {args.versions:,} versions ...", flush=True)
-        many = bench_open_many_versions(args.versions, args.repeat, args.lazyscribe_versions)
-        results["open_many_versions"] = many
-        lz = many.get("lazyscribe_open_s")
-        rows.append(
-            (
-                f"open {args.versions:,} versions + metadata",
-                f"{many['scribestore_open_s']:.3f}s",
-                f"{lz:.3f}s" if lz else "n/a",
-                f"{many['speedup_vs_lazyscribe']:.0f}x faster" if lz else "",
-                ">= 50x faster",
-            )
-        )
-        lzs = many.get("lazyscribe_save_s")
-        rows.append(
-            (
-                "save after one more log",
-                f"{many['scribestore_save_after_one_log_s']:.3f}s",
-                f"{lzs:.3f}s" if lzs else "n/a",
-                f"{lzs / many['scribestore_save_after_one_log_s']:.0f}x faster" if lzs else "",
-                "",
-            )
-        )
-
+    rows: list[Row] = []
+    began = time.perf_counter()
+    for name, title, run in SECTIONS:
+        if args.only in (None, name):
+            print(f"{title} ...", flush=True)
+            start = time.perf_counter()
+            rows.extend(run(args, results))
+            took = time.perf_counter() - start
+            results["section_seconds"][name] = round(took, 1)
+            print(f"  ({took:.0f} s)", flush=True)
+    total = time.perf_counter() - began
+    results["total_seconds"] = round(total, 1)
+    for name, took in results["section_seconds"].items():
+        rows.append((f"  wall time: {name}", f"{took:.0f} s", "", "", ""))
+    rows.append(("  wall time: the whole run", f"{total / 60:.1f} min", "", "", "~25 min"))
     print()
-    print(f"{'benchmark':<44} {'scribestore':>14} {'baseline':>14} {'ratio':>12} {'target':>10}")
+    print(f"{'benchmark':<46} {'scribestore':>24} {'baseline':>26} {'ratio':>8} {'target':>10}")
     for row in rows:
-        print(f"{row[0]:<44} {row[1]:>14} {row[2]:>14} {row[3]:>12} {row[4]:>10}")
+        print(f"{row[0]:<46} {row[1]:>24} {row[2]:>26} {row[3]:>8} {row[4]:>10}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")
