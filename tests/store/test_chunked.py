@@ -11,7 +11,7 @@ import struct
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 import blake3
 import numpy as np
@@ -24,6 +24,7 @@ from scribestore import (
     IntegrityError,
     ObjectNotFoundError,
     ObjectStore,
+    ScribeStoreError,
 )
 from scribestore.store import chunk_stream, planes
 from scribestore.store import chunks as chunked
@@ -324,7 +325,7 @@ def test_other_writers_packs_are_found(location: Location) -> None:
 
 
 def test_streams_deduplicate_against_other_writers_packs(location: Location) -> None:
-    """A stream is named first, then chunked against every published pack."""
+    """A stream is chunked as it is read, against every published pack."""
     data = weights(6 << 20, seed=9)
     open_store(location).put(data)
     other = open_store(location)  # a new process: no index loaded yet
@@ -598,7 +599,34 @@ def test_decode_refuses_a_wrong_output_size() -> None:
         decode_chunks([memoryview(blob)], [99], memoryview(bytearray(99)))
 
 
-@pytest.mark.parametrize("source", ["bytes", "bytearray", "file"])
+class _Trickle(io.RawIOBase):
+    """A stream that hands out its bytes in reads of the sizes given, in turn."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        super().__init__()
+        self._data, self._pos, self._sizes = memoryview(data), 0, itertools.cycle(sizes)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), next(self._sizes), len(self._data) - self._pos)
+        buffer[:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+class _ReadOnly:
+    """A binary stream with ``read`` only (no ``readinto``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(min(n, 100_003) if n >= 0 else n)
+
+
+@pytest.mark.parametrize("source", ["bytes", "bytearray", "file", "stream", "read-only stream"])
 def test_windows_cut_exactly_like_one_pass(tmp_path: Path, source: str) -> None:
     """Cutting window by window gives the chunks of one continuous cut."""
     data = weights(5 * chunked.WINDOW + 12345, seed=4)
@@ -608,10 +636,117 @@ def test_windows_cut_exactly_like_one_pass(tmp_path: Path, source: str) -> None:
         path = tmp_path / "w.bin"
         path.write_bytes(data)
         digest = store.put(path)
+    elif source == "stream":
+        digest = store.put(io.BytesIO(data))
+    elif source == "read-only stream":
+        digest = store.put(cast("IO[bytes]", _ReadOnly(data)))
     else:
         digest = store.put(data if source == "bytes" else bytearray(data))
+    assert digest == b3(data)
     assert [d.hex() for d in store.recipe_chunks(digest) or []] == expected
     assert store.get(digest) == data
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.sampled_from(
+        [
+            chunked.CHUNK_THRESHOLD - 1,
+            chunked.CHUNK_THRESHOLD,
+            chunked.WINDOW - 1,
+            chunked.WINDOW,
+            chunked.WINDOW + 1,
+            2 * chunked.WINDOW,
+        ]
+    )
+    | st.integers(chunked.CHUNK_THRESHOLD, 3 * chunked.WINDOW),
+    reads=st.lists(st.integers(1, 3 << 20), min_size=1, max_size=5),
+)
+def test_a_stream_read_in_any_sizes_is_stored_as_its_bytes_are(
+    tmp_path_factory: pytest.TempPathFactory, size: int, reads: list[int]
+) -> None:
+    """However a stream splits its reads, the object stored is named and cut as its
+    bytes are: the same digest and recipe as the same bytes given whole."""
+    data = random.Random(size).randbytes(size)
+    root = tmp_path_factory.mktemp("streams")
+    whole = ObjectStore(root / "whole")
+    streamed = ObjectStore(root / "streamed")
+    digest = whole.put(data)
+    assert streamed.put(cast("IO[bytes]", _Trickle(data, reads))) == digest
+    assert streamed.recipe_chunks(digest) == whole.recipe_chunks(digest)
+    assert streamed.get(digest) == data
+
+
+def test_a_large_stream_is_not_spooled_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream of chunked size is chunked as it is read: no temporary copy of it."""
+    import tempfile
+
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise AssertionError("a stream was spooled to a temporary file")
+
+    for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    data = weights(3 * chunked.WINDOW, seed=6)
+    store = ObjectStore(tmp_path / "objects")
+    assert store.put(io.BytesIO(data)) == b3(data)
+    assert store.get(b3(data)) == data
+
+
+class _Failing(io.RawIOBase):
+    """``good`` bytes, then ``fail()`` raised or returned on the next read."""
+
+    def __init__(self, good: bytes, fail: Callable[[], Any]) -> None:
+        super().__init__()
+        self._f, self._fail = io.BytesIO(good), fail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Any:
+        return self._f.readinto(buffer) or self._fail()
+
+
+def _broken() -> NoReturn:
+    raise OSError(5, "Input/output error")
+
+
+@pytest.mark.parametrize(
+    ("fail", "error"),
+    [(_broken, OSError), (lambda: None, TypeError)],
+    ids=["read error", "non-blocking"],
+)
+@pytest.mark.parametrize("at", [1 << 20, 3 * chunked.WINDOW + 5], ids=["head", "chunking"])
+def test_a_stream_that_fails_mid_way_stores_no_object(
+    location: Location, fail: Callable[[], Any], error: type[Exception], at: int
+) -> None:
+    """A stream's own read error reaches the caller as it was raised, and a stream
+    with no data ready is refused (an end cannot be told from a pause); either way
+    no object is published, and what the store held before is intact."""
+    store = open_store(location)
+    kept = store.put(weights(6 << 20, seed=8))
+    data = weights(at, seed=7)
+    with pytest.raises(error) as caught:
+        store.put(cast("IO[bytes]", io.BufferedReader(_Failing(data, fail))))
+    assert not isinstance(caught.value, ScribeStoreError)
+    assert list(store) == [kept]
+    assert store.get(kept) == weights(6 << 20, seed=8)
+
+
+def test_a_stream_that_turns_to_text_mid_way_is_refused(location: Location) -> None:
+    store = open_store(location)
+
+    class Turning:
+        def __init__(self) -> None:
+            self._f = io.BytesIO(weights(2 * chunked.WINDOW, seed=3))
+
+        def read(self, n: int = -1) -> bytes | str:
+            return self._f.read(n) or "text"
+
+    with pytest.raises(TypeError, match="binary stream"):
+        store.put(cast("IO[bytes]", Turning()))
+    assert list(store) == []
 
 
 def test_mutable_buffers_are_copied_before_chunking() -> None:

@@ -4,10 +4,10 @@ A folder is stored as one deterministic POSIX tar stream (PAX headers):
 its files and directories in sorted order, each with its relative name,
 size and permission bits, and nothing that varies between two copies of the
 same tree (times, owners), so the same tree always gives the same bytes and
-the same hash. The stream is produced while it is stored (the object store
-spools it once to a temporary file, as any stream, to hash it first);
-content-defined chunking then deduplicates each file's bytes against other
-versions, as it does for files logged alone. Restoring extracts into a
+the same hash. The stream is produced while it is stored, and the object
+store chunks it as it reads it (nothing is spooled): content-defined
+chunking deduplicates each file's bytes against other versions, as it does
+for files logged alone. Restoring extracts into a
 temporary directory beside the destination, which becomes the destination
 only after the whole stream was verified.
 """
@@ -233,7 +233,8 @@ class _Chunks(io.RawIOBase):
     def __init__(self, pieces: Iterator[bytes]) -> None:
         super().__init__()
         self._pieces = pieces
-        self._left = b""
+        # A view, so handing out part of a piece copies only what is handed out.
+        self._left = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -243,7 +244,7 @@ class _Chunks(io.RawIOBase):
             piece = next(self._pieces, None)
             if piece is None:
                 return 0
-            self._left = piece
+            self._left = memoryview(piece)
         n = min(len(buffer), len(self._left))
         buffer[:n] = self._left[:n]
         self._left = self._left[n:]

@@ -15,6 +15,7 @@ publishes full packs.
 
 from __future__ import annotations
 
+import io
 import itertools
 import struct
 from collections import deque
@@ -51,6 +52,7 @@ __all__ = [
     "ChunkWrite",
     "FileWindows",
     "RecipeEntry",
+    "StreamWindows",
     "first_chunk",
     "parse_recipe",
     "recipe_digests",
@@ -174,8 +176,79 @@ class FileWindows:
         return out[:got]
 
 
+_NO_DATA = (
+    "put() needs a blocking binary stream; this one had no data ready (a non-blocking "
+    "stream returns None), and an end cannot be told from a pause"
+)
+
+
+class StreamWindows:
+    """Windows of a binary stream read once, forward, without spooling it.
+
+    Its size is unknown until the stream ends, so :attr:`size` is a bound no
+    stream reaches and the chunking pass ends at the first short window. A
+    window starts where the last cut of the one before it fell, no more than
+    :data:`MAX_CHUNK` bytes back, so those bytes are kept between windows.
+    """
+
+    size = 1 << 62
+
+    def __init__(self, head: bytes, stream: IO[bytes], block: int) -> None:
+        self._tail = memoryview(head)  # the bytes from _tail_start to what has been read
+        self._tail_start = 0
+        self._stream = stream
+        self._block = block
+        self._ended = False
+        #: What reading the stream raised, so the caller can tell it from a store failure.
+        self.read_error: OSError | None = None
+
+    def window(self, start: int, length: int, into: bytearray) -> memoryview:
+        """``length`` bytes from ``start`` in ``into`` (fewer once the stream ends).
+
+        Raises:
+            TypeError: the stream returned text, or None (non-blocking).
+            ValueError: ``start`` lies before the bytes kept (a stream is read
+                forward only).
+            OSError: reading the stream failed.
+        """
+        carry = start - self._tail_start
+        if not 0 <= carry <= len(self._tail) or len(self._tail) - carry > length:
+            raise ValueError(f"a stream is read forward only; window at {start} is out of reach")
+        out = memoryview(into)[:length]
+        got = len(self._tail) - carry
+        out[:got] = self._tail[carry:]
+        while got < length and not self._ended:
+            try:
+                n = self._read_into(out[got : got + min(self._block, length - got)])
+            except OSError as exc:
+                self.read_error = exc
+                raise
+            self._ended = n == 0
+            got += n
+        keep = max(0, got - MAX_CHUNK)
+        self._tail, self._tail_start = memoryview(bytes(out[keep:got])), start + keep
+        return out[:got]
+
+    def _read_into(self, out: memoryview) -> int:
+        """Bytes read straight into ``out`` where the stream can, else read and copied."""
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None and not isinstance(self._stream, io.TextIOBase):
+            n = readinto(out)
+            if n is None:
+                raise TypeError(_NO_DATA)
+            return int(n)
+        block = self._stream.read(len(out))
+        if block is None:
+            raise TypeError(_NO_DATA)
+        if not isinstance(block, (bytes, bytearray, memoryview)):
+            raise TypeError("put() needs a binary stream; this one returned text")
+        out[: len(block)] = block
+        return len(block)
+
+
 class Windows(Protocol):
-    """A source of content windows: :class:`BufferWindows` or :class:`FileWindows`.
+    """A source of content windows: :class:`BufferWindows`, :class:`FileWindows`
+    or :class:`StreamWindows`.
 
     A window's bytes must not change while they are cut, hashed and encoded:
     the chunks stored must be the bytes that were hashed. Sources copy into

@@ -14,7 +14,6 @@ import abc
 import contextlib
 import io
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,6 +39,7 @@ from scribestore.store.chunks import (
     ChunkWrite,
     FileWindows,
     RecipeEntry,
+    StreamWindows,
     Windows,
     first_chunk,
     write_chunks,
@@ -61,9 +61,6 @@ __all__ = ["ObjectWriter", "Source"]
 
 #: What :meth:`ObjectWriter.put` stores: bytes, a binary stream or a file path.
 Source = bytes | bytearray | memoryview | IO[bytes] | os.PathLike[str]
-
-# Streams are spooled to a temp file once they exceed this size.
-_SPOOL_MAX = 16 << 20
 
 _T = TypeVar("_T")
 
@@ -129,17 +126,21 @@ class ObjectWriter(abc.ABC):
         the store is not written again.
 
         Raises:
-            TypeError: ``data`` is none of the accepted kinds.
+            TypeError: ``data`` is none of the accepted kinds, or a stream
+                returned text or (non-blocking) None.
             StorageError: the backend failed; nothing was published.
             ScribeStoreError: a file or stream changed while it was being stored.
+            OSError: reading a stream failed (its own error); nothing was published.
         """
         return self.put_sized(data, progress=progress)[0]
 
     def put_sized(self, data: Source, *, progress: Progress = null) -> tuple[str, int]:
         """As :meth:`put`, returning ``(digest, size in bytes)``.
 
-        ``progress`` is started with the content's size once it is known and
-        advanced as bytes are stored (at once for content already stored).
+        ``progress`` is started with the content's size and advanced as bytes
+        are stored (at once for content already stored). A stream of chunked
+        size is stored as it is read, so its size is known only at its end:
+        its progress is started with ``None``.
         """
         try:
             with self.writing():
@@ -258,32 +259,27 @@ class ObjectWriter(abc.ABC):
         return done.digest, size
 
     def _put_stream(self, stream: IO[bytes], progress: Progress) -> tuple[str, int]:
-        # The digest names the object, so it must be known before publishing;
-        # spool to a temp file (memory while small) while hashing.
-        hasher = Hasher()
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
-            while True:
-                block = stream.read(BLOCK_SIZE)
-                if not block:
-                    break
-                if not isinstance(block, (bytes, bytearray, memoryview)):
-                    raise TypeError("put() needs a binary stream; this one returned text")
-                hasher.update(block)
-                spool.write(block)
-            digest = hasher.hexdigest()
-            if self._intact(digest):
-                progress.start(hasher.size, "storing")
-                progress.advance(hasher.size)
-                return digest, hasher.size
-            if hasher.size <= _SPOOL_MAX:
-                spool.seek(0)
-                data = spool.read()
-                return self._put_prepared(_Prepared(digest, len(data), None, data), progress)
-            spool.flush()
-            spool.seek(0)
-            progress.start(hasher.size, "storing")
-            self._publish(digest, hasher.size, spool, progress)
-            return digest, hasher.size
+        # Content below the chunking threshold is held whole and named first.
+        # Larger content is chunked as it is read and named by the chunking
+        # pass itself (FORMAT 4.3): nothing is spooled, and chunks already
+        # stored are not written again.
+        head = _read_head(stream, CHUNK_THRESHOLD)
+        if len(head) < CHUNK_THRESHOLD:
+            return self._put_prepared(_Prepared(hash_bytes(head), len(head), None, head), progress)
+        progress.start(None, "storing")
+        self._wrap_os(self._packs().refresh, "packs")
+        source = StreamWindows(head, stream, BLOCK_SIZE)
+        try:
+            done = self._write_chunks(source, memoryview(head)[: codec.PROBE_SIZE * 4], progress)
+        except StorageError:
+            if source.read_error is not None:
+                raise source.read_error from None  # the caller's stream failed, not the store
+            raise
+        # A damaged stored copy fails this check and is deleted, so the
+        # recipe just written replaces it.
+        if not self._intact(done.digest):
+            self._publish_recipe(done.digest, done.size, done.recipe)
+        return done.digest, done.size
 
     def _put_prepared(self, src: _Prepared, progress: Progress) -> tuple[str, int]:
         progress.start(src.size, "storing")
@@ -518,6 +514,28 @@ def encode_loose(
         yield compressor.flush()
     if hasher.size != size or hasher.hexdigest() != digest:
         raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _read_head(stream: IO[bytes], limit: int) -> bytes:
+    """Up to ``limit`` bytes from the start of ``stream`` (fewer only if it ends first).
+
+    Raises:
+        TypeError: the stream returned text, or None (non-blocking).
+        OSError: reading the stream failed.
+    """
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        block = stream.read(min(BLOCK_SIZE, limit - got))
+        if block is None:
+            raise TypeError("put() needs a blocking binary stream; this one had no data ready")
+        if not isinstance(block, (bytes, bytearray, memoryview)):
+            raise TypeError("put() needs a binary stream; this one returned text")
+        if not block:
+            break
+        parts.append(bytes(block))
+        got += len(block)
+    return b"".join(parts)
 
 
 def _probe(source: BufferWindows | FileWindows) -> memoryview:
