@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import time
 from pathlib import Path
@@ -167,22 +168,52 @@ def test_condemned_pack_whose_chunks_were_stored_again_is_deleted(location: Loca
     assert reader.load_artifact("again") == data
 
 
-def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(location: Location) -> None:
+def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(
+    location: Location, tmp_path: Path
+) -> None:
     setup_store(location)
     store = store_at(location)
     data = random.Random(3).randbytes(6 << 20)
-    digest = store.put(data)
+    src = tmp_path / "again.bin"
+    src.write_bytes(data)
+    past = time.time() - 60  # older than its hashing: the stat cache may trust it
+    os.utime(src, (past, past))
+    digest = store.put(src)
     recipe = store.storage.read_bytes(object_path(digest))
     first = collect_garbage(store, grace=NOW)
     assert digest in first.deleted_objects and len(first.condemned_packs) == 1
-    # A save that named the condemned chunks before the marker was written.
+    # A save that named the condemned chunks before the marker was written: the
+    # stat cache names the file, its object is found intact and no chunk is
+    # written, so the version saved needs the condemned pack.
     store.storage.write_new(object_path(digest), (recipe,))
     repo = Repository(location.join("repository.json"), **location.options)
-    repo.log_artifact("again", data, "bytes")
+    repo.log_artifact("again", src, "file")
     repo.save()
     second = collect_garbage(store, grace=NOW)
     assert second.rescued_packs == first.condemned_packs
     assert second.deleted_packs == ()
+    reader = Repository(location.join("repository.json"), mode="r", **location.options)
+    assert reader.load_artifact("again", dest=tmp_path / "out.bin").read_bytes() == data
+
+
+def test_a_stream_logged_again_rewrites_chunks_only_in_a_condemned_pack(
+    location: Location,
+) -> None:
+    """A stream is chunked as it is read: chunks that only a condemned pack
+    holds are not reused but written again, so the version saved never
+    depends on that pack, and gc deletes it."""
+    setup_store(location)
+    store = store_at(location)
+    data = random.Random(3).randbytes(6 << 20)
+    digest = store.put(data)
+    first = collect_garbage(store, grace=NOW)
+    assert digest in first.deleted_objects and len(first.condemned_packs) == 1
+    repo = Repository(location.join("repository.json"), **location.options)
+    repo.log_artifact("again", data, "bytes")
+    repo.save()
+    second = collect_garbage(store, grace=NOW)
+    assert second.rescued_packs == ()
+    assert second.deleted_packs == first.condemned_packs
     reader = Repository(location.join("repository.json"), mode="r", **location.options)
     assert reader.load_artifact("again") == data
 
