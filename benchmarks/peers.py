@@ -63,10 +63,11 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
 
     The peak is the child's own VmHWM, read while it runs: ``ru_maxrss``
     from ``wait4`` would start from this process's peak, inherited across
-    fork and exec.
+    fork and exec. Dirty pages are synced first, outside the timing.
     """
     peak = [0.0]
     done = threading.Event()
+    os.sync()  # as before each of scribestore's runs: no writeback left to wait for
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

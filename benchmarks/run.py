@@ -130,9 +130,13 @@ def run_scenario(name: str, **args: Any) -> dict[str, Any]:
     in ``<work>.cache``: scenarios on one store share them, as one user's
     runs would, and a new store starts with none, so an ingest of new
     content never finds a stat record of the same path from another store.
+    Dirty pages are synced first, outside the timing: otherwise a scenario
+    that fsyncs would also wait for the writeback of files that the harness
+    or an earlier scenario (``cp`` without fsync, a copy to a new path) left.
     """
     import subprocess
 
+    os.sync()
     env = {**os.environ, "SCRIBESTORE_CACHE_DIR": f"{args['work']}.cache"}
     out = subprocess.run(
         [sys.executable, str(HERE / "scenarios.py"), name, json.dumps(args)],
