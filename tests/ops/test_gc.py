@@ -196,28 +196,6 @@ def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(
     assert reader.load_artifact("again", dest=tmp_path / "out.bin").read_bytes() == data
 
 
-def test_a_stream_logged_again_rewrites_chunks_only_in_a_condemned_pack(
-    location: Location,
-) -> None:
-    """A stream is chunked as it is read: chunks that only a condemned pack
-    holds are not reused but written again, so the version saved never
-    depends on that pack, and gc deletes it."""
-    setup_store(location)
-    store = store_at(location)
-    data = random.Random(3).randbytes(6 << 20)
-    digest = store.put(data)
-    first = collect_garbage(store, grace=NOW)
-    assert digest in first.deleted_objects and len(first.condemned_packs) == 1
-    repo = Repository(location.join("repository.json"), **location.options)
-    repo.log_artifact("again", data, "bytes")
-    repo.save()
-    second = collect_garbage(store, grace=NOW)
-    assert second.rescued_packs == ()
-    assert second.deleted_packs == first.condemned_packs
-    reader = Repository(location.join("repository.json"), mode="r", **location.options)
-    assert reader.load_artifact("again") == data
-
-
 def test_unreadable_manifest_stops_gc(location: Location) -> None:
     _, _, orphans = setup_store(location)
     open_storage(location.url, **location.options).write_atomic("repository.json", b"{trunc")
