@@ -11,10 +11,17 @@ from pathlib import Path
 import pytest
 
 from scribestore import ObjectStore, Repository
+from scribestore.exception import IntegrityError
 from scribestore.ops.fsck import check_store, repair_store
 from scribestore.ops.gc import collect_garbage
 from scribestore.store import pack_index
-from scribestore.store.layout import MERGED_EXT, PACK_DIR, merged_index_path, parse_pack_name
+from scribestore.store.layout import (
+    MERGED_EXT,
+    PACK_DIR,
+    merged_index_path,
+    pack_path,
+    parse_pack_name,
+)
 from scribestore.store.midx import MergedIndex, digest_array, encode_merged, new_merged_id
 from scribestore.store.pack_index import PackIndex
 from scribestore.store.packs import ChunkLocation, PackTable, read_pack_table, rewrite_index
@@ -297,3 +304,83 @@ def test_parsed_merged_indexes_are_dropped_once_replaced(tmp_path: Path) -> None
     _fresh_index(store)
     # The replaced one is not kept in memory.
     assert pack_index.parsed_merged(store.storage.url) == (second,)
+
+
+def _lying_merged_index(store: ObjectStore) -> tuple[str, str]:
+    """Replace the merged index with one that passes its checksum but puts every
+    chunk of the first pack at its neighbour's location: (its id, that pack)."""
+    packs = _names(store, "idx")
+    tables: dict[str, tuple[int, list[tuple[bytes, ChunkLocation]]]] = {}
+    for pack_id in packs:
+        table = read_pack_table(store.storage, pack_id)
+        tables[pack_id] = (table.total, table.entries)
+    total, entries = tables[packs[0]]
+    locations = [loc for _, loc in entries]
+    shifted = [(d, locations[(i + 1) % len(locations)]) for i, (d, _) in enumerate(entries)]
+    tables[packs[0]] = (total, shifted)
+    for name in _names(store, MERGED_EXT):
+        store.storage.delete(merged_index_path(name))
+    merged_id = new_merged_id()
+    store.storage.write_new(merged_index_path(merged_id), (encode_merged(tables),))
+    return merged_id, packs[0]
+
+
+def test_a_merged_index_that_disagrees_with_a_pack_is_set_aside(location: Location) -> None:
+    """A checksum-valid merged index that misplaces chunks costs time, not data:
+    a read that fails where it points asks the pack's own index, and the
+    merged index is used no more."""
+    store = ObjectStore(location.join("objects"), **location.options)
+    digests = [store.put(_content(n)) for n in range(2)]
+    assert store.merge_indexes() is not None
+    merged_id, pack = _lying_merged_index(store)
+    reader = ObjectStore(location.join("objects"), **location.options)
+    assert [reader.get(d) for d in digests] == [_content(0), _content(1)]
+    with reader.open(digests[0]) as stream:
+        stream.seek(3 << 20)
+        assert stream.read(1000) == _content(0)[3 << 20 : (3 << 20) + 1000]
+    restorer = ObjectStore(location.join("objects"), **location.options)
+    copied = bytearray()
+    with restorer.open(digests[0]) as stream:
+        stream.copy_to(copied.extend)  # a restore's path: chunks not hashed one by one
+    assert copied == _content(0)
+
+    index = _fresh_index(store)
+    own = dict(read_pack_table(store.storage, pack).entries)
+    digest = next(iter(own))
+    wrong = index.get(digest)
+    assert wrong is not None and wrong != own[digest]
+    other = next(d for d, loc in index.items() if loc.pack != pack)
+    found = index.get(other)
+    assert found is not None
+    assert not index.confirm([(other, found)])  # agrees with its pack: damage
+    assert index.confirm([(digest, wrong)])
+    assert "own index has it at offset" in index.unusable_merged[merged_id]
+    assert merged_id not in index.levels and index.get(digest) == own[digest]
+    index.refresh()
+    assert merged_id not in index.levels  # never adopted again
+
+    problems = check_store(store).problems
+    assert [p.path for p in problems] == [merged_index_path(merged_id)]
+    assert repair_store(store).replaced_merged_indexes == (merged_id,)
+    assert check_store(store).ok
+
+
+def test_a_damaged_chunk_is_reported_though_a_merged_index_located_it(
+    location: Location,
+) -> None:
+    store = ObjectStore(location.join("objects"), **location.options)
+    digest = store.put(_content(0))
+    assert store.merge_indexes() is not None
+    index = _fresh_index(store)
+    first = (store.recipe_chunks(digest) or [])[0]
+    loc = index.get(first)
+    assert loc is not None
+    path = pack_path(loc.pack)
+    data = bytearray(store.storage.read_bytes(path))
+    data[loc.offset + loc.length // 2] ^= 0xFF
+    store.storage.delete(path)
+    store.storage.write_new(path, (bytes(data),))
+    reader = ObjectStore(location.join("objects"), **location.options)
+    with pytest.raises(IntegrityError, match=first.hex()):
+        reader.get(digest)
+    assert not index.confirm([(first, loc)]) and not index.unusable_merged

@@ -154,7 +154,6 @@ class ChunkedStream:
                 i += 1
                 continue
             head = self._locate(i)
-            _check_size(self._recipe[i], head)
             run: list[tuple[int, ChunkLocation | None]] = [(self._recipe[i][1], head)]
             end = head.offset + head.length
             decoded = self._recipe[i][1]
@@ -163,7 +162,6 @@ class ChunkedStream:
                 if cache is not None and cache.has(digest):
                     break
                 loc = self._locate(i + len(run))
-                _check_size((digest, size), loc)
                 if loc.pack != head.pack or loc.offset != end:
                     break
                 if end + loc.length - head.offset > _MAX_RUN or decoded + size > _MAX_RUN:
@@ -195,18 +193,32 @@ class ChunkedStream:
             return self._from_cache(start)
         try:
             data = self._read_run(first, length)
+            buf, out = self._decode(start, first, data, run, check=check)
         except FileNotFoundError:
             # gc deleted the pack after moving its live chunks: look again.
             self._index.refresh()
             self._located = None
             return self._gather(start, len(run))
-        buf, out = self._decode(start, first, data, run, check=check)
+        except UnsupportedFormatError:
+            raise
+        except ValueError:  # short, undecodable or not hashing to its name
+            if not self._misplaced(start, run):
+                raise
+            self._located = None
+            return self._gather(start, len(run))
         if self._cache is not None and check:
             at = 0
             for j, (size, _) in enumerate(run):
                 self._cache.put(self._recipe[start + j][0], out[at : at + size])
                 at += size
         return buf, out
+
+    def _misplaced(self, start: int, run: list[tuple[int, ChunkLocation | None]]) -> bool:
+        """Whether a run that failed to read or check was misplaced by a merged
+        index rather than damaged: asks the index about each of its chunks
+        (see :meth:`PackIndex.confirm`)."""
+        located = [(self._recipe[start + j][0], loc) for j, (_, loc) in enumerate(run) if loc]
+        return self._index.confirm(located)
 
     def _gather(self, start: int, count: int) -> tuple[bytearray, memoryview]:
         """Entries ``start`` to ``start + count`` decoded into one buffer, wherever they are."""
@@ -260,6 +272,9 @@ class ChunkedStream:
     ) -> tuple[bytearray, memoryview]:
         """Decode one run read by :meth:`_read_run` and (with ``check``) check every
         chunk against the recipe."""
+        for j, (_, loc) in enumerate(run):
+            if loc is not None:
+                _check_size(self._recipe[start + j], loc)
         spans = [(loc.offset - first.offset, loc.length, size) for size, loc in run if loc]
         total = sum(size for size, _ in run)
         buf = self._buffer_for(total)

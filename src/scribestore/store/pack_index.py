@@ -76,6 +76,8 @@ class PackIndex:
         #: Merged indexes that could not be used: id -> why (their packs were
         #: loaded one by one instead).
         self.unusable_merged: dict[str, str] = {}
+        # Merged indexes that disagreed with a pack's own index: never used again.
+        self._distrusted: set[str] = set()
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
 
@@ -173,6 +175,8 @@ class PackIndex:
         for merged_id in reversed(merged_ids):
             if len(chosen) == LEVELS or (chosen and len(uncovered) < DELTA_AT):
                 break
+            if merged_id in self._distrusted:
+                continue
             merged = current.get(merged_id) or self._read(merged_id)
             if merged is not None and (not chosen or not uncovered.isdisjoint(merged.packs)):
                 chosen.append(merged)
@@ -252,6 +256,57 @@ class PackIndex:
                 else:
                     out[j] = self._choose(out[j], merged.locations_from(first, digests[j]))
         return out
+
+    def confirm(self, run: Sequence[tuple[bytes, ChunkLocation]]) -> bool:
+        """After chunks of one pack could not be read or checked where they were
+        located (``run``: digest and location each): whether to locate them again.
+
+        A merged index is derived from the per-pack indexes, and one that
+        passes its checksum can still disagree with them (a faulty writer).
+        When a location came from merged indexes and its pack's own index
+        does not record it, those merged indexes are set aside for this
+        index (listed in :attr:`unusable_merged`, never used again) and the
+        per-pack indexes of their packs are loaded, so each chunk is found
+        where its pack's index says, or in no pack; True is returned. True
+        also when the index no longer gives one of the locations (a refresh
+        moved it). False when every location is what the pack's own index
+        records: the damage is in the pack.
+
+        Raises:
+            OSError: the pack's index or the pack directory could not be read.
+        """
+        if any(self.get(digest) != location for digest, location in run):
+            return True
+        with self._lock:
+            merged = [(d, loc) for d, loc in run if self._entries.get(d) != loc]
+            levels = self._levels
+        if not merged:
+            return False  # all from the tail, which holds the packs' own indexes
+        try:
+            own = dict(read_pack_table(self._storage, merged[0][1].pack).entries)
+        except FileNotFoundError:
+            return True  # deleted by gc meanwhile: its chunks are elsewhere now
+        except ValueError:
+            return False  # its own index is damaged or newer: nothing better to go by
+        wrong = [(d, loc) for d, loc in merged if own.get(d) != loc]
+        if not wrong:
+            return False
+        digest, location = wrong[0]
+        held = own.get(digest)
+        why = (
+            f"locates chunk {digest.hex()} at offset {location.offset} of pack "
+            f"{location.pack}, where that pack's own index has "
+            + (f"it at offset {held.offset}" if held else "no such chunk")
+        )
+        suspects = {m.id for m in levels for d, loc in wrong if loc in m.find(d)}
+        with self._refreshing:
+            for merged_id in suspects:
+                self.unusable_merged[merged_id] = why
+            self._distrusted |= suspects
+            _forget_parsed(self._storage.url, exclude=suspects)
+            self._adopt(tuple(m for m in self._levels if m.id not in self._distrusted))
+            self._refresh()
+        return True
 
     def __contains__(self, digest: object) -> bool:
         """Whether a new chunk with this digest may reuse a stored one."""
@@ -395,11 +450,15 @@ def parsed_merged(url: str) -> tuple[str, ...]:
         return tuple(merged_id for key, merged_id in _PARSED if key == url)
 
 
-def _forget_parsed(url: str, listed: set[str]) -> None:
-    """Drop the parsed merged indexes of store ``url`` that are no longer listed."""
+def _forget_parsed(
+    url: str, listed: set[str] | None = None, *, exclude: set[str] | None = None
+) -> None:
+    """Drop the parsed merged indexes of store ``url`` that are no longer
+    ``listed``, and those in ``exclude``."""
     with _PARSED_LOCK:
-        for key in [k for k in _PARSED if k[0] == url and k[1] not in listed]:
-            del _PARSED[key]
+        for key in [k for k in _PARSED if k[0] == url]:
+            if (listed is not None and key[1] not in listed) or key[1] in (exclude or ()):
+                del _PARSED[key]
 
 
 def _entries_of(tables: dict[str, Table], condemned: set[str]) -> dict[bytes, ChunkLocation]:
