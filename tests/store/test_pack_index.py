@@ -341,8 +341,12 @@ def test_a_merged_index_that_disagrees_with_a_pack_is_set_aside(location: Locati
     restorer = ObjectStore(location.join("objects"), **location.options)
     copied = bytearray()
     with restorer.open(digests[0]) as stream:
-        stream.copy_to(copied.extend)  # a restore's path: chunks not hashed one by one
+        stream.copy_to(copied.extend)  # a restore's path, through a store of its own
     assert copied == _content(0)
+    copier = ObjectStore(location.join("objects"), **location.options)
+    target = ObjectStore(location.join("other"), **location.options)
+    assert copier.copy_to(target, digests[0]) == len(_content(0))  # blobs copied as stored
+    assert target.get(digests[0]) == _content(0)
 
     index = _fresh_index(store)
     own = dict(read_pack_table(store.storage, pack).entries)

@@ -65,6 +65,10 @@ Run = tuple[int, "ChunkLocation | None", int, list[tuple[int, "ChunkLocation | N
 Block = tuple[bytearray, memoryview, int]
 
 
+class _Misplaced(Exception):
+    """A run could not be read where a merged index put it, and the index changed."""
+
+
 def _check_size(entry: RecipeEntry, location: ChunkLocation) -> None:
     if location.size != entry[1]:
         raise ValueError(
@@ -218,7 +222,10 @@ class ChunkedStream:
         index rather than damaged: asks the index about each of its chunks
         (see :meth:`PackIndex.confirm`)."""
         located = [(self._recipe[start + j][0], loc) for j, (_, loc) in enumerate(run) if loc]
-        return self._index.confirm(located)
+        try:
+            return self._index.confirm(located)
+        except OSError:
+            return False  # the index cannot be asked: report the damage found
 
     def _gather(self, start: int, count: int) -> tuple[bytearray, memoryview]:
         """Entries ``start`` to ``start + count`` decoded into one buffer, wherever they are."""
@@ -241,7 +248,6 @@ class ChunkedStream:
         data = self._cache.get(digest)
         if data is None or len(data) != size:  # evicted or damaged meanwhile
             loc = self._locate(entry)
-            _check_size(self._recipe[entry], loc)
             return self._fetch(entry, loc, loc.length, [(size, loc)])
         buf = self._buffer_for(size)
         out = memoryview(buf)[:size]
@@ -318,8 +324,7 @@ class ChunkedStream:
         """
         whole = blake3.blake3()
         added: set[bytes] = set()
-        for start, first, data, run in self._raw_runs():
-            buf, out = self._decode(start, first, data, run)
+        for start, first, data, run, buf, out in self._raw_runs():
             whole.update(out)
             for j, (size, loc) in enumerate(run):
                 digest = self._recipe[start + j][0]
@@ -331,21 +336,33 @@ class ChunkedStream:
             advance(len(out))
         return str(whole.hexdigest())
 
-    def _raw_runs(self) -> Iterator[tuple[int, ChunkLocation, memoryview, list[Any]]]:
-        """Every run read as stored; a pack gc deleted since is looked for again, once."""
+    def _raw_runs(
+        self,
+    ) -> Iterator[tuple[int, ChunkLocation, memoryview, list[Any], bytearray, memoryview]]:
+        """Every run as stored and decoded, each chunk checked: (first entry, first
+        location, blobs, run, buffer, decoded). A pack gc deleted since, or a run a
+        merged index misplaced, is looked for again, once."""
         pos, retried = 0, False
         while pos < len(self._recipe):
             try:
                 for start, first, length, run in self._runs(pos, cached=False):
                     assert first is not None
                     data = self._read_run(first, length)
+                    try:
+                        buf, out = self._decode(start, first, data, run)
+                    except UnsupportedFormatError:
+                        raise
+                    except ValueError:
+                        if retried or not self._misplaced(start, run):
+                            raise
+                        raise _Misplaced from None
                     retried = False
-                    yield start, first, data, run
+                    yield start, first, data, run, buf, out
                     pos = start + len(run)
-            except FileNotFoundError:
+            except (FileNotFoundError, _Misplaced):
                 if retried:
                     raise
-                retried = True  # gc moved the chunks: locate every one again
+                retried = True  # gc moved the chunks, or the index did: locate every one again
                 self._index.refresh()
                 self._located = None
 

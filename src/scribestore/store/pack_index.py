@@ -285,7 +285,8 @@ class PackIndex:
         try:
             own = dict(read_pack_table(self._storage, merged[0][1].pack).entries)
         except FileNotFoundError:
-            return True  # deleted by gc meanwhile: its chunks are elsewhere now
+            self.refresh()  # deleted by gc meanwhile: its chunks are elsewhere now
+            return True
         except ValueError:
             return False  # its own index is damaged or newer: nothing better to go by
         wrong = [(d, loc) for d, loc in merged if own.get(d) != loc]
