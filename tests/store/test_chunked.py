@@ -749,6 +749,112 @@ def test_a_stream_that_turns_to_text_mid_way_is_refused(location: Location) -> N
     assert list(store) == []
 
 
+class _Scribbling:
+    """A stream whose ``readinto`` writes over the buffer it was given last time
+    (a stream keeping a view it should not), and whose ``read`` is honest."""
+
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+        self._last: memoryview | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def readinto(self, buffer: Any) -> int:
+        if self._last is not None:
+            self._last[:] = b"\xaa" * len(self._last)
+        n = self._f.readinto(buffer)
+        self._last = memoryview(buffer)[:n]
+        return n
+
+
+def test_a_stream_never_gets_a_view_of_the_windows(location: Location) -> None:
+    """A stream that writes into a buffer after handing its bytes over cannot
+    change what was stored: only streams known to copy are read into windows."""
+    store = open_store(location)
+    data = weights(4 * chunked.WINDOW + 999, seed=12)
+    digest = store.put(cast("IO[bytes]", _Scribbling(data)))
+    assert digest == b3(data)
+    assert open_store(location).get(digest) == data
+    from scribestore.ops.fsck import check_store
+
+    assert check_store(store).ok
+
+
+class _Pieces:
+    """A file-like adapter over fixed pieces whose ``read`` ignores its size."""
+
+    def __init__(self, data: bytes, piece: int, kind: str) -> None:
+        self._pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+        self._kind = kind
+
+    def read(self, n: int = -1) -> bytes | memoryview:
+        if not self._pieces:
+            return b""
+        piece = self._pieces.pop(0)
+        if self._kind == "int32":
+            return memoryview(piece).cast("B").cast("i") if len(piece) % 4 == 0 else piece
+        return piece
+
+
+@pytest.mark.parametrize(
+    ("piece", "kind"),
+    [(64 << 10, "bytes"), (5 << 20, "bytes"), (9 << 20, "bytes"), (1 << 20, "int32")],
+)
+def test_reads_longer_than_asked_and_typed_views_are_stored_whole(
+    tmp_path: Path, piece: int, kind: str
+) -> None:
+    """A ``read`` returning more than asked (bytes kept for the next window) or a
+    view of another item format stores exactly the bytes it returned."""
+    data = weights(3 * chunked.WINDOW + 4 * 1024, seed=13)
+    store = ObjectStore(tmp_path / "objects")
+    digest = store.put(cast("IO[bytes]", _Pieces(data, piece, kind)))
+    assert digest == b3(data)
+    assert ObjectStore(tmp_path / "objects").get(digest) == data
+
+
+def test_a_raw_stream_with_read_only_is_read_through_read(tmp_path: Path) -> None:
+    class ReadOnlyRaw(io.RawIOBase):  # readinto is RawIOBase's, which raises
+        def __init__(self, data: bytes) -> None:
+            super().__init__()
+            self._f = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            return self._f.read(n)
+
+    data = weights(2 * chunked.WINDOW + 7, seed=14)
+    store = ObjectStore(tmp_path / "objects")
+    assert store.get(store.put(cast("IO[bytes]", ReadOnlyRaw(data)))) == data
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, "lots", 1 << 40])
+def test_an_impossible_readinto_count_stores_nothing(tmp_path: Path, count: object) -> None:
+    """A stream declared to copy (``CopyingRawIO``) is read into the windows, and a
+    count it could not have read is refused, not trusted."""
+
+    class Lying(chunked.CopyingRawIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self._f = io.BytesIO(weights(3 * chunked.WINDOW, seed=15))
+            self._calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> Any:
+            self._calls += 1
+            n = self._f.readinto(buffer)
+            return count if self._calls == 3 else n
+
+    store = ObjectStore(tmp_path / "objects")
+    with pytest.raises(OSError, match="readinto"):
+        store.put(cast("IO[bytes]", Lying()))
+    assert list(store) == []
+
+
 def test_mutable_buffers_are_copied_before_chunking() -> None:
     """The bytes that are hashed are the bytes that are stored, even if the caller's
     buffer changes meanwhile: mutable sources are copied window by window."""

@@ -35,6 +35,7 @@ from scribestore.exception import (
 )
 from scribestore.manifest.schema import validate_fname
 from scribestore.storage.base import BLOCK_SIZE
+from scribestore.store.chunks import CopyingRawIO
 
 __all__ = ["FolderHandler"]
 
@@ -227,8 +228,9 @@ def _tar_stream(root: str) -> Iterator[bytes]:
     yield b"\0" * (2 * _BLOCK)
 
 
-class _Chunks(io.RawIOBase):
-    """A readable stream over an iterator of byte strings."""
+class _Chunks(CopyingRawIO):
+    """A readable stream over an iterator of byte strings (read straight into
+    a store's windows: it only copies into the buffers it is given)."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import socket
 import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,7 @@ __all__ = [
     "BlobSink",
     "BufferWindows",
     "ChunkWrite",
+    "CopyingRawIO",
     "FileWindows",
     "RecipeEntry",
     "StreamWindows",
@@ -182,6 +184,40 @@ _NO_DATA = (
 )
 
 
+class CopyingRawIO(io.RawIOBase):
+    """Base of streams whose ``readinto`` only copies into the buffer it is
+    given, and keeps no reference to it.
+
+    :class:`StreamWindows` reads such streams straight into its window
+    buffers. Any other stream (the standard library's file, memory and
+    socket streams apart) is read with ``read``, and what it returns is
+    copied: a stream given a view of a window could write into it after its
+    bytes were hashed, and the chunks stored would not be the bytes named.
+    """
+
+
+def _fills_privately(stream: object) -> bool:
+    """Whether ``stream.readinto`` may be given a view of a window buffer."""
+    kind = type(stream)
+    if kind in (io.FileIO, io.BytesIO, socket.SocketIO):
+        return True  # exact types: a subclass may override readinto
+    if kind in (io.BufferedReader, io.BufferedRandom):
+        # A large read goes straight to the raw stream's readinto.
+        try:
+            return _fills_privately(stream.raw)  # type: ignore[attr-defined]
+        except ValueError:  # detached
+            return False
+    return isinstance(stream, CopyingRawIO)
+
+
+def _byte_view(block: bytes | bytearray | memoryview) -> memoryview:
+    """``block`` as a flat view of unsigned bytes."""
+    view = memoryview(block)
+    if view.format == "B" and view.ndim == 1:
+        return view
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+
+
 class StreamWindows:
     """Windows of a binary stream read once, forward, without spooling it.
 
@@ -199,6 +235,9 @@ class StreamWindows:
         self._stream = stream
         self._block = block
         self._ended = False
+        self._direct = _fills_privately(stream)
+        # Bytes a read returned beyond what was asked, for the next window.
+        self._pending = memoryview(b"")
         #: What reading the stream raised, so the caller can tell it from a store failure.
         self.read_error: OSError | None = None
 
@@ -212,8 +251,14 @@ class StreamWindows:
             OSError: reading the stream failed.
         """
         carry = start - self._tail_start
-        if not 0 <= carry <= len(self._tail) or len(self._tail) - carry > length:
+        if not 0 <= carry <= len(self._tail):
             raise ValueError(f"a stream is read forward only; window at {start} is out of reach")
+        if len(self._tail) - carry > length:
+            # Read beyond this window already (a head or a read longer than
+            # asked): those bytes come first next time.
+            beyond = bytes(self._tail[carry + length :])
+            self._pending = memoryview(beyond + bytes(self._pending))
+            self._tail = self._tail[: carry + length]
         out = memoryview(into)[:length]
         got = len(self._tail) - carry
         out[:got] = self._tail[carry:]
@@ -230,20 +275,35 @@ class StreamWindows:
         return out[:got]
 
     def _read_into(self, out: memoryview) -> int:
-        """Bytes read straight into ``out`` where the stream can, else read and copied."""
-        readinto = getattr(self._stream, "readinto", None)
-        if readinto is not None and not isinstance(self._stream, io.TextIOBase):
-            n = readinto(out)
+        """Copy the stream's next bytes into ``out``: at most ``len(out)``, 0 at its end.
+
+        Raises:
+            TypeError: the stream returned text, or None (non-blocking).
+            OSError: reading failed, or ``readinto`` returned an impossible count.
+        """
+        if self._pending:
+            n = min(len(out), len(self._pending))
+            out[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        if self._direct:
+            n = self._stream.readinto(out)  # type: ignore[attr-defined]
             if n is None:
                 raise TypeError(_NO_DATA)
-            return int(n)
+            if not isinstance(n, int) or not 0 <= n <= len(out):
+                raise OSError(f"the stream's readinto() returned {n!r} for {len(out)} bytes")
+            return n
         block = self._stream.read(len(out))
         if block is None:
             raise TypeError(_NO_DATA)
         if not isinstance(block, (bytes, bytearray, memoryview)):
             raise TypeError("put() needs a binary stream; this one returned text")
-        out[: len(block)] = block
-        return len(block)
+        view = _byte_view(block)
+        n = min(len(out), len(view))
+        out[:n] = view[:n]
+        if len(view) > n:  # more than asked: kept, copied, as the stream may reuse it
+            self._pending = memoryview(bytes(view[n:]))
+        return n
 
 
 class Windows(Protocol):

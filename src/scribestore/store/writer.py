@@ -123,14 +123,20 @@ class ObjectWriter(abc.ABC):
 
         ``data`` is bytes-like, a readable binary stream, or a local file path.
         Streams and files are read in blocks, never whole. Content already in
-        the store is not written again.
+        the store is not written again. A stream is read with ``read`` (which
+        may return more than asked), and what it returns is copied; only the
+        standard library's file, memory and socket streams, and
+        :class:`~scribestore.store.chunks.CopyingRawIO` streams, are read with
+        ``readinto`` straight into the store's buffers, so no other stream can
+        change bytes after they were hashed.
 
         Raises:
             TypeError: ``data`` is none of the accepted kinds, or a stream
                 returned text or (non-blocking) None.
             StorageError: the backend failed; nothing was published.
             ScribeStoreError: a file or stream changed while it was being stored.
-            OSError: reading a stream failed (its own error); nothing was published.
+            OSError: reading a stream failed (its own error, or a ``readinto``
+                count it cannot have read); nothing was published.
         """
         return self.put_sized(data, progress=progress)[0]
 
@@ -531,10 +537,11 @@ def _read_head(stream: IO[bytes], limit: int) -> bytes:
             raise TypeError("put() needs a blocking binary stream; this one had no data ready")
         if not isinstance(block, (bytes, bytearray, memoryview)):
             raise TypeError("put() needs a binary stream; this one returned text")
-        if not block:
+        part = bytes(block)  # a copy the stream cannot change, counted in bytes
+        if not part:
             break
-        parts.append(bytes(block))
-        got += len(block)
+        parts.append(part)
+        got += len(part)
     return b"".join(parts)
 
 
