@@ -20,6 +20,7 @@ from scribestore import (
 from scribestore.ops.gc import collect_garbage
 from scribestore.storage import open_storage
 from scribestore.store.layout import PACK_DIR, object_path
+from support.clock import writer_clock_ahead
 from support.helpers import spoil_pack_table
 from support.locations import Location
 from support.progress import Recorder
@@ -169,7 +170,7 @@ def test_condemned_pack_whose_chunks_were_stored_again_is_deleted(location: Loca
 
 
 def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(
-    location: Location, tmp_path: Path
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setup_store(location)
     store = store_at(location)
@@ -178,6 +179,7 @@ def test_condemned_pack_is_rescued_when_a_live_chunk_is_only_there(
     src.write_bytes(data)
     past = time.time() - 60  # older than its hashing: the stat cache may trust it
     os.utime(src, (past, past))
+    writer_clock_ahead(monkeypatch, 60)  # and its change time too
     digest = store.put(src)
     recipe = store.storage.read_bytes(object_path(digest))
     first = collect_garbage(store, grace=NOW)

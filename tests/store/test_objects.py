@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scribestore import (
+    ArtifactLogError,
     ContentChangedError,
     CorruptObjectError,
     IntegrityError,
@@ -693,3 +694,23 @@ def test_a_refresh_keeps_packs_added_while_it_lists(tmp_path: Path) -> None:
     index.refresh()
     assert late and late <= packs(index)
     assert len(list(index.items())) > before  # nothing was forgotten
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_put_refuses_a_path_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """A FIFO is refused at once (opening it for reading would wait for a
+    writer), a device is never read (``/dev/zero`` has no end)."""
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif kind == "directory":
+        path = tmp_path / "folder"
+        path.mkdir()
+    else:
+        path = Path(os.devnull)
+    store = ObjectStore(tmp_path / "objects")
+    with pytest.raises(ArtifactLogError, match="not a regular file"):
+        store.put(path)
+    assert list(store) == []

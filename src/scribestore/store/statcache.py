@@ -7,9 +7,11 @@ every field matches, the recorded digest names the content and the file is
 not read (the store still checks that the object is there and readable).
 
 As git treats racy index entries, a record is only trusted when the file's
-modification time is safely older than the moment its hashing began
-(:data:`RACY_NS`): a file written in the same instant it was hashed could
-change again without its times changing, and is hashed again next time.
+modification and change times are both safely older than the moment its
+hashing began (:data:`RACY_NS`): a file written in the same tick of a coarse
+clock as it was hashed could change again without its times changing, and is
+hashed again next time. The change time counts too because a modification
+time can be set back (``cp -p``, ``rsync -t``, ``tar x``).
 Changing a file's content changes its change time, which no user can set
 back, so a record does not name content a file no longer has, with one
 exception: writes to a page of a shared memory map that is already dirty
@@ -20,7 +22,8 @@ path retargeted meanwhile cannot pair one file's stat with another's digest.
 Records are small files under ``<cache root>/stat/``, one per path, named by
 the BLAKE3 of the path; they are written under a temporary name and renamed
 into place, so processes share them. ``SCRIBESTORE_STAT_CACHE=off`` turns
-the cache off; a record that cannot be read is ignored.
+the cache off; a record that cannot be read, or names no valid digest, is
+ignored.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import blake3
 import msgspec
 
 from scribestore.store.cache import cache_root, is_off
+from scribestore.store.hashing import is_digest
 
 __all__ = ["RACY_NS", "StatCache", "default_stat_cache"]
 
-#: A record is trusted only if the file was last modified at least this long
-#: before its hashing began (coarse file-system clocks tick in whole seconds).
+#: A record is trusted only if the file was last modified and last changed at
+#: least this long before its hashing began (coarse file-system clocks tick in
+#: whole seconds).
 RACY_NS = 2_000_000_000
 
 
@@ -60,7 +65,8 @@ def _matches(record: _Record, path: str, st: os.stat_result) -> bool:
         and record.size == st.st_size
         and record.mtime_ns == st.st_mtime_ns
         and record.ctime_ns == st.st_ctime_ns
-        and record.mtime_ns + RACY_NS <= record.hashed_at_ns
+        and max(record.mtime_ns, record.ctime_ns) + RACY_NS <= record.hashed_at_ns
+        and is_digest(record.digest)
     )
 
 

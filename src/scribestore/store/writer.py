@@ -14,6 +14,7 @@ import abc
 import contextlib
 import io
 import os
+import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,6 +24,7 @@ import msgspec
 import zstandard
 
 from scribestore.exception import (
+    ArtifactLogError,
     ContentChangedError,
     CorruptObjectError,
     IntegrityError,
@@ -135,6 +137,7 @@ class ObjectWriter(abc.ABC):
                 returned text or (non-blocking) None.
             StorageError: the backend failed; nothing was published.
             ScribeStoreError: a file or stream changed while it was being stored.
+            ArtifactLogError: a path names a directory, FIFO, socket or device.
             OSError: reading a stream failed (its own error, or a ``readinto``
                 count it cannot have read); nothing was published.
         """
@@ -175,7 +178,7 @@ class ObjectWriter(abc.ABC):
         )
 
     def _put_file(self, path: str, progress: Progress) -> tuple[str, int]:
-        with open(path, "rb") as f:
+        with _open_source(path) as f:
             before = os.fstat(f.fileno())
             known = self._stat_cache.lookup(path, before) if self._stat_cache else None
             # The stat cache names unchanged content without reading it; the
@@ -520,6 +523,38 @@ def encode_loose(
         yield compressor.flush()
     if hasher.size != size or hasher.hexdigest() != digest:
         raise _changed_error(digest, size, hasher.hexdigest(), hasher.size)
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # A FIFO opened for reading blocks until a writer comes; non-blocking, it
+    # opens at once and is refused below.
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _open_source(path: str) -> IO[bytes]:
+    """Open the file to store at ``path``, refusing anything but a regular file.
+
+    Raises:
+        ArtifactLogError: ``path`` is a directory, FIFO, socket or device.
+        OSError: it cannot be opened.
+    """
+    refused = ArtifactLogError(
+        f"cannot store {path}: it is not a regular file (a directory, FIFO, socket or "
+        "device); only regular files are stored by path"
+    )
+    try:
+        f = open(path, "rb", opener=_nonblocking)  # noqa: SIM115 - returned open
+    except IsADirectoryError:
+        raise refused from None
+    try:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise refused
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(f.fileno(), True)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _read_head(stream: IO[bytes], limit: int) -> bytes:
