@@ -309,6 +309,40 @@ def test_load_stream_into_directory_needs_fname(tmp_path: Path) -> None:
     assert (out / "sub" / "x.bin").read_bytes() == b"payload"
 
 
+def test_a_stored_name_never_leads_through_a_symlink_in_dest(tmp_path: Path) -> None:
+    """``cfg/x.bin`` from a manifest is refused when ``dest/cfg`` is a symlink: the
+    write would land outside ``dest``. A symlink as the file itself is replaced."""
+    store, digest = stored(tmp_path, b"payload")
+    handler = get_handler("file")
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "cfg").symlink_to(outside)
+    with store.open(digest) as reader, pytest.raises(ValueError, match="symlink"):
+        handler.load_stream(reader, dest=out, fname="cfg/x.bin")
+    (out / "a").mkdir()
+    (out / "a" / "b").symlink_to(outside)
+    with store.open(digest) as reader, pytest.raises(ValueError, match="symlink"):
+        handler.load_stream(reader, dest=out, fname="a/b/c/x.bin")
+    assert list(outside.iterdir()) == []
+    (out / "link.bin").symlink_to(outside / "target.bin")
+    with store.open(digest) as reader:
+        handler.load_stream(reader, dest=out, fname="link.bin")
+    assert not (out / "link.bin").is_symlink() and (out / "link.bin").read_bytes() == b"payload"
+    assert list(outside.iterdir()) == []
+
+
+def test_a_restored_file_keeps_no_setuid_bit_of_the_file_it_replaces(tmp_path: Path) -> None:
+    store, digest = stored(tmp_path, b"payload")
+    target = tmp_path / "tool"
+    target.write_bytes(b"old")
+    target.chmod(0o4755)
+    with store.open(digest) as reader:
+        get_handler("file").load_stream(reader, dest=target)
+    assert target.read_bytes() == b"payload"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
 def test_load_stream_argument_errors(tmp_path: Path) -> None:
     store, digest = stored(tmp_path, b"payload")
     handler = get_handler("file")

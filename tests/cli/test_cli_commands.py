@@ -423,6 +423,23 @@ def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.bin").exists() and list(dest.iterdir()) == []
 
 
+def test_get_refuses_a_stored_name_through_a_symlink(tmp_path: Path) -> None:
+    from support.helpers import seal
+
+    manifest = make_repo(tmp_path / "s")
+    doc = json.loads(manifest.read_text())
+    name = next(iter(doc["artifacts"]))
+    doc["artifacts"][name][0]["fname"] = "cfg/victim.bin"
+    manifest.write_bytes(seal(doc))
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    dest.mkdir()
+    outside.mkdir()
+    (dest / "cfg").symlink_to(outside)
+    result = invoke("get", manifest, f"{name}@0", dest, "--force")
+    assert result.exit_code != 0 and "symlink" in result.stderr
+    assert list(outside.iterdir()) == []
+
+
 def test_gc_with_the_real_collector(tmp_path: Path) -> None:
     manifest = make_repo(tmp_path / "s")
     store = ObjectStore(tmp_path / "s" / "objects")

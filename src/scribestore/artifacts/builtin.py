@@ -21,7 +21,7 @@ import numpy
 from scribestore.artifacts.base import ArtifactHandler
 from scribestore.artifacts.folder import FolderHandler
 from scribestore.artifacts.frames import DataFrameHandler
-from scribestore.artifacts.localfile import write_atomically
+from scribestore.artifacts.localfile import check_no_link_between, write_atomically
 from scribestore.artifacts.tensors import SafetensorsHandler
 from scribestore.storage.base import BLOCK_SIZE
 
@@ -356,7 +356,9 @@ def _destination(dest: str | os.PathLike[str], fname: str | None) -> str:
             f"fname must be a relative file name ('model.json', 'weights/model.json'), "
             f"got {fname!r}"
         )
-    return os.path.join(target, *parts)
+    inside = os.path.join(target, *parts)
+    check_no_link_between(target, inside)
+    return inside
 
 
 #: Every built-in handler class, in the order they are documented.

@@ -18,7 +18,30 @@ from scribestore.progress import Progress, null
 from scribestore.storage.base import BLOCK_SIZE
 from scribestore.store.reader import ObjectReader
 
-__all__ = ["fsync_dir", "new_file_mode", "write_atomically"]
+__all__ = ["check_no_link_between", "fsync_dir", "new_file_mode", "write_atomically"]
+
+
+def check_no_link_between(top: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Refuse a ``target`` inside directory ``top`` reached through a symlink.
+
+    A stored file name such as ``cfg/model.bin`` comes from a manifest; if
+    ``top/cfg`` is a symlink, writing there would land outside ``top``. Only
+    the directories between ``top`` and ``target`` are checked: ``target``
+    itself, if a symlink, is replaced, never followed.
+
+    Raises:
+        ValueError: a directory between them is a symlink.
+    """
+    base = os.fspath(top)
+    rel = os.path.relpath(os.fspath(target), base)
+    here = base
+    for part in rel.split(os.sep)[:-1]:
+        here = os.path.join(here, part)
+        if os.path.islink(here):
+            raise ValueError(
+                f"refusing to write {target}: {here} is a symlink, and a stored file "
+                f"name must not lead out of {base}"
+            )
 
 
 def write_atomically(target: str, stream: IO[bytes], *, progress: Progress = null) -> None:
@@ -99,9 +122,11 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def new_file_mode(target: str) -> int:
-    """Permission bits for a file replacing ``target``: its own, or 0o666 minus the umask."""
+    """Permission bits for a file replacing ``target``: its own read, write and
+    execute bits (never setuid, setgid or sticky: the content is new, as a plain
+    write would clear them), or 0o666 minus the umask."""
     try:
-        return stat.S_IMODE(os.stat(target).st_mode)
+        return stat.S_IMODE(os.stat(target).st_mode) & 0o777
     except FileNotFoundError:
         return 0o666 & ~_umask()
 

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import click
 
 from scribestore.artifacts import get_handler
-from scribestore.artifacts.localfile import write_atomically
+from scribestore.artifacts.localfile import check_no_link_between, write_atomically
 from scribestore.cli.app import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
@@ -279,7 +279,9 @@ def export_target(dest: Path, fname: str, *, force: bool) -> Path:
     """
     try:
         target = dest / validate_fname(fname) if dest.is_dir() else dest
-    except InvalidNameError as exc:
+        if dest.is_dir():
+            check_no_link_between(dest, target)
+    except (InvalidNameError, ValueError) as exc:
         raise CliError(f"refusing to export: {exc}", EXIT_USAGE) from exc
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to replace it", EXIT_USAGE)
