@@ -278,15 +278,22 @@ def test_load_stream_to_dest_writes_exact_bytes(tmp_path: Path) -> None:
     assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~umask
 
 
-def test_load_stream_replaces_existing_dest_keeping_mode(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("before", "after"), [(0o640, 0o640), (0o4755, 0o755)], ids=["mode", "no-setuid"]
+)
+def test_load_stream_replaces_existing_dest_keeping_mode(
+    tmp_path: Path, before: int, after: int
+) -> None:
+    """The new file keeps the permission bits of the one it replaces, never its
+    setuid, setgid or sticky bit: the content is new."""
     store, digest = stored(tmp_path, b"new content")
     dest = tmp_path / "model.bin"
     dest.write_bytes(b"old")
-    dest.chmod(0o640)
+    dest.chmod(before)
     with store.open(digest) as reader:
         get_handler("file").load_stream(reader, str(dest))
     assert dest.read_bytes() == b"new content"
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert stat.S_IMODE(dest.stat().st_mode) == after
 
 
 def test_load_stream_into_directory_needs_fname(tmp_path: Path) -> None:
@@ -330,17 +337,6 @@ def test_a_stored_name_never_leads_through_a_symlink_in_dest(tmp_path: Path) -> 
         handler.load_stream(reader, dest=out, fname="link.bin")
     assert not (out / "link.bin").is_symlink() and (out / "link.bin").read_bytes() == b"payload"
     assert list(outside.iterdir()) == []
-
-
-def test_a_restored_file_keeps_no_setuid_bit_of_the_file_it_replaces(tmp_path: Path) -> None:
-    store, digest = stored(tmp_path, b"payload")
-    target = tmp_path / "tool"
-    target.write_bytes(b"old")
-    target.chmod(0o4755)
-    with store.open(digest) as reader:
-        get_handler("file").load_stream(reader, dest=target)
-    assert target.read_bytes() == b"payload"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o755
 
 
 def test_load_stream_argument_errors(tmp_path: Path) -> None:

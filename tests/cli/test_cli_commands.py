@@ -408,14 +408,21 @@ def test_fsck_repair_rebuilds_a_damaged_pack_index(tmp_path: Path) -> None:
     assert report["ok"] is True and index.read_bytes() == good
 
 
-def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
+def _repo_with_stored_name(tmp_path: Path, fname: str) -> tuple[Path, str]:
+    """A repository whose first artifact's version 0 records ``fname``, as a
+    crafted manifest could: (the manifest, the artifact's name)."""
     from support.helpers import seal
 
     manifest = make_repo(tmp_path / "s")
     doc = json.loads(manifest.read_text())
     name = next(iter(doc["artifacts"]))
-    doc["artifacts"][name][0]["fname"] = "../../escaped.bin"
+    doc["artifacts"][name][0]["fname"] = fname
     manifest.write_bytes(seal(doc))
+    return manifest, name
+
+
+def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
+    manifest, name = _repo_with_stored_name(tmp_path, "../../escaped.bin")
     dest = tmp_path / "dest"
     dest.mkdir()
     result = invoke("get", manifest, f"{name}@0", dest)
@@ -424,13 +431,7 @@ def test_get_refuses_a_crafted_export_name(tmp_path: Path) -> None:
 
 
 def test_get_refuses_a_stored_name_through_a_symlink(tmp_path: Path) -> None:
-    from support.helpers import seal
-
-    manifest = make_repo(tmp_path / "s")
-    doc = json.loads(manifest.read_text())
-    name = next(iter(doc["artifacts"]))
-    doc["artifacts"][name][0]["fname"] = "cfg/victim.bin"
-    manifest.write_bytes(seal(doc))
+    manifest, name = _repo_with_stored_name(tmp_path, "cfg/victim.bin")
     dest, outside = tmp_path / "dest", tmp_path / "outside"
     dest.mkdir()
     outside.mkdir()

@@ -28,7 +28,7 @@ from scribestore.cli.app import (
     store_options,
     table,
 )
-from scribestore.exception import InvalidNameError, ObjectNotFoundError
+from scribestore.exception import ObjectNotFoundError
 from scribestore.manifest.schema import validate_fname
 from scribestore.progress import copy_stream, null
 from scribestore.project import Project
@@ -277,15 +277,16 @@ def export_target(dest: Path, fname: str, *, force: bool) -> Path:
         CliError: an unsafe ``fname``, an existing target without ``force``,
             or a missing directory.
     """
+    into = dest.is_dir()
     try:
-        target = dest / validate_fname(fname) if dest.is_dir() else dest
-        if dest.is_dir():
+        target = dest / validate_fname(fname) if into else dest
+        if into:
             check_no_link_between(dest, target)
-    except (InvalidNameError, ValueError) as exc:
+    except ValueError as exc:  # an InvalidNameError, or a symlink on the way
         raise CliError(f"refusing to export: {exc}", EXIT_USAGE) from exc
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to replace it", EXIT_USAGE)
-    if dest.is_dir() and target.parent != dest:
+    if into and target.parent != dest:
         target.parent.mkdir(parents=True, exist_ok=True)  # a logged "weights/model.json"
     if not target.parent.is_dir():
         raise CliError(f"directory {target.parent} does not exist", EXIT_NOT_FOUND)

@@ -359,11 +359,12 @@ class ChunkedStream:
                     retried = False
                     yield start, first, data, run, buf, out
                     pos = start + len(run)
-            except (FileNotFoundError, _Misplaced):
+            except (FileNotFoundError, _Misplaced) as exc:
                 if retried:
                     raise
                 retried = True  # gc moved the chunks, or the index did: locate every one again
-                self._index.refresh()
+                if isinstance(exc, FileNotFoundError):
+                    self._index.refresh()  # a misplacement refreshed it already
                 self._located = None
 
     def whole(self) -> Generator[memoryview, None, None]:

@@ -178,8 +178,8 @@ class ObjectWriter(abc.ABC):
         )
 
     def _put_file(self, path: str, progress: Progress) -> tuple[str, int]:
-        with _open_source(path) as f:
-            before = os.fstat(f.fileno())
+        f, before = _open_source(path)
+        with f:
             known = self._stat_cache.lookup(path, before) if self._stat_cache else None
             # The stat cache names unchanged content without reading it; the
             # object must still be stored whole (a re-log repairs lost chunks).
@@ -531,8 +531,9 @@ def _nonblocking(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
-def _open_source(path: str) -> IO[bytes]:
-    """Open the file to store at ``path``, refusing anything but a regular file.
+def _open_source(path: str) -> tuple[IO[bytes], os.stat_result]:
+    """Open the file to store at ``path``, refusing anything but a regular file;
+    return it with its ``stat``.
 
     Raises:
         ArtifactLogError: ``path`` is a directory, FIFO, socket or device.
@@ -547,14 +548,15 @@ def _open_source(path: str) -> IO[bytes]:
     except IsADirectoryError:
         raise refused from None
     try:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
             raise refused
         if hasattr(os, "O_NONBLOCK"):
             os.set_blocking(f.fileno(), True)
     except BaseException:
         f.close()
         raise
-    return f
+    return f, st
 
 
 def _read_head(stream: IO[bytes], limit: int) -> bytes:
